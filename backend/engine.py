@@ -1,0 +1,340 @@
+"""The engine: runs queries, mutations and actions against the store.
+
+A query runs in one snapshot and returns its value with the read set it recorded. A mutation
+runs in one serializable write transaction; when it loses a race (a serialization failure on
+PostgreSQL, a busy database on SQLite) the whole function runs again from the start, with
+jittered exponential backoff, a bounded number of times; only then does the caller see
+``CONFLICT``. Nothing of a failed attempt is kept. A committed mutation gets a timestamp from
+the store, and the engine tells its commit listeners (the scheduler, the sync layer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
+
+from backend.errors import ConvexError, ErrorCode, InternalError, invalid_argument
+from backend.runtime import Runtime, to_ms, to_ns
+from backend.schema import Schema
+from backend.storage.store import RetryableConflict, StorageError, Store, StoreWriter
+from backend.transactions.limits import Limits
+from backend.transactions.readset import ReadSet, WriteSet
+from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.udf.app import App, canonical_path
+from backend.udf.context import ActionCtx, Auth, Identity, IdentityResolver, MutationCtx, QueryCtx
+from backend.udf.registry import FunctionKind, RegisteredFunction, Visibility
+from backend.values.convex_json import dumps, to_json
+
+log = logging.getLogger("backend.engine")
+T = TypeVar("T")
+AnyFunction = RegisteredFunction[Any, Any, Any]
+CommitListener = Callable[[int, WriteSet], None]
+
+
+class FunctionFailed(InternalError):
+    """A function raised something other than ``ConvexError``: a bug. ``public_message`` is
+    what the caller may see (just "Server Error" unless ``DEV_MODE``)."""
+
+    def __init__(self, public_message: str) -> None:
+        super().__init__(public_message)
+        self.public_message = public_message
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    value: Any
+    read_set: ReadSet
+    ts: int
+    used_auth: bool
+
+
+@dataclass(frozen=True)
+class MutationResult:
+    value: Any
+    ts: int
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 40
+    base_delay: float = 0.002
+    max_delay: float = 0.25
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        app: App,
+        *,
+        system_schema: Schema | None = None,
+        system_functions: dict[str, AnyFunction] | None = None,
+        runtime: Runtime | None = None,
+        limits: Limits | None = None,
+        dev_mode: bool = False,
+        identity_resolver: IdentityResolver | None = None,
+        retry: RetryPolicy | None = None,
+        mail_transport: Any = None,
+    ) -> None:
+        self.store = store
+        self.app = app
+        self.schema = app.schema.merged(system_schema) if system_schema else app.schema
+        self.functions: dict[str, AnyFunction] = dict(app.functions)
+        for path, fn in (system_functions or {}).items():
+            if path in self.functions:
+                raise TypeError(f"{path} is defined by the app and by the engine")
+            fn.path = path
+            self.functions[path] = fn
+        self.runtime = runtime or Runtime()
+        self.limits = limits or Limits()
+        self.dev_mode = dev_mode
+        self.identity_resolver = identity_resolver
+        self.retry = retry or RetryPolicy()
+        self._listeners: list[CommitListener] = []
+        self.mail_transport = mail_transport
+
+    # ---- function lookup and invocation -------------------------------------------------
+
+    def resolve(self, fn: AnyFunction | str, kind: FunctionKind, *, internal: bool) -> AnyFunction:
+        """The registered function behind a path or a reference, checked for kind and reach."""
+        if isinstance(fn, RegisteredFunction):
+            if fn.path is None or self.functions.get(fn.path) is not fn:
+                raise TypeError(f"{fn!r} is not part of this app")
+            found = fn
+        else:
+            if not isinstance(fn, str) or len(fn) > 256:
+                raise invalid_argument("a function path must be a string", "path")
+            path = canonical_path(fn)
+            candidate = self.functions.get(path)
+            if candidate is None or (candidate.visibility is Visibility.INTERNAL and not internal):
+                raise ConvexError(
+                    ErrorCode.NOT_FOUND, f"Could not find public function for '{path}'", path=path
+                )
+            found = candidate
+        if found.kind is not kind:
+            raise invalid_argument(
+                f"{found.path} is a {found.kind.value}, not a {kind.value}", "path"
+            )
+        return found
+
+    def _check_args(self, args: Any) -> None:
+        encoded = dumps(to_json(args, max_depth=self.limits.max_depth))
+        if len(encoded) > self.limits.max_args_bytes:
+            raise ConvexError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"arguments are {len(encoded)} bytes; the limit is {self.limits.max_args_bytes}",
+            )
+
+    async def _invoke(self, fn: AnyFunction, ctx: Any, args: dict[str, Any]) -> Any:
+        positional, keywords = fn.validate_args(args)
+        try:
+            result = await fn.handler(ctx, *positional, **keywords)
+        except (ConvexError, RetryableConflict, StorageError, DBAPIError, FunctionFailed):
+            raise
+        except Exception as exc:
+            raise self._failure(fn, exc) from exc
+        return self._result(fn, result)
+
+    def _result(self, fn: AnyFunction, result: Any) -> Any:
+        if isinstance(result, BaseModel):
+            result = result.model_dump(mode="python")
+        try:
+            encoded = dumps(to_json(result, max_depth=self.limits.max_depth))
+        except ConvexError as exc:
+            raise self._failure(fn, TypeError(f"{fn.path} returned {exc.message}")) from exc
+        if len(encoded) > self.limits.max_result_bytes:
+            raise ConvexError(ErrorCode.LIMIT_EXCEEDED, f"{fn.path} returned too large a value")
+        return result
+
+    def _failure(self, fn: AnyFunction, exc: BaseException) -> FunctionFailed:
+        log.error("%s failed", fn.path, exc_info=exc)
+        if not self.dev_mode:
+            return FunctionFailed("Server Error")
+        where = ""
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if Path(frame.filename).name != "engine.py":
+                where = f" at {frame.filename}:{frame.lineno}"
+                break
+        return FunctionFailed(f"Server Error: {type(exc).__name__}: {exc}{where}")
+
+    async def _call_nested(
+        self, ctx: QueryCtx, fn: AnyFunction | str, args: dict[str, Any], kind: str
+    ) -> Any:
+        target = self.resolve(fn, FunctionKind(kind), internal=True)
+        nested_ctx: QueryCtx
+        if target.kind is FunctionKind.MUTATION:
+            if not isinstance(ctx, MutationCtx):
+                raise TypeError("a query cannot run a mutation")
+            nested_ctx = MutationCtx(self, ctx._txn, ctx.auth)
+        else:
+            nested_ctx = QueryCtx(self, ctx._txn, ctx.auth)
+        return await self._invoke(target, nested_ctx, args)
+
+    # ---- queries ------------------------------------------------------------------------
+
+    async def query_with_reads(
+        self, fn: AnyFunction | str, args: dict[str, Any], identity: Identity | None, *, internal: bool = False
+    ) -> QueryResult:
+        """Run a query at the newest snapshot; return its value, read set and timestamp."""
+        function = self.resolve(fn, FunctionKind.QUERY, internal=internal)
+        self._check_args(args)
+        async with self.store.snapshot() as reader:
+            txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
+            auth = Auth(identity, txn, self.identity_resolver)
+            value = await self._invoke(function, QueryCtx(self, txn, auth), args)
+        return QueryResult(value, txn.read_set, reader.snapshot_ts, auth.used)
+
+    async def run_query(
+        self, fn: AnyFunction | str, args: dict[str, Any], identity: Identity | None = None, *, internal: bool = False
+    ) -> Any:
+        return (await self.query_with_reads(fn, args, identity, internal=internal)).value
+
+    # ---- mutations ----------------------------------------------------------------------
+
+    async def run_mutation(
+        self,
+        fn: AnyFunction | str,
+        args: dict[str, Any],
+        identity: Identity | None = None,
+        *,
+        internal: bool = False,
+        request: tuple[str, int] | None = None,
+    ) -> MutationResult:
+        """Run a mutation exactly once; ``request=(sessionId, requestId)`` makes a resend of the
+        same request answer with the first outcome instead of running again."""
+        function = self.resolve(fn, FunctionKind.MUTATION, internal=internal)
+        self._check_args(args)
+
+        async def body(txn: Transaction) -> Any:
+            auth = Auth(identity, txn, self.identity_resolver)
+            return await self._invoke(function, MutationCtx(self, txn, auth), args)
+
+        return await self.write(
+            body,
+            function_path=function.path,
+            identity=identity.subject if identity else None,
+            request=request,
+        )
+
+    async def write(
+        self,
+        body: Callable[[Transaction], Awaitable[T]],
+        *,
+        function_path: str | None = None,
+        identity: str | None = None,
+        request: tuple[str, int] | None = None,
+    ) -> MutationResult:
+        """Run ``body`` in a serializable transaction, retrying lost races; commit its writes."""
+        policy = self.retry
+        for attempt in range(policy.max_attempts):
+            try:
+                return await self._attempt(body, function_path, identity, request)
+            except RetryableConflict as exc:
+                log.debug("%s lost a race (%s); attempt %d", function_path, exc, attempt + 1)
+                delay = min(policy.max_delay, policy.base_delay * 2**attempt)
+                await asyncio.sleep(delay * (0.5 + self.runtime.random.randbelow(1000) / 1000))
+        raise ConvexError(
+            ErrorCode.CONFLICT,
+            "The write kept conflicting with concurrent writes; nothing was written. Try again.",
+        )
+
+    async def _attempt(
+        self,
+        body: Callable[[Transaction], Awaitable[Any]],
+        function_path: str | None,
+        identity: str | None,
+        request: tuple[str, int] | None,
+    ) -> MutationResult:
+        async with self.store.writer() as writer:
+            if request is not None:
+                previous = await writer.find_outcome(*request)
+                if previous is not None:
+                    return MutationResult(_load_outcome(previous[1]), previous[0], replayed=True)
+            now = self.runtime.now()
+            txn = Transaction(writer, self.schema, self.runtime, self.limits, now=now)
+            value = await body(txn)
+            if txn.write_set.is_empty():
+                ts = await writer.current_ts()
+            else:
+                ts = await writer.commit(
+                    now_ns=to_ns(now),
+                    write_set=txn.write_set,
+                    function_path=function_path,
+                    identity=identity,
+                )
+            if request is not None:
+                await writer.save_outcome(*request, ts, _dump_outcome(value), int(to_ms(now)))
+        if not txn.write_set.is_empty():
+            self._notify(ts, txn.write_set)
+        return MutationResult(value, ts)
+
+    # ---- actions ------------------------------------------------------------------------
+
+    async def run_action(
+        self, fn: AnyFunction | str, args: dict[str, Any], identity: Identity | None = None, *, internal: bool = False
+    ) -> Any:
+        function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
+        self._check_args(args)
+        return await self._invoke(function, ActionCtx(self, Auth(identity), self.runtime.now()), args)
+
+    # ---- engine-internal access ---------------------------------------------------------
+
+    async def system_write(
+        self, body: Callable[[SystemDatabase], Awaitable[T]], *, label: str = "_system"
+    ) -> tuple[T, int]:
+        """Run engine code that may touch system tables, in its own serializable transaction."""
+        holder: list[T] = []
+
+        async def run(txn: Transaction) -> Any:
+            holder.append(await body(SystemDatabase(txn)))
+            return None
+
+        result = await self.write(run, function_path=label)
+        return holder[-1], result.ts
+
+    async def system_read(self, body: Callable[[SystemDatabase], Awaitable[T]]) -> T:
+        async with self.store.snapshot() as reader:
+            txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
+            return await body(SystemDatabase(txn))
+
+    # ---- commit notification ------------------------------------------------------------
+
+    def add_commit_listener(self, listener: CommitListener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify(self, ts: int, write_set: WriteSet) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(ts, write_set)
+            except Exception:  # a listener must never undo a commit's success
+                log.exception("commit listener failed")
+
+
+def _dump_outcome(value: Any) -> str:
+    return dumps(to_json(value))
+
+
+def _load_outcome(text: str) -> Any:
+    from backend.values.convex_json import from_json, loads
+
+    return from_json(loads(text))
+
+
+__all__ = [
+    "Engine",
+    "FunctionFailed",
+    "MutationResult",
+    "QueryResult",
+    "RetryPolicy",
+    "StoreWriter",
+]

@@ -1,0 +1,241 @@
+"""Durable scheduled functions: ``ctx.scheduler.run_after`` / ``run_at`` and the worker.
+
+A job is a document in the ``_scheduled_functions`` system table, written in the scheduling
+transaction, so it exists exactly when that transaction commits. The worker runs due jobs
+after commit:
+
+- a scheduled **mutation** runs in one transaction with the job's change to ``success``: it
+  happens exactly once, even with several workers (processes) racing for it, because the loser
+  of the race conflicts, retries, and finds the job done;
+- a scheduled **action** is first marked ``inProgress`` in its own transaction, then run, then
+  marked ``success`` or ``failed``: at most once (a crash mid-action leaves it ``inProgress``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from backend.errors import ConvexError, ErrorCode, invalid_argument
+from backend.runtime import from_ms, to_ms
+from backend.schema import TableDef, table
+from backend.transactions.readset import WriteSet
+from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.udf.context import Auth, MutationCtx
+from backend.udf.registry import FunctionKind, RegisteredFunction
+
+if TYPE_CHECKING:
+    from backend.engine import Engine
+
+log = logging.getLogger("backend.scheduler")
+TABLE = "_scheduled_functions"
+JobState = Literal["pending", "inProgress", "success", "failed", "canceled"]
+
+
+class ScheduledFunction(BaseModel):
+    name: str
+    args: dict[str, Any]
+    scheduledTime: float
+    state: JobState
+    completedTime: float | None = None
+    error: str | None = None
+
+
+TABLES: dict[str, TableDef] = {
+    TABLE: table(ScheduledFunction).index("by_state", "state", "scheduledTime"),
+}
+
+
+async def enqueue(
+    engine: Engine,
+    db: SystemDatabase,
+    when: datetime,
+    fn: RegisteredFunction[Any, Any, Any] | str,
+    args: dict[str, Any],
+) -> str:
+    kind = fn.kind if isinstance(fn, RegisteredFunction) else None
+    target = (
+        engine.resolve(fn, kind, internal=True)
+        if kind is not None
+        else _resolve_any(engine, fn)
+    )
+    if target.kind is FunctionKind.QUERY:
+        raise invalid_argument("only mutations and actions can be scheduled", "fn")
+    target.validate_args(args)  # fail now, in the caller's transaction, not later
+    return await db.insert(
+        TABLE,
+        {"name": target.path, "args": args, "scheduledTime": to_ms(when), "state": "pending"},
+    )
+
+
+def _resolve_any(engine: Engine, fn: Any) -> RegisteredFunction[Any, Any, Any]:
+    for kind in (FunctionKind.MUTATION, FunctionKind.ACTION):
+        try:
+            return engine.resolve(fn, kind, internal=True)
+        except ConvexError as exc:
+            if exc.code == ErrorCode.NOT_FOUND:
+                raise
+    raise invalid_argument(f"{fn!r} is not a mutation or an action", "fn")
+
+
+async def cancel(db: SystemDatabase, job_id: str) -> None:
+    job = await db.get(job_id)
+    if job is None:
+        raise ConvexError(ErrorCode.NOT_FOUND, "no such scheduled function")
+    if job["state"] == "pending":
+        await db.patch(job_id, {"state": "canceled"})
+
+
+class SchedulerWorker:
+    """Runs due jobs. ``run_due()`` for tests and the harness; ``run_forever()`` in servers."""
+
+    def __init__(self, engine: Engine, *, poll_interval: float = 1.0) -> None:
+        self.engine = engine
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        engine.add_commit_listener(self._on_commit)
+
+    def _on_commit(self, _ts: int, write_set: WriteSet) -> None:
+        if any(name.startswith(TABLE + ".") for name in write_set.keys):
+            self._wake.set()
+
+    async def _due(self, limit: int) -> list[dict[str, Any]]:
+        now = to_ms(self.engine.runtime.now())
+
+        async def read(db: SystemDatabase) -> list[dict[str, Any]]:
+            return await (
+                db.query(TABLE)
+                .with_index("by_state", lambda q: q.eq("state", "pending").lte("scheduledTime", now))
+                .take(limit)
+            )
+
+        return await self.engine.system_read(read)
+
+    async def next_due_ms(self) -> float | None:
+        async def read(db: SystemDatabase) -> dict[str, Any] | None:
+            return await db.query(TABLE).with_index("by_state", state="pending").first()
+
+        job = await self.engine.system_read(read)
+        return None if job is None else float(job["scheduledTime"])
+
+    async def run_due(self, *, max_rounds: int = 100) -> int:
+        """Run every job due now, including jobs those jobs schedule for now. Returns a count."""
+        ran = 0
+        for _ in range(max_rounds):
+            jobs = await self._due(100)
+            if not jobs:
+                return ran
+            for job in jobs:
+                await self.run_job(job["_id"])
+                ran += 1
+        return ran
+
+    async def run_job(self, job_id: str) -> None:
+        engine = self.engine
+        job = await engine.system_read(lambda db: db.get(job_id))
+        if job is None or job["state"] != "pending":
+            return
+        try:
+            target = engine.resolve(job["name"], _kind_of(engine, job["name"]), internal=True)
+        except ConvexError as exc:
+            await self._finish(job_id, "failed", exc.message)
+            return
+        if target.kind is FunctionKind.MUTATION:
+            await self._run_mutation_job(job_id, target, job["args"])
+        else:
+            await self._run_action_job(job_id, target, job["args"])
+
+    async def _run_mutation_job(
+        self, job_id: str, target: RegisteredFunction[Any, Any, Any], args: dict[str, Any]
+    ) -> None:
+        engine = self.engine
+
+        async def body(txn: Transaction) -> bool:
+            db = SystemDatabase(txn)
+            current = await db.get(job_id)
+            if current is None or current["state"] != "pending":
+                return False
+            await engine._invoke(target, MutationCtx(engine, txn, Auth(None)), args)
+            await db.patch(
+                job_id, {"state": "success", "completedTime": to_ms(txn.now)}
+            )
+            return True
+
+        try:
+            await engine.write(body, function_path=target.path)
+        except Exception as exc:  # the job's own failure: record it, keep the worker alive
+            log.warning("scheduled %s failed: %s", target.path, exc)
+            await self._finish(job_id, "failed", _describe(exc))
+
+    async def _run_action_job(
+        self, job_id: str, target: RegisteredFunction[Any, Any, Any], args: dict[str, Any]
+    ) -> None:
+        engine = self.engine
+
+        async def claim(db: SystemDatabase) -> bool:
+            current = await db.get(job_id)
+            if current is None or current["state"] != "pending":
+                return False
+            await db.patch(job_id, {"state": "inProgress"})
+            return True
+
+        claimed, _ts = await engine.system_write(claim, label="_system/scheduler:claim")
+        if not claimed:
+            return
+        try:
+            await engine.run_action(target, args, None, internal=True)
+        except Exception as exc:
+            log.warning("scheduled %s failed: %s", target.path, exc)
+            await self._finish(job_id, "failed", _describe(exc))
+        else:
+            await self._finish(job_id, "success", None)
+
+    async def _finish(self, job_id: str, state: JobState, error: str | None) -> None:
+        async def mark(db: SystemDatabase) -> None:
+            fields: dict[str, Any] = {
+                "state": state,
+                "completedTime": to_ms(self.engine.runtime.now()),
+            }
+            if error is not None:
+                fields["error"] = error[:2000]
+            await db.patch(job_id, fields)
+
+        await self.engine.system_write(mark, label="_system/scheduler:finish")
+
+    async def run_forever(self) -> None:
+        """Run jobs as they fall due, woken by commits, until cancelled."""
+        while True:
+            try:
+                await self.run_due()
+                next_ms = await self.next_due_ms()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler round failed; trying again")
+                next_ms = None
+            wait = self.poll_interval
+            if next_ms is not None:
+                wait = min(wait, max(0.0, (next_ms - to_ms(self.engine.runtime.now())) / 1000))
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+
+
+def _kind_of(engine: Engine, path: str) -> FunctionKind:
+    fn = engine.functions.get(path)
+    return fn.kind if fn is not None else FunctionKind.MUTATION
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConvexError):
+        return f"{exc.code}: {exc.message}"
+    return getattr(exc, "public_message", None) or type(exc).__name__
+
+
+__all__ = ["TABLES", "SchedulerWorker", "cancel", "enqueue", "from_ms"]

@@ -1,0 +1,210 @@
+"""Tables, fields and indexes, declared with pydantic models.
+
+```python
+from typing import Annotated
+from pydantic import BaseModel
+from backend import Id, define_schema, table
+
+class Membership(BaseModel):
+    orgId: Annotated[str, Id("orgs")]
+    userId: str
+    role: Literal["owner", "admin", "member"]
+
+schema = define_schema(
+    orgs=table(Org).index("by_name", "name"),
+    memberships=table(Membership).index("by_org", "orgId", "role").index("by_user", "userId"),
+)
+```
+
+Every document also has ``_id`` and ``_creationTime``; every table has the built-in index
+``by_creation_time``, and an index orders by its fields, then ``_creationTime``, then ``_id``.
+Tables whose names start with ``_`` belong to the engine (users, sessions, scheduled functions,
+...) and are out of reach of app functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import core_schema
+
+from backend.errors import invalid_argument
+from backend.values.ids import is_id_of, table_tag
+from backend.values.index_key import MISSING, encode_key
+
+SYSTEM_FIELDS = ("_id", "_creationTime")
+BY_CREATION_TIME = "by_creation_time"
+BY_ID = "by_id"
+
+
+@dataclass(frozen=True)
+class Id:
+    """Field metadata: the string is the ``_id`` of a document in ``table``.
+
+    Use as ``Annotated[str, Id("orgs")]``; a value that is not an id of that table fails
+    validation with ``INVALID_ARGUMENT``.
+    """
+
+    table: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        def check(value: Any) -> Any:
+            if not is_id_of(value, self.table):
+                raise ValueError(f"expected an id of table {self.table!r}")
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+
+@dataclass(frozen=True)
+class IndexDef:
+    table: str
+    name: str
+    fields: tuple[str, ...]
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.table}.{self.name}"
+
+    def key_of(self, document: Mapping[str, Any]) -> bytes:
+        values = [field_value(document, path) for path in self.fields]
+        values.append(document["_creationTime"])
+        values.append(document["_id"])
+        return encode_key(values)
+
+
+def field_value(document: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted field path, or ``MISSING``."""
+    current: Any = document
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return MISSING
+        current = current[part]
+    return current
+
+
+@dataclass
+class TableDef:
+    """A table: its document model and its indexes. Built by ``table(Model)``."""
+
+    model: type[BaseModel] | None
+    indexes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    name: str = ""
+
+    def index(self, name: str, *fields: str) -> TableDef:
+        """Declare an index over ``fields`` (dotted paths allowed), in that order."""
+        if not fields:
+            raise TypeError(f"index {name!r} needs at least one field")
+        if name in self.indexes or name in (BY_CREATION_TIME, BY_ID):
+            raise TypeError(f"index {name!r} is declared twice or shadows a built-in index")
+        if not name.isidentifier():
+            raise TypeError(f"index name {name!r} must be an identifier")
+        for path in fields:
+            if path in SYSTEM_FIELDS:
+                raise TypeError(f"index {name!r}: {path} is appended to every index already")
+            if self.model is not None and path.split(".")[0] not in self.model.model_fields:
+                raise TypeError(f"index {name!r} names unknown field {path!r}")
+        self.indexes[name] = tuple(fields)
+        return self
+
+
+def table(model: type[BaseModel] | None = None) -> TableDef:
+    """Declare a table whose documents validate against ``model`` (None: any object)."""
+    if model is not None:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError("table() takes a pydantic BaseModel subclass")
+        clash = [name for name in model.model_fields if name.startswith(("_", "$"))]
+        if clash:
+            raise TypeError(f"{model.__name__}: field names must not start with '_' or '$': {clash}")
+    return TableDef(model)
+
+
+class Schema:
+    """The set of tables an engine serves: the app's and the engine's own."""
+
+    def __init__(self, tables: Mapping[str, TableDef]) -> None:
+        self.tables: dict[str, TableDef] = {}
+        self.indexes: dict[str, IndexDef] = {}
+        self._validators: dict[str, type[BaseModel]] = {}
+        tags: dict[bytes, str] = {}
+        for name, definition in tables.items():
+            if not isinstance(definition, TableDef):
+                raise TypeError(f"table {name!r} must be declared with table(Model)")
+            if not name.replace("_", "a").isidentifier():
+                raise TypeError(f"table name {name!r} must be an identifier")
+            tag = table_tag(name)
+            if tag in tags:  # pragma: no cover - a 1 in 2**32 accident per pair of names
+                raise TypeError(f"tables {tags[tag]!r} and {name!r} share an id tag; rename one")
+            tags[tag] = name
+            definition.name = name
+            self.tables[name] = definition
+            for index_name, fields in {BY_CREATION_TIME: (), **definition.indexes}.items():
+                index = IndexDef(name, index_name, fields)
+                self.indexes[index.qualified_name] = index
+            if definition.model is not None:
+                self._validators[name] = _strict_copy(definition.model)
+        self._table_by_tag = tags
+
+    def merged(self, other: Schema) -> Schema:
+        clash = set(self.tables) & set(other.tables)
+        if clash:
+            raise TypeError(f"tables declared twice: {sorted(clash)}")
+        return Schema({**self.tables, **other.tables})
+
+    def table_of_id(self, doc_id: Any) -> str | None:
+        from backend.values.ids import id_tag
+
+        tag = id_tag(doc_id)
+        return self._table_by_tag.get(tag) if tag is not None else None
+
+    def indexes_of(self, table_name: str) -> list[IndexDef]:
+        definition = self.tables[table_name]
+        return [self.indexes[f"{table_name}.{n}"] for n in (BY_CREATION_TIME, *definition.indexes)]
+
+    def index(self, table_name: str, index_name: str) -> IndexDef:
+        if table_name not in self.tables:
+            raise invalid_argument(f"unknown table {table_name!r}", "table")
+        found = self.indexes.get(f"{table_name}.{index_name}")
+        if found is None:
+            raise invalid_argument(f"table {table_name!r} has no index {index_name!r}", "index")
+        return found
+
+    def validate(self, table_name: str, fields: Mapping[str, Any]) -> None:
+        """Raise ``INVALID_ARGUMENT`` naming the first field that breaks the table's model."""
+        for key in fields:
+            if key.startswith("_"):
+                raise invalid_argument(f"{key}: system fields cannot be written", key)
+        validator = self._validators.get(table_name)
+        if validator is None:
+            return
+        try:
+            validator.model_validate(dict(fields), strict=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(p) for p in first["loc"])
+            raise invalid_argument(
+                f"{table_name}.{path}: {first['msg']}", path
+            ) from None
+
+
+def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:
+    """The model with extra fields forbidden, as a Convex schema forbids them."""
+    if model.model_config.get("extra") == "forbid":
+        return model
+    return type(model.__name__, (model,), {"model_config": ConfigDict(extra="forbid")})
+
+
+def define_schema(tables: Mapping[str, TableDef] | None = None, **by_name: TableDef) -> Schema:
+    """The app's schema: ``define_schema(orgs=table(Org).index(...), ...)``."""
+    merged = {**(tables or {}), **by_name}
+    for name in merged:
+        if name.startswith("_"):
+            raise TypeError(f"table {name!r}: names starting with '_' are reserved for the engine")
+    return Schema(merged)
+
+
+def table_names(schema: Schema) -> Iterable[str]:
+    return schema.tables.keys()

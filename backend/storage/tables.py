@@ -1,0 +1,77 @@
+"""The engine's SQL tables. Created and upgraded only by the Alembic migrations.
+
+- ``commits``: one row per commit, keyed by its timestamp, with the function and identity that
+  made it and its write set (the ids and index keys it touched, for reactivity elsewhere).
+- ``log``: every document version ever written, in commit order: the truth.
+- ``documents`` and ``index_entries``: projections of the log, maintained in the same database
+  transaction as the log rows. ``verify-log`` rebuilds them from ``log`` and compares.
+- ``mutation_outcomes``: the answer to each ``(sessionId, requestId)`` mutation over the wire,
+  kept for a reconnect window so that a resend is answered instead of run again.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+commits = Table(
+    "commits",
+    metadata,
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("function_path", String(256), nullable=True),
+    Column("identity", String(256), nullable=True),
+    Column("write_set", Text, nullable=False),
+)
+
+log = Table(
+    "log",
+    metadata,
+    Column("ts", BigInteger, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("table_name", String(128), nullable=False),
+    Column("doc_id", String(64), nullable=False),
+    Column("value", Text, nullable=True),  # NULL: the document was deleted
+    PrimaryKeyConstraint("ts", "seq"),
+    Index("log_by_doc", "doc_id", "ts"),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("doc_id", String(64), primary_key=True),
+    Column("table_name", String(128), nullable=False),
+    Column("value", Text, nullable=False),
+)
+
+index_entries = Table(
+    "index_entries",
+    metadata,
+    Column("index_name", String(256), nullable=False),
+    Column("key", LargeBinary, nullable=False),
+    Column("doc_id", String(64), nullable=False),
+    PrimaryKeyConstraint("index_name", "key"),
+)
+
+mutation_outcomes = Table(
+    "mutation_outcomes",
+    metadata,
+    Column("session_id", String(64), nullable=False),
+    Column("request_id", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("session_id", "request_id"),
+    Index("mutation_outcomes_by_age", "created_ms"),
+)

@@ -1,0 +1,240 @@
+"""One execution's view of the database: reads at a snapshot, writes, read and write sets.
+
+``Transaction`` is the engine's handle; function code sees it through ``DatabaseReader`` (in
+queries) and ``DatabaseWriter`` (in mutations), which refuse the engine's own tables (names
+starting with ``_``). The engine's subsystems (auth, scheduler, audit) use ``SystemDatabase``,
+which is never handed to function code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from backend.errors import ConvexError, ErrorCode, invalid_argument
+from backend.runtime import Runtime, to_ms
+from backend.schema import Schema
+from backend.storage.store import StoreReader, StoreWriter, encode_doc
+from backend.transactions.limits import Limits
+from backend.transactions.query import QueryBuilder
+from backend.transactions.readset import ReadSet, WriteSet
+from backend.values.convex_json import to_json
+from backend.values.ids import make_id
+
+Document = dict[str, Any]
+
+
+class _Remove:
+    def __repr__(self) -> str:
+        return "REMOVE"
+
+
+REMOVE: Any = _Remove()
+"""Pass as a value to ``patch`` to remove that field (Convex's ``undefined``)."""
+
+
+class Transaction:
+    def __init__(
+        self,
+        reader: StoreReader,
+        schema: Schema,
+        runtime: Runtime,
+        limits: Limits,
+        *,
+        now: datetime,
+    ) -> None:
+        self.reader = reader
+        self.schema = schema
+        self.runtime = runtime
+        self.limits = limits
+        self.now = now
+        self.read_set = ReadSet()
+        self.write_set = WriteSet()
+        self.docs_read = 0
+        self.docs_written = 0
+        self._last_creation_ms = 0.0
+
+    @property
+    def writer(self) -> StoreWriter | None:
+        return self.reader if isinstance(self.reader, StoreWriter) else None
+
+    def count_reads(self, n: int) -> None:
+        self.docs_read += n
+        if self.docs_read > self.limits.max_docs_read:
+            raise ConvexError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"a transaction may read at most {self.limits.max_docs_read} documents",
+            )
+
+    def _count_write(self) -> None:
+        self.docs_written += 1
+        if self.docs_written > self.limits.max_docs_written:
+            raise ConvexError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"a transaction may write at most {self.limits.max_docs_written} documents",
+            )
+
+    def table_of(self, doc_id: Any, *, system: bool) -> str:
+        table = self.schema.table_of_id(doc_id)
+        if table is None or (table.startswith("_") and not system):
+            raise invalid_argument(f"{str(doc_id)[:64]!r} is not a document id", "id")
+        return table
+
+    def check_table(self, table: Any, *, system: bool) -> str:
+        if not isinstance(table, str) or table not in self.schema.tables or (
+            table.startswith("_") and not system
+        ):
+            raise invalid_argument(f"unknown table {str(table)[:64]!r}", "table")
+        return table
+
+    async def get(self, doc_id: Any, *, system: bool) -> Document | None:
+        table = self.table_of(doc_id, system=system)
+        self.read_set.add_id(doc_id)
+        found = await self.reader.get(doc_id)
+        self.count_reads(1)
+        if found is None or found[0] != table:
+            return None
+        return found[1]
+
+    def query(self, table: str, *, system: bool) -> QueryBuilder:
+        return QueryBuilder(self, self.check_table(table, system=system))
+
+    def _require_writer(self) -> StoreWriter:
+        writer = self.writer
+        if writer is None:
+            raise TypeError("this transaction is read-only (a query cannot write)")
+        return writer
+
+    def _checked(self, table: str, fields: Mapping[str, Any]) -> None:
+        if not isinstance(fields, Mapping):
+            raise invalid_argument("a document must be an object", "value")
+        self.schema.validate(table, fields)
+
+    def _check_size(self, document: Document) -> None:
+        to_json(document, max_depth=self.limits.max_depth)
+        size = len(encode_doc(document).encode("utf-8"))
+        if size > self.limits.max_document_bytes:
+            raise ConvexError(
+                ErrorCode.LIMIT_EXCEEDED,
+                f"document is {size} bytes; the limit is {self.limits.max_document_bytes}",
+            )
+
+    def _keys(self, table: str, document: Document) -> list[tuple[str, bytes]]:
+        return [(i.qualified_name, i.key_of(document)) for i in self.schema.indexes_of(table)]
+
+    def _note_writes(self, doc_id: str, *key_lists: list[tuple[str, bytes]]) -> None:
+        self.write_set.ids.add(doc_id)
+        for keys in key_lists:
+            for name, key in keys:
+                self.write_set.add_key(name, key)
+
+    async def insert(self, table: str, fields: Mapping[str, Any], *, system: bool) -> str:
+        writer = self._require_writer()
+        self.check_table(table, system=system)
+        self._checked(table, fields)
+        self._count_write()
+        creation = max(to_ms(self.now), self._last_creation_ms)
+        self._last_creation_ms = creation
+        doc_id = make_id(table, self.runtime.random.token_bytes(16))
+        document: Document = {"_id": doc_id, "_creationTime": creation, **fields}
+        self._check_size(document)
+        keys = self._keys(table, document)
+        await writer.insert(table, document, keys)
+        self._note_writes(doc_id, keys)
+        return doc_id
+
+    async def _existing(self, doc_id: Any, *, system: bool) -> tuple[str, Document]:
+        table = self.table_of(doc_id, system=system)
+        current = await self.get(doc_id, system=system)
+        if current is None:
+            raise ConvexError(ErrorCode.NOT_FOUND, f"document {doc_id} does not exist", id=doc_id)
+        return table, current
+
+    async def _rewrite(self, table: str, old: Document, fields: Mapping[str, Any]) -> None:
+        writer = self._require_writer()
+        self._checked(table, fields)
+        self._count_write()
+        document: Document = {"_id": old["_id"], "_creationTime": old["_creationTime"], **fields}
+        self._check_size(document)
+        old_keys, new_keys = self._keys(table, old), self._keys(table, document)
+        await writer.replace(table, document, old_keys, new_keys)
+        self._note_writes(document["_id"], old_keys, new_keys)
+
+    async def patch(self, doc_id: Any, fields: Mapping[str, Any], *, system: bool) -> None:
+        self._require_writer()
+        if not isinstance(fields, Mapping):
+            raise invalid_argument("patch() takes an object of fields", "value")
+        for key in fields:
+            if key in ("_id", "_creationTime"):
+                raise invalid_argument(f"{key} cannot be changed", key)
+        table, current = await self._existing(doc_id, system=system)
+        merged = {k: v for k, v in current.items() if not k.startswith("_")}
+        for key, value in fields.items():
+            if value is REMOVE:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        await self._rewrite(table, current, merged)
+
+    async def replace(self, doc_id: Any, fields: Mapping[str, Any], *, system: bool) -> None:
+        self._require_writer()
+        table, current = await self._existing(doc_id, system=system)
+        clean = {k: v for k, v in fields.items() if k not in ("_id", "_creationTime")}
+        await self._rewrite(table, current, clean)
+
+    async def delete(self, doc_id: Any, *, system: bool) -> None:
+        writer = self._require_writer()
+        table, current = await self._existing(doc_id, system=system)
+        self._count_write()
+        keys = self._keys(table, current)
+        await writer.delete(table, doc_id, keys)
+        self._note_writes(doc_id, keys)
+
+
+class DatabaseReader:
+    """``ctx.db`` in a query: ``get``, ``query``. The engine's own tables are out of reach."""
+
+    _system = False
+
+    def __init__(self, txn: Transaction) -> None:
+        self._txn = txn
+
+    async def get(self, doc_id: str) -> Document | None:
+        """The document with this id, or None. Raises ``INVALID_ARGUMENT`` for a non-id."""
+        return await self._txn.get(doc_id, system=self._system)
+
+    def query(self, table: str) -> QueryBuilder:
+        """A query over ``table``; see ``QueryBuilder``."""
+        return self._txn.query(table, system=self._system)
+
+
+class DatabaseWriter(DatabaseReader):
+    """``ctx.db`` in a mutation: reads plus ``insert``, ``patch``, ``replace``, ``delete``.
+
+    Every write is validated against the schema (``INVALID_ARGUMENT`` naming the field) and
+    checked against the limits (``LIMIT_EXCEEDED``); a failed write leaves nothing behind
+    once the mutation fails.
+    """
+
+    async def insert(self, table: str, document: Mapping[str, Any]) -> str:
+        """Insert a document; returns its new ``_id``."""
+        return await self._txn.insert(table, document, system=self._system)
+
+    async def patch(self, doc_id: str, fields: Mapping[str, Any]) -> None:
+        """Shallow-merge ``fields`` into the document (``REMOVE`` as a value deletes a field)."""
+        await self._txn.patch(doc_id, fields, system=self._system)
+
+    async def replace(self, doc_id: str, document: Mapping[str, Any]) -> None:
+        """Replace the document's fields whole (``_id`` and ``_creationTime`` are kept)."""
+        await self._txn.replace(doc_id, document, system=self._system)
+
+    async def delete(self, doc_id: str) -> None:
+        """Delete the document. Raises ``NOT_FOUND`` if it does not exist."""
+        await self._txn.delete(doc_id, system=self._system)
+
+
+class SystemDatabase(DatabaseWriter):
+    """The engine's own access, including its ``_`` tables. Never given to function code."""
+
+    _system = True

@@ -1,0 +1,183 @@
+"""``ctx``: what a function body gets. ``QueryCtx``, ``MutationCtx`` and ``ActionCtx``."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from backend.errors import ConvexError, ErrorCode
+from backend.transactions.transaction import (
+    DatabaseReader,
+    DatabaseWriter,
+    SystemDatabase,
+    Transaction,
+)
+
+if TYPE_CHECKING:
+    from backend.engine import Engine
+    from backend.udf.registry import RegisteredFunction
+
+FunctionRef = "RegisteredFunction[Any, Any, Any] | str"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: the user (``subject``) and the session behind their token."""
+
+    subject: str
+    session_id: str | None = None
+    issuer: str = ""
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def token_identifier(self) -> str:
+        return f"{self.issuer}|{self.subject}"
+
+    @property
+    def user_id(self) -> str:
+        return self.subject
+
+
+IdentityResolver = Callable[[Transaction, Identity], Awaitable[Identity | None]]
+
+
+class Auth:
+    """``ctx.auth``. Reading it is recorded: a query that never looks at the caller's identity
+    shares its result with every caller."""
+
+    def __init__(
+        self,
+        identity: Identity | None,
+        txn: Transaction | None = None,
+        resolver: IdentityResolver | None = None,
+    ) -> None:
+        self._claimed = identity
+        self._txn = txn
+        self._resolver = resolver
+        self._resolved = resolver is None or identity is None
+        self._identity = identity if self._resolved else None
+        self.used = False
+
+    async def get_user_identity(self) -> Identity | None:
+        """The caller's identity, or None; a revoked or expired session yields None."""
+        self.used = True
+        if not self._resolved:
+            assert self._resolver is not None and self._claimed is not None
+            if self._txn is None:
+                raise RuntimeError("identity resolution needs a transaction")
+            self._identity = await self._resolver(self._txn, self._claimed)
+            self._resolved = True
+        return self._identity
+
+    async def require_identity(self) -> Identity:
+        """The caller's identity; raises ``UNAUTHENTICATED`` without a live session."""
+        identity = await self.get_user_identity()
+        if identity is None:
+            raise ConvexError(ErrorCode.UNAUTHENTICATED, "You must be signed in")
+        return identity
+
+    @property
+    def claimed(self) -> Identity | None:
+        """The identity as the caller presented it, before any liveness check."""
+        return self._claimed
+
+
+class _BaseCtx:
+    def __init__(self, engine: Engine, auth: Auth, now: datetime) -> None:
+        self._engine = engine
+        self.auth = auth
+        self.now = now
+        """The time, frozen for the whole transaction (from the engine's clock)."""
+
+    @property
+    def now_ms(self) -> float:
+        return self.now.timestamp() * 1000.0
+
+
+class QueryCtx(_BaseCtx):
+    """``ctx`` in a query: ``db`` (read-only), ``auth``, ``now``."""
+
+    def __init__(self, engine: Engine, txn: Transaction, auth: Auth) -> None:
+        super().__init__(engine, auth, txn.now)
+        self._txn = txn
+        self.db = DatabaseReader(txn)
+
+    async def run_query(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run another query inside this transaction."""
+        return await self._engine._call_nested(self, fn, dict(args or {}), "query")
+
+
+class MutationCtx(QueryCtx):
+    """``ctx`` in a mutation: ``db`` (read-write), ``auth``, ``now``, ``scheduler``."""
+
+    def __init__(self, engine: Engine, txn: Transaction, auth: Auth) -> None:
+        super().__init__(engine, txn, auth)
+        self.db: DatabaseWriter = DatabaseWriter(txn)
+        self.scheduler = Scheduler(engine, lambda: SystemDatabase(txn), txn.now)
+
+    async def run_mutation(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run another mutation inside this transaction (all or nothing together)."""
+        return await self._engine._call_nested(self, fn, dict(args or {}), "mutation")
+
+
+class ActionCtx(_BaseCtx):
+    """``ctx`` in an action: no database; ``run_query``/``run_mutation`` each run their own
+    transaction. Actions may do I/O; they are not retried."""
+
+    def __init__(self, engine: Engine, auth: Auth, now: datetime) -> None:
+        super().__init__(engine, auth, now)
+
+    async def run_query(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+        return await self._engine.run_query(fn, dict(args or {}), self.auth.claimed, internal=True)
+
+    async def run_mutation(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+        result = await self._engine.run_mutation(fn, dict(args or {}), self.auth.claimed, internal=True)
+        return result.value
+
+    async def run_action(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+        return await self._engine.run_action(fn, dict(args or {}), self.auth.claimed, internal=True)
+
+
+class Scheduler:
+    """``ctx.scheduler``: queue a function to run after this transaction commits.
+
+    The job is a document written in the same transaction, so it exists exactly when the
+    mutation's other writes do: a rolled-back mutation schedules nothing.
+    """
+
+    def __init__(
+        self, engine: Engine, system_db: Callable[[], SystemDatabase], now: datetime
+    ) -> None:
+        self._engine = engine
+        self._db = system_db
+        self._now = now
+
+    async def run_after(
+        self,
+        delay: timedelta | float,
+        fn: RegisteredFunction[Any, Any, Any] | str,
+        args: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Run ``fn(args)`` once ``delay`` (a timedelta, or seconds) has passed. Returns the job id."""
+        if not isinstance(delay, timedelta):
+            delay = timedelta(seconds=float(delay))
+        return await self.run_at(self._now + max(delay, timedelta(0)), fn, args)
+
+    async def run_at(
+        self,
+        when: datetime,
+        fn: RegisteredFunction[Any, Any, Any] | str,
+        args: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Run ``fn(args)`` at ``when`` (or as soon as possible after). Returns the job id."""
+        from backend import scheduler
+
+        return await scheduler.enqueue(self._engine, self._db(), when, fn, dict(args or {}))
+
+    async def cancel(self, job_id: str) -> None:
+        """Cancel a job that has not started yet."""
+        from backend import scheduler
+
+        await scheduler.cancel(self._db(), job_id)

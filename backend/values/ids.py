@@ -1,0 +1,48 @@
+"""Document ids: opaque, unguessable strings that still say which table they belong to.
+
+An id is 16 random bytes followed by a 4-byte tag of the table name, in lowercase base32
+without padding (32 characters). The random part makes ids unguessable; the tag lets the engine
+check ``Id["orgs"]`` arguments and route ``db.get(id)`` without a database round trip, and lets
+it refuse an id of a system table handed to an app function.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+ID_LENGTH = 32
+_RANDOM_BYTES = 16
+_TAG_BYTES = 4
+
+
+def table_tag(table: str) -> bytes:
+    return hashlib.blake2s(table.encode("utf-8"), digest_size=_TAG_BYTES).digest()
+
+
+def make_id(table: str, random_bytes: bytes) -> str:
+    if len(random_bytes) != _RANDOM_BYTES:
+        raise ValueError("an id needs 16 random bytes")
+    raw = random_bytes + table_tag(table)
+    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def id_tag(doc_id: object) -> bytes | None:
+    """The table tag of a well-formed id, or None when ``doc_id`` is not an id at all."""
+    if not isinstance(doc_id, str) or len(doc_id) != ID_LENGTH:
+        return None
+    try:
+        raw = base64.b32decode(doc_id.upper() + "=" * (-len(doc_id) % 8))
+    except ValueError:
+        return None
+    if len(raw) != _RANDOM_BYTES + _TAG_BYTES or make_raw_text(raw) != doc_id:
+        return None
+    return raw[_RANDOM_BYTES:]
+
+
+def make_raw_text(raw: bytes) -> str:
+    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def is_id_of(doc_id: object, table: str) -> bool:
+    return id_tag(doc_id) == table_tag(table)

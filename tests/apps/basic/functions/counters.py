@@ -1,0 +1,46 @@
+from typing import Any
+
+from backend import ConvexError, MutationCtx, QueryCtx, internal_mutation, mutation, query
+
+
+@mutation
+async def create(ctx: MutationCtx, name: str) -> str:
+    return await ctx.db.insert("counters", {"name": name, "value": 0})
+
+
+@mutation
+async def increment(ctx: MutationCtx, name: str) -> int:
+    counter = await ctx.db.query("counters").with_index("by_name", name=name).unique()
+    if counter is None:
+        raise ConvexError("NOT_FOUND", f"no counter {name}")
+    value = counter["value"] + 1
+    await ctx.db.patch(counter["_id"], {"value": value})
+    return int(value)
+
+
+@query
+async def get(ctx: QueryCtx, name: str) -> dict[str, Any] | None:
+    return await ctx.db.query("counters").with_index("by_name", lambda q: q.eq("name", name)).unique()
+
+
+@mutation
+async def increment_then_fail(ctx: MutationCtx, name: str) -> None:
+    await increment(ctx, name)
+    await ctx.db.insert("counters", {"name": name + "-extra", "value": 1})
+    raise ConvexError("BOOM", "failed on purpose", detail=[1, 2])
+
+
+@mutation
+async def crash(ctx: MutationCtx) -> None:
+    await ctx.db.insert("counters", {"name": "crash", "value": 1})
+    raise ZeroDivisionError("oops")
+
+
+@internal_mutation
+async def bump(ctx: MutationCtx, name: str) -> int:
+    return await increment(ctx, name)
+
+
+@mutation
+async def schedule_bump(ctx: MutationCtx, name: str, seconds: float) -> str:
+    return await ctx.scheduler.run_after(seconds, bump, {"name": name})
