@@ -182,19 +182,31 @@ class Engine:
     # ---- queries ------------------------------------------------------------------------
 
     async def query_with_reads(
-        self, fn: AnyFunction | str, args: dict[str, Any], identity: Identity | None, *, internal: bool = False
+        self,
+        fn: AnyFunction | str,
+        args: dict[str, Any],
+        identity: Identity | None,
+        *,
+        internal: bool = False,
     ) -> QueryResult:
         """Run a query at the newest snapshot; return its value, read set and timestamp."""
         function = self.resolve(fn, FunctionKind.QUERY, internal=internal)
         self._check_args(args)
         async with self.store.snapshot() as reader:
-            txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
+            txn = Transaction(
+                reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
+            )
             auth = Auth(identity, txn, self.identity_resolver)
             value = await self._invoke(function, QueryCtx(self, txn, auth), args)
         return QueryResult(value, txn.read_set, reader.snapshot_ts, auth.used)
 
     async def run_query(
-        self, fn: AnyFunction | str, args: dict[str, Any], identity: Identity | None = None, *, internal: bool = False
+        self,
+        fn: AnyFunction | str,
+        args: dict[str, Any],
+        identity: Identity | None = None,
+        *,
+        internal: bool = False,
     ) -> Any:
         return (await self.query_with_reads(fn, args, identity, internal=internal)).value
 
@@ -267,7 +279,7 @@ class Engine:
             else:
                 ts = await writer.commit(
                     now_ns=to_ns(now),
-                    write_set=txn.write_set,
+                    write_set_json=txn.write_set.to_json(),
                     function_path=function_path,
                     identity=identity,
                 )
@@ -280,11 +292,18 @@ class Engine:
     # ---- actions ------------------------------------------------------------------------
 
     async def run_action(
-        self, fn: AnyFunction | str, args: dict[str, Any], identity: Identity | None = None, *, internal: bool = False
+        self,
+        fn: AnyFunction | str,
+        args: dict[str, Any],
+        identity: Identity | None = None,
+        *,
+        internal: bool = False,
     ) -> Any:
         function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
         self._check_args(args)
-        return await self._invoke(function, ActionCtx(self, Auth(identity), self.runtime.now()), args)
+        return await self._invoke(
+            function, ActionCtx(self, Auth(identity), self.runtime.now()), args
+        )
 
     # ---- engine-internal access ---------------------------------------------------------
 
@@ -303,7 +322,9 @@ class Engine:
 
     async def system_read(self, body: Callable[[SystemDatabase], Awaitable[T]]) -> T:
         async with self.store.snapshot() as reader:
-            txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
+            txn = Transaction(
+                reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
+            )
             return await body(SystemDatabase(txn))
 
     # ---- commit notification ------------------------------------------------------------

@@ -14,6 +14,7 @@ after commit:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,9 +60,7 @@ async def enqueue(
 ) -> str:
     kind = fn.kind if isinstance(fn, RegisteredFunction) else None
     target = (
-        engine.resolve(fn, kind, internal=True)
-        if kind is not None
-        else _resolve_any(engine, fn)
+        engine.resolve(fn, kind, internal=True) if kind is not None else _resolve_any(engine, fn)
     )
     if target.kind is FunctionKind.QUERY:
         raise invalid_argument("only mutations and actions can be scheduled", "fn")
@@ -109,7 +108,9 @@ class SchedulerWorker:
         async def read(db: SystemDatabase) -> list[dict[str, Any]]:
             return await (
                 db.query(TABLE)
-                .with_index("by_state", lambda q: q.eq("state", "pending").lte("scheduledTime", now))
+                .with_index(
+                    "by_state", lambda q: q.eq("state", "pending").lte("scheduledTime", now)
+                )
                 .take(limit)
             )
 
@@ -160,9 +161,7 @@ class SchedulerWorker:
             if current is None or current["state"] != "pending":
                 return False
             await engine._invoke(target, MutationCtx(engine, txn, Auth(None)), args)
-            await db.patch(
-                job_id, {"state": "success", "completedTime": to_ms(txn.now)}
-            )
+            await db.patch(job_id, {"state": "success", "completedTime": to_ms(txn.now)})
             return True
 
         try:
@@ -221,10 +220,8 @@ class SchedulerWorker:
             if next_ms is not None:
                 wait = min(wait, max(0.0, (next_ms - to_ms(self.engine.runtime.now())) / 1000))
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
-            except TimeoutError:
-                pass
 
 
 def _kind_of(engine: Engine, path: str) -> FunctionKind:

@@ -118,7 +118,9 @@ def table(model: type[BaseModel] | None = None) -> TableDef:
             raise TypeError("table() takes a pydantic BaseModel subclass")
         clash = [name for name in model.model_fields if name.startswith(("_", "$"))]
         if clash:
-            raise TypeError(f"{model.__name__}: field names must not start with '_' or '$': {clash}")
+            raise TypeError(
+                f"{model.__name__}: field names must not start with '_' or '$': {clash}"
+            )
     return TableDef(model)
 
 
@@ -185,9 +187,7 @@ class Schema:
         except ValidationError as exc:
             first = exc.errors()[0]
             path = ".".join(str(p) for p in first["loc"])
-            raise invalid_argument(
-                f"{table_name}.{path}: {first['msg']}", path
-            ) from None
+            raise invalid_argument(f"{table_name}.{path}: {first['msg']}", path) from None
 
 
 def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:

@@ -41,6 +41,8 @@ from backend.udf.context import Auth, Identity, MutationCtx
 
 T = TypeVar("T")
 _template: dict[str, Path] = {}
+# Test databases live in a memory-backed directory where there is one (private mkdtemp dirs).
+_MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
 
 class RunCtx(MutationCtx):
@@ -63,20 +65,28 @@ class Caller:
         return self.identity.session_id if self.identity else None
 
     async def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
-        return await self._backend.engine.run_query(path, dict(args or {}), self.identity)
+        return await self._backend.engine.run_query(
+            path, ({} if args is None else args), self.identity
+        )
 
     async def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
         return (await self.mutation_result(path, args)).value
 
-    async def mutation_result(self, path: str, args: dict[str, Any] | None = None) -> MutationResult:
+    async def mutation_result(
+        self, path: str, args: dict[str, Any] | None = None
+    ) -> MutationResult:
         try:
-            return await self._backend.engine.run_mutation(path, dict(args or {}), self.identity)
+            return await self._backend.engine.run_mutation(
+                path, ({} if args is None else args), self.identity
+            )
         finally:
             await self._backend._after_call()
 
     async def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
         try:
-            return await self._backend.engine.run_action(path, dict(args or {}), self.identity)
+            return await self._backend.engine.run_action(
+                path, ({} if args is None else args), self.identity
+            )
         finally:
             await self._backend._after_call()
 
@@ -153,8 +163,7 @@ class TestBackend(Caller):
 
     async def _fresh_store(self) -> Store:
         if self.database_url is None or kind_of(self.database_url) is DatabaseKind.SQLITE:
-            base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            self._tmpdir = Path(tempfile.mkdtemp(prefix="backend-test-", dir=base))
+            self._tmpdir = Path(tempfile.mkdtemp(prefix="backend-test-", dir=_MEMORY_DIR))
             path = self._tmpdir / "test.sqlite3"
             shutil.copyfile(await _sqlite_template(), path)
             return Store(f"sqlite+aiosqlite:///{path}")
@@ -201,8 +210,7 @@ async def _sqlite_template() -> Path:
     found = _template.get("path")
     if found is not None and found.exists():
         return found
-    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    directory = Path(tempfile.mkdtemp(prefix="backend-template-", dir=base))
+    directory = Path(tempfile.mkdtemp(prefix="backend-template-", dir=_MEMORY_DIR))
     path = directory / "template.sqlite3"
     engine = create_db_engine(f"sqlite+aiosqlite:///{path}")
     try:

@@ -1,0 +1,32 @@
+"""The demo app's tables: organizations and their memberships.
+
+Users, sessions and accounts are the engine's own tables; a membership names its user by the
+user's id (the ``subject`` of ``ctx.auth``).
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel
+
+from backend import Id, define_schema, table
+
+Role = Literal["owner", "admin", "member"]
+
+
+class Org(BaseModel):
+    name: str
+    createdBy: str
+
+
+class Membership(BaseModel):
+    orgId: Annotated[str, Id("orgs")]
+    userId: str
+    role: Role
+
+
+schema = define_schema(
+    orgs=table(Org),
+    memberships=table(Membership)
+    .index("by_org", "orgId", "userId")
+    .index("by_user", "userId", "orgId"),
+)

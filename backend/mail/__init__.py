@@ -9,4 +9,11 @@ from backend.mail.outbox import (
     queue_mail,
 )
 
-__all__ = ["TABLES", "CaptureTransport", "DevOutboxTransport", "Mail", "MailTransport", "queue_mail"]
+__all__ = [
+    "TABLES",
+    "CaptureTransport",
+    "DevOutboxTransport",
+    "Mail",
+    "MailTransport",
+    "queue_mail",
+]

@@ -80,7 +80,13 @@ async def queue_mail(engine: Engine, db: SystemDatabase, mail: Mail) -> str:
     """Queue ``mail`` inside the caller's transaction; it is sent after that commits."""
     mail_id = await db.insert(
         TABLE,
-        {"to": mail.to, "subject": mail.subject, "text": mail.text, "state": "queued", "attempts": 0},
+        {
+            "to": mail.to,
+            "subject": mail.subject,
+            "text": mail.text,
+            "state": "queued",
+            "attempts": 0,
+        },
     )
     await scheduler.enqueue(engine, db, engine.runtime.now(), DELIVER_PATH, {"mailId": mail_id})
     return mail_id
@@ -92,18 +98,23 @@ async def deliver(ctx: ActionCtx, mailId: str) -> None:
     entry = await engine.system_read(lambda db: db.get(mailId))
     if entry is None or entry["state"] != "queued":
         return
-    transport: MailTransport = engine.mail_transport  # type: ignore[attr-defined]
+    transport: MailTransport = engine.mail_transport
     try:
         await transport.send(Mail(entry["to"], entry["subject"], entry["text"]))
     except Exception as exc:
         attempts = int(entry["attempts"]) + 1
-        log.warning("mail to %s failed (attempt %d): %s", entry["to"], attempts, type(exc).__name__)
+        error_name = type(exc).__name__
+        log.warning("mail to %s failed (attempt %d): %s", entry["to"], attempts, error_name)
 
         async def retry(db: SystemDatabase) -> None:
             final = attempts >= MAX_ATTEMPTS
             await db.patch(
                 mailId,
-                {"attempts": attempts, "lastError": type(exc).__name__, "state": "failed" if final else "queued"},
+                {
+                    "attempts": attempts,
+                    "lastError": error_name,
+                    "state": "failed" if final else "queued",
+                },
             )
             if not final:
                 delay = timedelta(seconds=min(3600, 2**attempts))
@@ -117,7 +128,11 @@ async def deliver(ctx: ActionCtx, mailId: str) -> None:
     async def sent(db: SystemDatabase) -> None:
         await db.patch(
             mailId,
-            {"state": "sent", "attempts": int(entry["attempts"]) + 1, "sentAt": to_ms(engine.runtime.now())},
+            {
+                "state": "sent",
+                "attempts": int(entry["attempts"]) + 1,
+                "sentAt": to_ms(engine.runtime.now()),
+            },
         )
 
     await engine.system_write(sent, label="_system/mail:sent")

@@ -27,7 +27,9 @@ def kind_of(url: str) -> DatabaseKind:
         return DatabaseKind.SQLITE
     if backend == "postgresql":
         return DatabaseKind.POSTGRESQL
-    raise ValueError(f"unsupported database {backend!r}: use sqlite+aiosqlite or postgresql+asyncpg")
+    raise ValueError(
+        f"unsupported database {backend!r}: use sqlite+aiosqlite or postgresql+asyncpg"
+    )
 
 
 def normalise_url(url: str) -> str:
@@ -44,9 +46,7 @@ def create_db_engine(url: str, *, pg_schema: str | None = None) -> AsyncEngine:
     url = normalise_url(url)
     kind = kind_of(url)
     if kind is DatabaseKind.SQLITE:
-        engine = create_async_engine(
-            url, pool_size=8, max_overflow=8, connect_args={"timeout": 30}
-        )
+        engine = create_async_engine(url, pool_size=8, max_overflow=8, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
 from backend.storage.tables import commits, documents, index_entries, log, mutation_outcomes
-from backend.transactions.readset import WriteSet
 from backend.values.convex_json import dumps, from_json, loads, to_json
 from backend.values.index_key import KeyRange
 
@@ -87,7 +86,7 @@ class CommitRecord:
     ts: int
     function_path: str | None
     identity: str | None
-    write_set: WriteSet
+    write_set_json: str
 
 
 @dataclass(frozen=True)
@@ -213,7 +212,7 @@ class StoreWriter(StoreReader):
         self,
         *,
         now_ns: int,
-        write_set: WriteSet,
+        write_set_json: str,
         function_path: str | None,
         identity: str | None,
     ) -> int:
@@ -224,7 +223,7 @@ class StoreWriter(StoreReader):
                 ts=ts,
                 function_path=function_path,
                 identity=identity,
-                write_set=write_set.to_json(),
+                write_set=write_set_json,
             )
         )
         if self._log:
@@ -310,9 +309,8 @@ class Store:
         ``RetryableConflict`` when the attempt lost a race and may simply be run again.
         """
         if self.kind is DatabaseKind.SQLITE:
-            async with self._write_lock:
-                async with self._write_attempt("IMMEDIATE") as writer:
-                    yield writer
+            async with self._write_lock, self._write_attempt("IMMEDIATE") as writer:
+                yield writer
         else:
             async with self._write_attempt(None) as writer:
                 yield writer
@@ -362,12 +360,7 @@ class Store:
                     select(commits).where(commits.c.ts > ts).order_by(commits.c.ts).limit(limit)
                 )
             ).all()
-        return [
-            CommitRecord(
-                int(r.ts), r.function_path, r.identity, WriteSet.from_json(r.write_set)
-            )
-            for r in rows
-        ]
+        return [CommitRecord(int(r.ts), r.function_path, r.identity, r.write_set) for r in rows]
 
     async def prune_outcomes(self, older_than_ms: int) -> int:
         async with self.engine.begin() as conn:

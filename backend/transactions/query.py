@@ -300,11 +300,19 @@ class QueryBuilder:
                 )
             count = None
         if count == 0:
-            return {"page": [], "isDone": False, "continueCursor": cursor or encode_cursor(name, b"")}
+            return {
+                "page": [],
+                "isDone": False,
+                "continueCursor": cursor or encode_cursor(name, b""),
+            }
         walk = _Walk()
         page = [doc async for _key, doc in self._walk(key_range, count, walk)]
         if end_cursor is not None:
-            return {"page": page, "isDone": walk.exhausted and until is None, "continueCursor": end_cursor}
+            return {
+                "page": page,
+                "isDone": walk.exhausted and until is None,
+                "continueCursor": end_cursor,
+            }
         if walk.exhausted:
             return {"page": page, "isDone": True, "continueCursor": encode_cursor(name, None)}
         return {"page": page, "isDone": False, "continueCursor": encode_cursor(name, walk.last_key)}

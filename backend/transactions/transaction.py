@@ -34,6 +34,22 @@ REMOVE: Any = _Remove()
 """Pass as a value to ``patch`` to remove that field (Convex's ``undefined``)."""
 
 
+class CreationTimes:
+    """Hands out ``_creationTime`` values that strictly increase within this process, so
+    documents created in the same millisecond still sort in creation order."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def next(self, now_ms: float) -> float:
+        value = now_ms if now_ms > self._last else self._last + 0.001
+        self._last = value
+        return value
+
+
+_DEFAULT_CREATION_TIMES = CreationTimes()
+
+
 class Transaction:
     def __init__(
         self,
@@ -43,8 +59,10 @@ class Transaction:
         limits: Limits,
         *,
         now: datetime,
+        creation_times: CreationTimes = _DEFAULT_CREATION_TIMES,
     ) -> None:
         self.reader = reader
+        self._creation_times = creation_times
         self.schema = schema
         self.runtime = runtime
         self.limits = limits
@@ -53,7 +71,6 @@ class Transaction:
         self.write_set = WriteSet()
         self.docs_read = 0
         self.docs_written = 0
-        self._last_creation_ms = 0.0
 
     @property
     def writer(self) -> StoreWriter | None:
@@ -82,8 +99,10 @@ class Transaction:
         return table
 
     def check_table(self, table: Any, *, system: bool) -> str:
-        if not isinstance(table, str) or table not in self.schema.tables or (
-            table.startswith("_") and not system
+        if (
+            not isinstance(table, str)
+            or table not in self.schema.tables
+            or (table.startswith("_") and not system)
         ):
             raise invalid_argument(f"unknown table {str(table)[:64]!r}", "table")
         return table
@@ -134,8 +153,7 @@ class Transaction:
         self.check_table(table, system=system)
         self._checked(table, fields)
         self._count_write()
-        creation = max(to_ms(self.now), self._last_creation_ms)
-        self._last_creation_ms = creation
+        creation = self._creation_times.next(to_ms(self.now))
         doc_id = make_id(table, self.runtime.random.token_bytes(16))
         document: Document = {"_id": doc_id, "_creationTime": creation, **fields}
         self._check_size(document)

@@ -64,7 +64,8 @@ class Auth:
         """The caller's identity, or None; a revoked or expired session yields None."""
         self.used = True
         if not self._resolved:
-            assert self._resolver is not None and self._claimed is not None
+            assert self._resolver is not None
+            assert self._claimed is not None
             if self._txn is None:
                 raise RuntimeError("identity resolution needs a transaction")
             self._identity = await self._resolver(self._txn, self._claimed)
@@ -104,7 +105,9 @@ class QueryCtx(_BaseCtx):
         self._txn = txn
         self.db = DatabaseReader(txn)
 
-    async def run_query(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+    async def run_query(
+        self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None
+    ) -> Any:
         """Run another query inside this transaction."""
         return await self._engine._call_nested(self, fn, dict(args or {}), "query")
 
@@ -117,7 +120,9 @@ class MutationCtx(QueryCtx):
         self.db: DatabaseWriter = DatabaseWriter(txn)
         self.scheduler = Scheduler(engine, lambda: SystemDatabase(txn), txn.now)
 
-    async def run_mutation(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+    async def run_mutation(
+        self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None
+    ) -> Any:
         """Run another mutation inside this transaction (all or nothing together)."""
         return await self._engine._call_nested(self, fn, dict(args or {}), "mutation")
 
@@ -129,14 +134,22 @@ class ActionCtx(_BaseCtx):
     def __init__(self, engine: Engine, auth: Auth, now: datetime) -> None:
         super().__init__(engine, auth, now)
 
-    async def run_query(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+    async def run_query(
+        self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None
+    ) -> Any:
         return await self._engine.run_query(fn, dict(args or {}), self.auth.claimed, internal=True)
 
-    async def run_mutation(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
-        result = await self._engine.run_mutation(fn, dict(args or {}), self.auth.claimed, internal=True)
+    async def run_mutation(
+        self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None
+    ) -> Any:
+        result = await self._engine.run_mutation(
+            fn, dict(args or {}), self.auth.claimed, internal=True
+        )
         return result.value
 
-    async def run_action(self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None) -> Any:
+    async def run_action(
+        self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None
+    ) -> Any:
         return await self._engine.run_action(fn, dict(args or {}), self.auth.claimed, internal=True)
 
 
@@ -160,7 +173,7 @@ class Scheduler:
         fn: RegisteredFunction[Any, Any, Any] | str,
         args: Mapping[str, Any] | None = None,
     ) -> str:
-        """Run ``fn(args)`` once ``delay`` (a timedelta, or seconds) has passed. Returns the job id."""
+        """Run ``fn(args)`` once ``delay`` (a timedelta, or seconds) has passed. Returns its id."""
         if not isinstance(delay, timedelta):
             delay = timedelta(seconds=float(delay))
         return await self.run_at(self._now + max(delay, timedelta(0)), fn, args)

@@ -115,9 +115,13 @@ def _args_model(handler: Callable[..., Any]) -> tuple[type[BaseModel], str | Non
     fields: dict[str, Any] = {}
     for param in rest:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
-            raise TypeError(f"{handler.__qualname__}: argument {param.name} must be a named parameter")
+            raise TypeError(
+                f"{handler.__qualname__}: argument {param.name} must be a named parameter"
+            )
         if param.name not in hints:
-            raise TypeError(f"{handler.__qualname__}: argument {param.name} needs a type annotation")
+            raise TypeError(
+                f"{handler.__qualname__}: argument {param.name} needs a type annotation"
+            )
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (hints[param.name], default)
     return create_model(f"{handler.__name__}_args", __base__=_ArgsBase, **fields), None

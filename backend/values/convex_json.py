@@ -74,7 +74,9 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def to_json(value: Value, *, max_depth: int = DEFAULT_MAX_DEPTH, _path: str = "", _depth: int = 0) -> Any:
+def to_json(
+    value: Value, *, max_depth: int = DEFAULT_MAX_DEPTH, _path: str = "", _depth: int = 0
+) -> Any:
     """Convert a Convex value into plain JSON data in Convex's encoding.
 
     Raises ``ConvexError(INVALID_ARGUMENT)`` naming the path of a value that is not a Convex
@@ -89,9 +91,7 @@ def to_json(value: Value, *, max_depth: int = DEFAULT_MAX_DEPTH, _path: str = ""
     if isinstance(value, int):
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return int(value)
-        raise _invalid(
-            "integer is outside JavaScript's safe range; use Int64 or float", _path
-        )
+        raise _invalid("integer is outside JavaScript's safe range; use Int64 or float", _path)
     if isinstance(value, float):
         if math.isfinite(value) and not (value == 0.0 and math.copysign(1.0, value) < 0):
             return value
@@ -114,7 +114,9 @@ def to_json(value: Value, *, max_depth: int = DEFAULT_MAX_DEPTH, _path: str = ""
     raise _invalid(f"{type(value).__name__} is not a Convex value", _path)
 
 
-def from_json(data: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, _path: str = "", _depth: int = 0) -> Value:
+def from_json(
+    data: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, _path: str = "", _depth: int = 0
+) -> Value:
     """Convert JSON data in Convex's encoding into a Convex value.
 
     Raises ``ConvexError(INVALID_ARGUMENT)`` with the path of anything malformed.
@@ -149,9 +151,7 @@ def from_json(data: Any, *, max_depth: int = DEFAULT_MAX_DEPTH, _path: str = "",
                 if len(raw) != 8:
                     raise _invalid("$float must hold 8 bytes", _path)
                 number: float = struct.unpack("<d", raw)[0]
-                if math.isfinite(number) and not (
-                    number == 0.0 and math.copysign(1.0, number) < 0
-                ):
+                if math.isfinite(number) and not (number == 0.0 and math.copysign(1.0, number) < 0):
                     raise _invalid("$float is only for NaN, infinities and -0", _path)
                 return number
             if key == "$bytes":

@@ -73,7 +73,8 @@ def encode_value(value: Any) -> bytes:
         return bytes([_TAG_ARRAY]) + b"".join(b"\x01" + encode_value(v) for v in value) + b"\x00"
     if isinstance(value, dict):
         parts = [
-            b"\x01" + _escaped(k.encode("utf-8")) + encode_value(v) for k, v in sorted(value.items())
+            b"\x01" + _escaped(k.encode("utf-8")) + encode_value(v)
+            for k, v in sorted(value.items())
         ]
         return bytes([_TAG_OBJECT]) + b"".join(parts) + b"\x00"
     raise TypeError(f"{type(value).__name__} cannot be part of an index key")

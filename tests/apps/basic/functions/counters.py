@@ -20,7 +20,9 @@ async def increment(ctx: MutationCtx, name: str) -> int:
 
 @query
 async def get(ctx: QueryCtx, name: str) -> dict[str, Any] | None:
-    return await ctx.db.query("counters").with_index("by_name", lambda q: q.eq("name", name)).unique()
+    return (
+        await ctx.db.query("counters").with_index("by_name", lambda q: q.eq("name", name)).unique()
+    )
 
 
 @mutation

@@ -1,0 +1,51 @@
+# The two commands that matter: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+JS_STAMP := client_js/node_modules/.installed-stamp
+export TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+
+.PHONY: run test install lint typecheck pytest jstest bench clean js-build
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(JS_STAMP): client_js/package.json
+	cd client_js && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)
+	touch $(JS_STAMP)
+
+js-build: $(JS_STAMP)
+	cd client_js && npm run --if-present build
+
+run: install js-build
+	mkdir -p data
+	DEV_MODE=$${DEV_MODE:-1} $(PY) -m backend migrate
+	DEV_MODE=$${DEV_MODE:-1} exec $(PY) -m backend serve
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(PY) -m pytest -q
+
+jstest: $(JS_STAMP) install
+	cd client_js && npm test
+
+test: lint typecheck pytest
+
+bench: install
+	$(PY) -m benchmarks.bench_engine
+
+clean:
+	rm -rf $(VENV) client_js/node_modules

@@ -1,0 +1,76 @@
+"""``python -m backend serve | dev | migrate | verify-log``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from backend.config import DATA_DIR, Settings, load_settings
+from backend.storage.engine import DatabaseKind, kind_of
+from backend.storage.migrate import upgrade
+from backend.storage.store import Store
+
+
+def _prepare(settings: Settings) -> None:
+    if kind_of(settings.database_url) is DatabaseKind.SQLITE:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+async def migrate(settings: Settings) -> None:
+    _prepare(settings)
+    store = Store(settings.database_url)
+    try:
+        await upgrade(store.engine)
+    finally:
+        await store.close()
+
+
+async def verify(settings: Settings) -> int:
+    from backend.storage.verify import verify_log
+    from backend.system import system_schema
+    from backend.udf.app import load_app
+
+    sys.path.insert(0, str(Path.cwd()))
+    app = load_app(settings.app_schema, settings.app_functions)
+    store = Store(settings.database_url)
+    try:
+        report = await verify_log(store, app.schema.merged(system_schema()))
+    finally:
+        await store.close()
+    print(
+        f"commits: {report.commits}  log rows: {report.log_rows}  "
+        f"documents: {report.documents}  index entries: {report.index_entries}"
+    )
+    if report.ok:
+        print("ok: the projections match a replay of the log")
+        return 0
+    print(f"MISMATCH: {report.difference}")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the API and the demo app")
+    dev = sub.add_parser("dev", help="serve, reloading on code changes")
+    for p in (serve, dev):
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("verify-log", help="check the projections against a replay of the log")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    if args.command == "migrate":
+        asyncio.run(migrate(settings))
+        print("migrations applied")
+        return 0
+    if args.command == "verify-log":
+        return asyncio.run(verify(settings))
+    from backend.http.serve import serve_forever
+
+    _prepare(settings)
+    return serve_forever(settings, host=args.host, port=args.port, reload=args.command == "dev")

@@ -1,0 +1,90 @@
+"""Scheduled functions and mail: after commit only, exactly or at most once, on both databases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from backend.errors import ConvexError
+from backend.testing import TestBackend
+from tests.apps.basic.functions import jobs
+from tests.conftest import basic_app
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls() -> None:
+    jobs.calls.clear()
+
+
+async def _jobs(t: TestBackend) -> list[dict[str, Any]]:
+    return await t.run(lambda ctx: ctx.db.query("_scheduled_functions").collect())
+
+
+async def test_a_scheduled_mutation_runs_once_when_due(basic: TestBackend) -> None:
+    await basic.mutation("counters:create", {"name": "c"})
+    await basic.mutation("counters:schedule_bump", {"name": "c", "seconds": 30})
+    basic.clock.advance(seconds=29)
+    assert await basic.run_scheduled() == 0
+    basic.clock.advance(seconds=1)
+    assert await basic.run_scheduled() == 1
+    assert await basic.run_scheduled() == 0
+    assert (await basic.query("counters:get", {"name": "c"}))["value"] == 1
+    (job,) = await _jobs(basic)
+    assert job["state"] == "success"
+
+
+async def test_a_rolled_back_mutation_schedules_nothing(basic: TestBackend) -> None:
+    with pytest.raises(ConvexError):
+        await basic.mutation("jobs:schedule_effect_then", {"label": "x", "fail": True})
+    assert await _jobs(basic) == []
+    await basic.mutation("jobs:schedule_effect_then", {"label": "y", "fail": False})
+    assert jobs.calls == ["y"]
+    (job,) = await _jobs(basic)
+    assert job["state"] == "success"
+
+
+async def test_two_workers_racing_run_a_mutation_job_exactly_once(database_url: str | None) -> None:
+    async with TestBackend(database_url, hold_scheduled=True, app=basic_app()) as t:
+        await t.mutation("counters:create", {"name": "c"})
+        await t.mutation("counters:schedule_bump", {"name": "c", "seconds": 0})
+        (job,) = await _jobs(t)
+        import asyncio
+
+        await asyncio.gather(*(t.worker.run_job(job["_id"]) for _ in range(5)))
+        assert (await t.query("counters:get", {"name": "c"}))["value"] == 1
+
+
+async def test_a_failing_job_is_recorded_and_the_worker_goes_on(database_url: str | None) -> None:
+    async with TestBackend(database_url, hold_scheduled=True, app=basic_app()) as t:
+        await t.mutation("counters:schedule_bump", {"name": "missing", "seconds": 0})
+        await t.mutation("jobs:schedule_effect_then", {"label": "after", "fail": False})
+        assert await t.run_scheduled() == 2
+        states = sorted((j["name"], j["state"], j.get("error")) for j in await _jobs(t))
+        assert states[0][:2] == ("counters:bump", "failed")
+        assert "NOT_FOUND" in str(states[0][2])
+        assert states[1][:2] == ("jobs:side_effect", "success")
+        assert jobs.calls == ["after"]
+
+
+async def test_cancel_and_bad_args(basic: TestBackend) -> None:
+    job = await basic.mutation("jobs:schedule_and_cancel", {})
+    basic.clock.advance(seconds=10)
+    await basic.run_scheduled()
+    assert jobs.calls == []
+    cancelled = await basic.run(lambda ctx: ctx.db.get(job))
+    assert cancelled is not None
+    assert cancelled["state"] == "canceled"
+    with pytest.raises(ConvexError) as info:
+        await basic.mutation("jobs:schedule_bad_args", {})
+    assert info.value.code == "INVALID_ARGUMENT"
+
+
+async def test_mail_leaves_only_after_commit(basic: TestBackend) -> None:
+    with pytest.raises(ConvexError):
+        await basic.mutation("jobs:mail_then", {"to": "a@example.com", "fail": True})
+    assert basic.outbox == []
+    await basic.mutation("jobs:mail_then", {"to": "b@example.com", "fail": False})
+    assert [(m.to, m.subject) for m in basic.outbox] == [("b@example.com", "Hello")]
+    (entry,) = await basic.run(lambda ctx: ctx.db.query("_outbox").collect())
+    assert entry["state"] == "sent"
