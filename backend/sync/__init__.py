@@ -1,0 +1,1 @@
+"""The Convex sync protocol: WebSocket messages, their validation and the version chain."""
