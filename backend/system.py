@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from backend import scheduler
+from backend.auth import jwt
 from backend.mail import outbox
+from backend.ratelimit import limiter
 from backend.schema import Schema
 
 
 def system_schema() -> Schema:
-    return Schema({**scheduler.TABLES, **outbox.TABLES})
+    return Schema({**scheduler.TABLES, **outbox.TABLES, **jwt.TABLES, **limiter.TABLES})
 
 
 def system_functions() -> dict[str, Any]:

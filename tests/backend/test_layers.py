@@ -16,10 +16,10 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.engine",
         "backend.scheduler",
         "backend.mail",
-        "backend.system",
-        "backend.testing",
+        "backend.ratelimit",
     ),
-    ("backend.sync", "backend.auth", "backend.sensitive", "backend.ratelimit", "backend.audit"),
+    ("backend.sync", "backend.auth", "backend.sensitive", "backend.audit"),
+    ("backend.system", "backend.testing"),
     ("backend.http", "backend.cli", "backend.__main__"),
 ]
 

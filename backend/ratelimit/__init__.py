@@ -1,0 +1,1 @@
+"""Rate limits: token buckets and fixed windows, kept transactionally in the database."""

@@ -1,0 +1,7 @@
+"""Rate limiter (being written)."""
+
+from __future__ import annotations
+
+from backend.schema import TableDef
+
+TABLES: dict[str, TableDef] = {}
