@@ -24,7 +24,13 @@ from sqlalchemy.exc import DBAPIError
 from backend.errors import ConvexError, ErrorCode, InternalError, invalid_argument
 from backend.runtime import Runtime, to_ms, to_ns
 from backend.schema import Schema
-from backend.storage.store import RetryableConflict, StorageError, Store, StoreWriter
+from backend.storage.store import (
+    RetryableConflict,
+    StorageError,
+    Store,
+    StoreReader,
+    StoreWriter,
+)
 from backend.transactions.limits import Limits
 from backend.transactions.readset import ReadSet, WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
@@ -54,6 +60,19 @@ class QueryResult:
     read_set: ReadSet
     ts: int
     used_auth: bool
+    journal: str | None = None
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    """A query's value or its caller-visible failure, with what it read either way."""
+
+    value: Any
+    error: ConvexError | FunctionFailed | None
+    read_set: ReadSet
+    ts: int
+    used_auth: bool
+    journal: str | None
 
 
 @dataclass(frozen=True)
@@ -193,12 +212,46 @@ class Engine:
         function = self.resolve(fn, FunctionKind.QUERY, internal=internal)
         self._check_args(args)
         async with self.store.snapshot() as reader:
-            txn = Transaction(
-                reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
-            )
-            auth = Auth(identity, txn, self.identity_resolver)
+            return await self.query_at(reader, function, args, identity)
+
+    async def query_at(
+        self,
+        reader: StoreReader,
+        function: AnyFunction,
+        args: dict[str, Any],
+        identity: Identity | None,
+        *,
+        journal: str | None = None,
+    ) -> QueryResult:
+        """Run a resolved query inside an open snapshot (the sync layer runs many in one)."""
+        txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
+        txn.journal_in = journal
+        auth = Auth(identity, txn, self.identity_resolver)
+        value = await self._invoke(function, QueryCtx(self, txn, auth), args)
+        return QueryResult(value, txn.read_set, reader.snapshot_ts, auth.used, txn.journal_out)
+
+    async def subscribe_at(
+        self,
+        reader: StoreReader,
+        function: AnyFunction,
+        args: dict[str, Any],
+        identity: Identity | None,
+        *,
+        journal: str | None = None,
+    ) -> QueryOutcome:
+        """Like ``query_at``, but a failure is an outcome too: a subscription to a query that
+        fails must still re-run when what it read changes."""
+        txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
+        txn.journal_in = journal
+        auth = Auth(identity, txn, self.identity_resolver)
+        try:
+            self._check_args(args)
             value = await self._invoke(function, QueryCtx(self, txn, auth), args)
-        return QueryResult(value, txn.read_set, reader.snapshot_ts, auth.used)
+        except (ConvexError, FunctionFailed) as error:
+            return QueryOutcome(None, error, txn.read_set, reader.snapshot_ts, auth.used, None)
+        return QueryOutcome(
+            value, None, txn.read_set, reader.snapshot_ts, auth.used, txn.journal_out
+        )
 
     async def run_query(
         self,

@@ -11,19 +11,30 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from backend.config import Settings, load_settings
 from backend.engine import Engine
-from backend.http.function_api import handle_call
+from backend.errors import ConvexError, ErrorCode
+from backend.http.function_api import error_response, handle_call
+from backend.http.websocket import serve_session
 from backend.mail import DevOutboxTransport
 from backend.runtime import Runtime
 from backend.scheduler import SchedulerWorker
 from backend.storage.store import Store
+from backend.sync.coordinator import SyncCoordinator
+from backend.sync.identity import TokenRejected, TokenVerifier
+from backend.sync.session import SessionLimits
+from backend.sync.wakeups import PostgresListener
 from backend.system import system_functions, system_schema
 from backend.udf.app import load_app
+from backend.udf.context import Identity
 
 log = logging.getLogger("backend.http")
 
@@ -42,13 +53,36 @@ def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
     )
 
 
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Starlette:
+class CollapseSlashes:
+    """``http://host/`` as a deployment URL makes the client ask for ``//api/...``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if path.startswith("//"):
+            scope = dict(scope, path="/" + path.lstrip("/"))
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    verifier: TokenVerifier | None = None,
+    session_limits: SessionLimits | None = None,
+) -> Starlette:
     settings = settings or load_settings()
     engine = engine or build_engine(settings)
+    coordinator = SyncCoordinator(engine)
+    listener = PostgresListener(engine.store, coordinator.wake)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         worker = SchedulerWorker(engine)
+        await coordinator.start()
+        listener.start()
         task = asyncio.create_task(worker.run_forever(), name="scheduler")
         try:
             yield
@@ -56,20 +90,67 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await listener.stop()
+            await coordinator.stop()
             await engine.store.close()
+
+    async def bearer_identity(request: Request) -> Identity | None:
+        header = request.headers.get("authorization")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ConvexError(ErrorCode.UNAUTHENTICATED, "Authorization must be 'Bearer <token>'")
+        if verifier is None:
+            raise ConvexError(ErrorCode.UNAUTHENTICATED, "This server does not accept tokens")
+        try:
+            return (await verifier.verify(token.strip())).identity
+        except TokenRejected as rejected:
+            raise ConvexError(
+                ErrorCode.UNAUTHENTICATED, f"Invalid token: {rejected.reason}"
+            ) from None
 
     async def call(request: Request) -> Response:
         kind = request.path_params["kind"]
-        return await handle_call(request, engine, kind, None)
+        if kind not in ("query", "mutation", "action"):
+            return JSONResponse({"code": "NOT_FOUND", "message": "Not Found"}, status_code=404)
+        try:
+            identity = await bearer_identity(request)
+        except ConvexError as error:
+            return error_response(error)
+        return await handle_call(request, engine, kind, identity)
+
+    async def sync(websocket: WebSocket) -> None:
+        await serve_session(
+            websocket,
+            settings.allowed_origins,
+            engine=engine,
+            coordinator=coordinator,
+            verifier=verifier,
+            limits=session_limits,
+        )
 
     async def health(_request: Request) -> Response:
         return JSONResponse({"ok": True})
 
     routes: list[Any] = [
-        Route("/api/{kind:str}", call, methods=["POST"]),
         Route("/api/health", health, methods=["GET"]),
+        Route("/api/{kind:str}", call, methods=["POST"]),
+        WebSocketRoute("/api/{version:str}/sync", sync),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [
+        Middleware(CollapseSlashes),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Convex-Client", "Authorization"],
+            max_age=600,
+        ),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.engine = engine
+    app.state.coordinator = coordinator
     app.state.settings = settings
     return app

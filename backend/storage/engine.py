@@ -67,3 +67,12 @@ def create_db_engine(url: str, *, pg_schema: str | None = None) -> AsyncEngine:
     if pg_schema is not None:
         connect_args["server_settings"] = {"search_path": pg_schema}
     return create_async_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args)
+
+
+def libpq_dsn(url: str) -> str:
+    """The plain ``postgresql://`` DSN of a SQLAlchemy URL (for a raw asyncpg connection)."""
+    return (
+        make_url(normalise_url(url))
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )

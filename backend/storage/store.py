@@ -135,6 +135,15 @@ class StoreReader:
         rows = (await self.conn.execute(statement)).all()
         return [(bytes(row.key), decode_doc(row.value)) for row in rows]
 
+    async def commits_after(self, after_ts: int) -> list[CommitRecord]:
+        """The commits in this snapshot newer than ``after_ts``, oldest first."""
+        rows = (
+            await self.conn.execute(
+                select(commits).where(commits.c.ts > after_ts).order_by(commits.c.ts)
+            )
+        ).all()
+        return [CommitRecord(int(r.ts), r.function_path, r.identity, r.write_set) for r in rows]
+
 
 class StoreWriter(StoreReader):
     """A serializable read-write transaction. Writes become visible only if ``commit`` runs."""
@@ -274,6 +283,7 @@ class Store:
         self.pg_schema = pg_schema
         self.engine: AsyncEngine = create_db_engine(url, pg_schema=pg_schema)
         self._write_lock = asyncio.Lock()
+        self.notify_channel = f"commits_{pg_schema or 'public'}"[:63]
         self._lock_key = int.from_bytes(
             hashlib.blake2s((pg_schema or "public").encode(), digest_size=8).digest(),
             "big",
@@ -337,9 +347,14 @@ class Store:
             last = await self._latest_ts(conn)
             return max(now_ns, last + 1)
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
+        # The notification is delivered only if and when this transaction commits.
         result = await conn.execute(
-            text("SELECT setval('commit_ts_seq', GREATEST(nextval('commit_ts_seq'), :now))"),
-            {"now": now_ns},
+            text(
+                "WITH t AS (SELECT setval('commit_ts_seq',"
+                " GREATEST(nextval('commit_ts_seq'), :now)) AS ts)"
+                " SELECT ts, pg_notify(:channel, ts::text) FROM t"
+            ),
+            {"now": now_ns, "channel": self.notify_channel},
         )
         return int(result.scalar_one())
 

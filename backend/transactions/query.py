@@ -290,6 +290,8 @@ class QueryBuilder:
                 if self._descending
                 else key_range.intersect(KeyRange(position + b"\x00", None))
             )
+        if end_cursor is None and self._txn.journal_in is not None:
+            end_cursor = self._txn.journal_in
         if end_cursor is not None:
             until = decode_cursor(name, end_cursor)
             if until is not None:
@@ -308,14 +310,13 @@ class QueryBuilder:
         walk = _Walk()
         page = [doc async for _key, doc in self._walk(key_range, count, walk)]
         if end_cursor is not None:
-            return {
-                "page": page,
-                "isDone": walk.exhausted and until is None,
-                "continueCursor": end_cursor,
-            }
-        if walk.exhausted:
-            return {"page": page, "isDone": True, "continueCursor": encode_cursor(name, None)}
-        return {"page": page, "isDone": False, "continueCursor": encode_cursor(name, walk.last_key)}
+            done, continue_cursor = walk.exhausted and until is None, end_cursor
+        elif walk.exhausted:
+            done, continue_cursor = True, encode_cursor(name, None)
+        else:
+            done, continue_cursor = False, encode_cursor(name, walk.last_key)
+        self._txn.journal_out = continue_cursor
+        return {"page": page, "isDone": done, "continueCursor": continue_cursor}
 
 
 _START: Any = object()

@@ -71,6 +71,10 @@ class Transaction:
         self.write_set = WriteSet()
         self.docs_read = 0
         self.docs_written = 0
+        # Gapless pagination (Convex's journal): the end a page reached on its first run comes
+        # back on re-runs, so a live page keeps its bounds as rows come and go around it.
+        self.journal_in: str | None = None
+        self.journal_out: str | None = None
 
     @property
     def writer(self) -> StoreWriter | None:

@@ -1,0 +1,389 @@
+"""The subscription coordinator: one per process, it keeps every live query up to date.
+
+Design, in one place, because the invariants depend on all of it together:
+
+- **One snapshot per round.** Work arrives as requests from connections (add or remove
+  queries, a new identity, "send me a transition at or past ts T" after a mutation) and as
+  wake-ups when the log grew. A *round* opens one read snapshot at timestamp S, reads the
+  commits in (P, S] from the log (P: where the last round stopped), asks the invalidation
+  index which live queries those commits touched, re-runs just those, then serves the
+  requests, all inside that snapshot. Every result a round sends is therefore valid at
+  exactly S, and each connection gets at most one Transition per round, to S: all of one
+  client's queries move to the same timestamp together.
+- **Shared queries.** Subscriptions with the same function, arguments and journal, and, only
+  when the function looked at ``ctx.auth``, the same identity, are one ``SharedQuery``: run
+  once per round, its result encoded once, and spliced into each subscriber's Transition.
+- **Cost.** A commit costs a lookup in the invalidation index (per-index interval trees) plus
+  the re-runs of the queries it actually affects, never a scan of all subscriptions.
+- **Many processes.** Commits made by other processes are found the same way, in the log;
+  notifications only decide *when* to look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from backend.engine import Engine, FunctionFailed, QueryOutcome
+from backend.errors import ConvexError, ErrorCode
+from backend.storage.store import StoreReader
+from backend.sync.invalidation import SubscriptionIndex
+from backend.sync.protocol import AddQuery, ModifyQuerySet, RemoveQuery, error_message_for
+from backend.transactions.readset import WriteSet
+from backend.udf.context import Identity
+from backend.udf.registry import FunctionKind, RegisteredFunction
+from backend.values.convex_json import dumps, to_json
+
+log = logging.getLogger("backend.sync")
+
+QueryKey = tuple[str, str, tuple[str, str | None] | None, str | None]
+
+
+class Subscriber(Protocol):
+    """What the coordinator needs of a connection."""
+
+    identity: Identity | None
+    max_queries: int
+
+    def emit(
+        self,
+        modifications: list[str],
+        *,
+        ts: int,
+        query_set: int | None,
+        identity_version: int | None,
+    ) -> None:
+        """Queue one Transition to ``ts`` carrying these encoded modifications."""
+        ...
+
+    def protocol_violation(self, reason: str, message: str) -> None: ...
+
+
+@dataclass(eq=False)
+class SharedQuery:
+    key: QueryKey
+    function: RegisteredFunction[Any, Any, Any]
+    args: dict[str, Any]
+    identity: Identity | None
+    journal: str | None
+    subscribers: dict[Subscriber, set[int]] = field(default_factory=dict)
+    result_text: str = ""  # the encoded value or error, to compare runs
+    # the modification around its queryId, encoded once per result and shared by subscribers
+    _parts: tuple[str, str] = ("", "")
+
+    def apply(self, outcome: QueryOutcome) -> bool:
+        """Take a new outcome; True when the client-visible result changed."""
+        journal = outcome.journal if outcome.journal is not None else self.journal
+        self.journal = journal
+        journal_text = dumps(journal)
+        if outcome.error is None:
+            value = dumps(to_json(outcome.value))
+            text = f"ok:{value}"
+            suffix = f',"value":{value},"logLines":[],"journal":{journal_text}}}'
+            kind = "QueryUpdated"
+        else:
+            message, data = _describe(outcome.error)
+            text = f"err:{message}:{data}"
+            extra = "" if data is None else f',"errorData":{data}'
+            suffix = (
+                f',"errorMessage":{dumps(message)},"logLines":[],"journal":{journal_text}{extra}}}'
+            )
+            kind = "QueryFailed"
+        changed = text != self.result_text
+        self.result_text = text
+        self._parts = (f'{{"type":"{kind}","queryId":', suffix)
+        return changed
+
+    def modification(self, query_id: int) -> str:
+        prefix, suffix = self._parts
+        return f"{prefix}{query_id}{suffix}"
+
+
+def _describe(error: ConvexError | FunctionFailed) -> tuple[str, str | None]:
+    if isinstance(error, ConvexError):
+        data = dumps(to_json(error.data))
+        return error_message_for(to_json(error.data)), data
+    return error.public_message, None
+
+
+@dataclass
+class _Pending:
+    """What a round owes one connection."""
+
+    modifications: list[str] = field(default_factory=list)
+    query_set: int | None = None
+    identity_version: int | None = None
+    min_ts: int | None = None
+    wants_transition: bool = False
+
+
+class SyncCoordinator:
+    def __init__(self, engine: Engine, *, catch_up_interval: float = 1.0) -> None:
+        self.engine = engine
+        self.catch_up_interval = catch_up_interval
+        self._queries: dict[QueryKey, SharedQuery] = {}
+        self._index: SubscriptionIndex[SharedQuery] = SubscriptionIndex()
+        self._subscriptions: dict[Subscriber, dict[int, SharedQuery]] = {}
+        self._query_set_versions: dict[Subscriber, int] = {}
+        self._requests: list[tuple[Subscriber, Callable[[StoreReader, _Pending], Any]]] = []
+        self._wake = asyncio.Event()
+        self._processed_ts: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._remove_listener: Callable[[], None] | None = None
+        self.rounds = 0
+        self.executions = 0
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._processed_ts = await self.engine.store.latest_ts()
+        self._remove_listener = self.engine.add_commit_listener(lambda _ts, _ws: self.wake())
+        self._tasks = [
+            asyncio.create_task(self._loop(), name="sync-rounds"),
+            asyncio.create_task(self._catch_up(), name="sync-catch-up"),
+        ]
+
+    async def stop(self) -> None:
+        if self._remove_listener is not None:
+            self._remove_listener()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def query_count(self) -> int:
+        return len(self._queries)
+
+    # ---- requests from connections -------------------------------------------------------
+
+    def connect(self, subscriber: Subscriber) -> None:
+        self._subscriptions[subscriber] = {}
+        self._query_set_versions[subscriber] = 0
+
+    def disconnect(self, subscriber: Subscriber) -> None:
+        for query_id in list(self._subscriptions.get(subscriber, {})):
+            self._unsubscribe(subscriber, query_id)
+        self._subscriptions.pop(subscriber, None)
+        self._query_set_versions.pop(subscriber, None)
+        self._requests = [(s, r) for s, r in self._requests if s is not subscriber]
+
+    def modify(self, subscriber: Subscriber, message: ModifyQuerySet) -> None:
+        async def apply(reader: StoreReader, pending: _Pending) -> None:
+            current = self._query_set_versions.get(subscriber)
+            if current is None:
+                return
+            if message.base_version != current:
+                subscriber.protocol_violation(
+                    "InvalidVersion",
+                    f"ModifyQuerySet from version {message.base_version}, server has {current}",
+                )
+                return
+            for change in message.modifications:
+                if isinstance(change, RemoveQuery):
+                    if self._unsubscribe(subscriber, change.query_id):
+                        pending.modifications.append(
+                            f'{{"type":"QueryRemoved","queryId":{change.query_id}}}'
+                        )
+                else:
+                    pending.modifications.append(await self._subscribe(reader, subscriber, change))
+            self._query_set_versions[subscriber] = message.new_version
+            pending.query_set = message.new_version
+            pending.wants_transition = True
+
+        self._request(subscriber, apply)
+
+    def authenticate(self, subscriber: Subscriber, identity: Identity | None, version: int) -> None:
+        """Switch the connection to ``identity`` and re-run its queries under it."""
+
+        async def apply(reader: StoreReader, pending: _Pending) -> None:
+            if pending.identity_version is not None:
+                # Two identity changes in one round: each needs its own Transition.
+                subscriber.emit(
+                    pending.modifications,
+                    ts=reader.snapshot_ts,
+                    query_set=pending.query_set,
+                    identity_version=pending.identity_version,
+                )
+                pending.modifications = []
+                pending.query_set = None
+            subscriber.identity = identity
+            for query_id, shared in list(self._subscriptions.get(subscriber, {}).items()):
+                self._unsubscribe(subscriber, query_id)
+                add = AddQuery(query_id, shared.function.path or "", shared.args, shared.journal)
+                pending.modifications.append(await self._subscribe(reader, subscriber, add))
+            pending.identity_version = version
+            pending.wants_transition = True
+
+        self._request(subscriber, apply)
+
+    def transition_after(self, subscriber: Subscriber, ts: int) -> None:
+        """Send the connection a Transition at or past ``ts`` (after its mutation commits)."""
+
+        async def apply(_reader: StoreReader, pending: _Pending) -> None:
+            pending.min_ts = max(ts, pending.min_ts or 0)
+            pending.wants_transition = True
+
+        self._request(subscriber, apply)
+
+    def _request(
+        self, subscriber: Subscriber, apply: Callable[[StoreReader, _Pending], Any]
+    ) -> None:
+        self._requests.append((subscriber, apply))
+        self.wake()
+
+    # ---- subscriptions -----------------------------------------------------------------
+
+    async def _subscribe(self, reader: StoreReader, subscriber: Subscriber, add: AddQuery) -> str:
+        existing = self._subscriptions[subscriber]
+        if add.query_id in existing:
+            self._unsubscribe(subscriber, add.query_id)
+        if len(existing) >= subscriber.max_queries:
+            return _failed(
+                add.query_id,
+                ConvexError(
+                    ErrorCode.LIMIT_EXCEEDED,
+                    f"a connection may subscribe to at most {subscriber.max_queries} queries",
+                ),
+            )
+        try:
+            function = self.engine.resolve(add.udf_path, FunctionKind.QUERY, internal=False)
+        except ConvexError as error:
+            return _failed(add.query_id, error)
+        assert function.path is not None
+        args_text = dumps(to_json(add.args))
+        identity = subscriber.identity
+        anonymous: QueryKey = (function.path, args_text, None, add.journal)
+        personal: QueryKey = (
+            function.path,
+            args_text,
+            (identity.subject, identity.session_id) if identity else None,
+            add.journal,
+        )
+        shared = self._queries.get(anonymous) or self._queries.get(personal)
+        if shared is None:
+            outcome = await self._run(reader, function, add.args, identity, add.journal)
+            key = personal if outcome.used_auth else anonymous
+            shared = SharedQuery(key, function, add.args, identity, add.journal)
+            shared.apply(outcome)
+            self._queries[key] = shared
+            self._index.set(shared, outcome.read_set)
+        shared.subscribers.setdefault(subscriber, set()).add(add.query_id)
+        existing[add.query_id] = shared
+        return shared.modification(add.query_id)
+
+    def _unsubscribe(self, subscriber: Subscriber, query_id: int) -> bool:
+        shared = self._subscriptions.get(subscriber, {}).pop(query_id, None)
+        if shared is None:
+            return False
+        ids = shared.subscribers.get(subscriber)
+        if ids is not None:
+            ids.discard(query_id)
+            if not ids:
+                del shared.subscribers[subscriber]
+        if not shared.subscribers:
+            self._queries.pop(shared.key, None)
+            self._index.discard(shared)
+        return True
+
+    async def _run(
+        self,
+        reader: StoreReader,
+        function: RegisteredFunction[Any, Any, Any],
+        args: dict[str, Any],
+        identity: Identity | None,
+        journal: str | None,
+    ) -> QueryOutcome:
+        self.executions += 1
+        return await self.engine.subscribe_at(reader, function, args, identity, journal=journal)
+
+    # ---- rounds ------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.run_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sync round failed; retrying shortly")
+                await asyncio.sleep(0.5)
+                self.wake()
+
+    async def _catch_up(self) -> None:
+        """A missed notification delays an update by at most this interval, never loses it."""
+        while True:
+            await asyncio.sleep(self.catch_up_interval)
+            if self._queries or self._requests:
+                self.wake()
+
+    async def run_round(self) -> None:
+        requests, self._requests = self._requests, []
+        pending: dict[Subscriber, _Pending] = {}
+        async with self.engine.store.snapshot() as reader:
+            ts = reader.snapshot_ts
+            await self._process_commits(reader, pending)
+            for subscriber, apply in requests:
+                if subscriber in self._subscriptions:
+                    await apply(reader, pending.setdefault(subscriber, _Pending()))
+        self.rounds += 1
+        for subscriber, owed in pending.items():
+            if owed.min_ts is not None and owed.min_ts > ts:
+                self.transition_after(subscriber, owed.min_ts)  # not visible yet: next round
+                owed.wants_transition = bool(owed.modifications) or owed.query_set is not None
+            if owed.wants_transition or owed.modifications:
+                subscriber.emit(
+                    owed.modifications,
+                    ts=ts,
+                    query_set=owed.query_set,
+                    identity_version=owed.identity_version,
+                )
+
+    async def _process_commits(
+        self, reader: StoreReader, pending: dict[Subscriber, _Pending]
+    ) -> None:
+        after = self._processed_ts if self._processed_ts is not None else reader.snapshot_ts
+        self._processed_ts = max(after, reader.snapshot_ts)
+        if not self._queries or reader.snapshot_ts <= after:
+            return
+        commits = await reader.commits_after(after)
+        if not commits:
+            return
+        writes = WriteSet.union(WriteSet.from_json(c.write_set_json) for c in commits)
+        for shared in self._index.affected(writes):
+            outcome = await self._run(
+                reader, shared.function, shared.args, shared.identity, shared.journal
+            )
+            self._index.set(shared, outcome.read_set)
+            if shared.apply(outcome):
+                for subscriber, query_ids in shared.subscribers.items():
+                    owed = pending.setdefault(subscriber, _Pending())
+                    owed.modifications.extend(shared.modification(q) for q in sorted(query_ids))
+
+
+def _failed(query_id: int, error: ConvexError) -> str:
+    data = to_json(error.data)
+    return dumps(
+        {
+            "type": "QueryFailed",
+            "queryId": query_id,
+            "errorMessage": error_message_for(data),
+            "logLines": [],
+            "journal": None,
+            "errorData": data,
+        }
+    )
+
+
+__all__ = ["FunctionFailed", "SharedQuery", "Subscriber", "SyncCoordinator"]

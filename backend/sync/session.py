@@ -1,0 +1,321 @@
+"""One sync connection: the Convex protocol over a WebSocket, as a state machine.
+
+Every message in goes through ``_receive`` and every message out through ``_send_loop``: the
+two places that know the connection's state. Mutations run one at a time, in order, on their
+own task, so a slow mutation never stalls the reading of the socket (and Pings keep flowing);
+actions run concurrently, bounded. Transitions are built by the coordinator's rounds and
+chained here, so ``startVersion`` always equals the previous ``endVersion``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from backend.engine import Engine, FunctionFailed
+from backend.errors import ConvexError
+from backend.runtime import Runtime, to_ms
+from backend.sync import protocol
+from backend.sync.coordinator import SyncCoordinator
+from backend.sync.identity import TokenRejected, TokenVerifier
+from backend.sync.versions import VersionChain
+from backend.udf.context import Identity
+from backend.values.convex_json import to_json
+
+log = logging.getLogger("backend.sync")
+
+
+class Transport(Protocol):
+    async def receive(self) -> str | bytes | None:
+        """The next frame, or None once the peer has gone."""
+        ...
+
+    async def send(self, text: str) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_message_bytes: int = 8 * 1024 * 1024
+    max_queries: int = 1000
+    max_queued_mutations: int = 256
+    max_concurrent_actions: int = 16
+    max_outgoing: int = 10_000
+    messages_per_second: float = 200.0
+    message_burst: float = 1000.0
+    ping_after: float = 15.0
+
+
+# Close reasons the official client understands as "back off" (convex-protocol.md, section 10).
+OVERLOADED = "TooManyConcurrentRequests"
+CLOSE_POLICY = 1008
+CLOSE_PROTOCOL = 4400
+
+
+class SyncSession:
+    def __init__(
+        self,
+        transport: Transport,
+        engine: Engine,
+        coordinator: SyncCoordinator,
+        *,
+        verifier: TokenVerifier | None = None,
+        runtime: Runtime | None = None,
+        limits: SessionLimits | None = None,
+    ) -> None:
+        self.transport = transport
+        self.engine = engine
+        self.coordinator = coordinator
+        self.verifier = verifier
+        self.runtime = runtime or engine.runtime
+        self.limits = limits or SessionLimits()
+        self.max_queries = self.limits.max_queries
+        self.identity: Identity | None = None  # as the coordinator's queries see it
+        self.session_id: str | None = None
+        self._caller: Identity | None = None  # for mutations and actions, as of receipt
+        self._identity_version = 0
+        self._chain = VersionChain()
+        self._skew: float | None = None
+        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+        self._mutations: asyncio.Queue[protocol.Mutation] = asyncio.Queue(
+            self.limits.max_queued_mutations
+        )
+        self._actions = asyncio.Semaphore(self.limits.max_concurrent_actions)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing: tuple[int, str] | None = None
+        self._closing_event = asyncio.Event()
+        self._tokens = self.limits.message_burst
+        self._tokens_at = self.runtime.monotonic()
+        self._expiry: asyncio.Task[None] | None = None
+
+    # ---- running ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until the client leaves or is sent away."""
+        self.coordinator.connect(self)
+        sender = asyncio.create_task(self._send_loop(), name="sync-send")
+        mutator = asyncio.create_task(self._mutation_loop(), name="sync-mutations")
+        closing = asyncio.create_task(self._closing_event.wait())
+        try:
+            while self._closing is None:
+                receiving = asyncio.create_task(self.transport.receive())
+                await asyncio.wait({receiving, closing}, return_when=asyncio.FIRST_COMPLETED)
+                if not receiving.done():  # sent away by the coordinator or a timer
+                    receiving.cancel()
+                    break
+                raw = receiving.result()
+                if raw is None:
+                    break
+                await self._receive(raw)
+        finally:
+            closing.cancel()
+            self.coordinator.disconnect(self)
+            for task in (mutator, self._expiry, *self._tasks):
+                if task is not None:
+                    task.cancel()
+            self._outgoing.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sender, timeout=5)
+            if self._closing is not None:
+                with contextlib.suppress(Exception):
+                    await self.transport.close(*self._closing)
+
+    def _close(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            self._closing = (code, reason[:120])
+            self._closing_event.set()
+
+    def protocol_violation(self, reason: str, message: str) -> None:
+        """Close for a message that breaks the protocol; the reason is the close reason."""
+        log.info("closing sync session: %s (%s)", reason, message)
+        self._close(CLOSE_PROTOCOL, reason)
+        self._outgoing.put_nowait(None)
+
+    def _overloaded(self, message: str) -> None:
+        # A reason the client knows as "back off for a few seconds" (protocol, section 10).
+        log.info("closing sync session: overloaded (%s)", message)
+        self._close(CLOSE_POLICY, OVERLOADED)
+        self._outgoing.put_nowait(None)
+
+    # ---- out ----------------------------------------------------------------------------
+
+    def _enqueue(self, text: str) -> None:
+        if self._outgoing.qsize() >= self.limits.max_outgoing:
+            self._overloaded("client is not reading its messages")
+            return
+        self._outgoing.put_nowait(text)
+
+    async def _send_loop(self) -> None:
+        while True:
+            try:
+                text = await asyncio.wait_for(self._outgoing.get(), self.limits.ping_after)
+            except TimeoutError:
+                text = protocol.ping()  # the client reconnects after 60 s of silence
+            if text is None:
+                return
+            try:
+                await self.transport.send(text)
+            except Exception:
+                return
+
+    def emit(
+        self,
+        modifications: list[str],
+        *,
+        ts: int,
+        query_set: int | None,
+        identity_version: int | None,
+    ) -> None:
+        start, end = self._chain.next(query_set=query_set, identity=identity_version, ts=ts)
+        self._enqueue(
+            protocol.transition_from_parts(start, end, modifications, client_clock_skew=self._skew)
+        )
+
+    # ---- in -----------------------------------------------------------------------------
+
+    def _allow_message(self) -> bool:
+        now = self.runtime.monotonic()
+        self._tokens = min(
+            self.limits.message_burst,
+            self._tokens + (now - self._tokens_at) * self.limits.messages_per_second,
+        )
+        self._tokens_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def _receive(self, raw: str | bytes) -> None:
+        if not self._allow_message():
+            self._overloaded("too many messages")
+            return
+        try:
+            message = protocol.parse_client_message(raw, max_bytes=self.limits.max_message_bytes)
+        except protocol.ProtocolError as error:
+            self.protocol_violation(error.reason, error.message)
+            return
+        if isinstance(message, protocol.Connect):
+            self._on_connect(message)
+        elif self.session_id is None and not isinstance(message, protocol.Event):
+            self.protocol_violation("MissingConnect", "Connect must be the first message")
+        elif isinstance(message, protocol.ModifyQuerySet):
+            self.coordinator.modify(self, message)
+        elif isinstance(message, protocol.Mutation):
+            try:
+                self._mutations.put_nowait(message)
+            except asyncio.QueueFull:
+                self._overloaded("too many queued mutations")
+        elif isinstance(message, protocol.Action):
+            self._spawn(self._run_action(message, self._caller))
+        elif isinstance(message, protocol.Authenticate):
+            await self._on_authenticate(message)
+
+    def _on_connect(self, message: protocol.Connect) -> None:
+        if self.session_id is not None:
+            self.protocol_violation("DuplicateConnect", "Connect was already received")
+            return
+        self.session_id = message.session_id
+        if message.client_ts is not None:
+            self._skew = message.client_ts - self.runtime.now_ms()
+
+    async def _on_authenticate(self, message: protocol.Authenticate) -> None:
+        if message.base_version != self._identity_version:
+            self.protocol_violation(
+                "InvalidVersion",
+                f"Authenticate from version {message.base_version}, "
+                f"server has {self._identity_version}",
+            )
+            return
+        if message.token_type == "None":  # noqa: S105 - a token type, not a password
+            self._set_identity(None, None)
+            return
+        admin = message.token_type == "Admin"  # noqa: S105 - a token type, not a password
+        error = "Admin tokens are not accepted" if admin else ""
+        verified = None
+        if not error:
+            if self.verifier is None or not message.value:
+                error = "This server does not accept tokens"
+            else:
+                try:
+                    verified = await self.verifier.verify(message.value)
+                except TokenRejected as rejected:
+                    error = f"Invalid token: {rejected.reason}"
+        if verified is None:
+            self._enqueue(protocol.auth_error(error, message.base_version, True))
+            self._close(1000, "AuthError")
+            self._outgoing.put_nowait(None)
+            return
+        expires = verified.expires_at
+        self._set_identity(verified.identity, None if expires is None else to_ms(expires))
+
+    def _set_identity(self, identity: Identity | None, expires_ms: float | None) -> None:
+        self._identity_version += 1
+        self._caller = identity
+        self.coordinator.authenticate(self, identity, self._identity_version)
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if expires_ms is not None:
+            self._expiry = asyncio.create_task(self._expire_at(expires_ms))
+
+    async def _expire_at(self, expires_ms: float) -> None:
+        """An accepted token that expires while in use: tell the client, then close."""
+        await asyncio.sleep(max(0.0, (expires_ms - self.runtime.now_ms()) / 1000))
+        self._caller = None
+        self._enqueue(protocol.auth_error("Token expired", self._identity_version, False))
+        self._close(1000, "AuthError")
+        self._outgoing.put_nowait(None)
+
+    # ---- functions ----------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _mutation_loop(self) -> None:
+        while True:
+            message = await self._mutations.get()
+            await self._run_mutation(message, self._caller)
+
+    async def _run_mutation(self, message: protocol.Mutation, caller: Identity | None) -> None:
+        assert self.session_id is not None
+        try:
+            result = await self.engine.run_mutation(
+                message.udf_path,
+                message.args,
+                caller,
+                request=(self.session_id, message.request_id),
+            )
+        except Exception as error:
+            text, data = _failure(error)
+            self._enqueue(protocol.mutation_response_failure(message.request_id, text, data))
+            return
+        self._enqueue(
+            protocol.mutation_response_success(message.request_id, to_json(result.value), result.ts)
+        )
+        self.coordinator.transition_after(self, result.ts)
+
+    async def _run_action(self, message: protocol.Action, caller: Identity | None) -> None:
+        async with self._actions:
+            try:
+                value = await self.engine.run_action(message.udf_path, message.args, caller)
+            except Exception as error:
+                text, data = _failure(error)
+                self._enqueue(protocol.action_response_failure(message.request_id, text, data))
+                return
+            self._enqueue(protocol.action_response_success(message.request_id, to_json(value)))
+
+
+def _failure(error: Exception) -> tuple[str, Any]:
+    if isinstance(error, ConvexError):
+        data = to_json(error.data)
+        return protocol.error_message_for(data), data
+    if isinstance(error, FunctionFailed):
+        return error.public_message, protocol.MISSING
+    log.exception("function call failed", exc_info=error)
+    return "Server Error", protocol.MISSING
