@@ -1,0 +1,1 @@
+"""The benchmark app's functions, addressed ``items:insert``, ``items:get``, ``items:range``."""
