@@ -42,7 +42,7 @@ pytest: install
 jstest: $(JS_STAMP) install
 	cd client_js && npm test
 
-test: lint typecheck pytest
+test: lint typecheck pytest jstest
 
 bench: install
 	$(PY) -m benchmarks.bench_engine

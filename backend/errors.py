@@ -44,6 +44,12 @@ TRANSPORT: dict[str, tuple[int, int]] = {
     ErrorCode.METHOD_NOT_ALLOWED: (405, 4405),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, 4415),
     ErrorCode.INTERNAL: (500, 1011),
+    # auth (Better Auth's codes and statuses)
+    "INVALID_EMAIL_OR_PASSWORD": (401, 4401),
+    "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL": (422, 4400),
+    "INVALID_TOKEN": (401, 4401),
+    "INVALID_ORIGIN": (403, 4403),
+    "PROVIDER_NOT_FOUND": (404, 4404),
 }
 
 

@@ -6,13 +6,22 @@ from typing import Any
 
 from backend import scheduler
 from backend.auth import jwt
+from backend.auth import tables as auth_tables
 from backend.mail import outbox
 from backend.ratelimit import limiter
 from backend.schema import Schema
 
 
 def system_schema() -> Schema:
-    return Schema({**scheduler.TABLES, **outbox.TABLES, **jwt.TABLES, **limiter.TABLES})
+    return Schema(
+        {
+            **scheduler.TABLES,
+            **outbox.TABLES,
+            **jwt.TABLES,
+            **limiter.TABLES,
+            **auth_tables.TABLES,
+        }
+    )
 
 
 def system_functions() -> dict[str, Any]:

@@ -17,6 +17,7 @@ temporary, memory-backed directory by default, or a fresh schema in PostgreSQL w
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -24,9 +25,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from sqlalchemy import text
 
+from backend.auth.oauth import VerifiedProfile
+from backend.auth.passwords import Passwords
+from backend.auth.service import AuthConfig, AuthService, ClientInfo, SignedIn
+from backend.auth.sessions import resolve_identity
 from backend.engine import Engine, MutationResult
 from backend.mail import CaptureTransport, Mail
 from backend.runtime import FakeClock, Runtime
@@ -40,6 +46,8 @@ from backend.udf.app import App, load_app
 from backend.udf.context import Auth, Identity, MutationCtx
 
 T = TypeVar("T")
+_CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="TestBackend")
+_LINK_TOKEN = re.compile(r"[?&]token=([^&\s]+)")
 _template: dict[str, Path] = {}
 # Test databases live in a memory-backed directory where there is one (private mkdtemp dirs).
 _MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
@@ -91,6 +99,26 @@ class Caller:
             await self._backend._after_call()
 
 
+class UserHandle(Caller):
+    """A signed-in user: calls run as this session (``t.sign_up(...)``, ``t.sign_in(...)``)."""
+
+    def __init__(self, backend: TestBackend, signed_in: SignedIn) -> None:
+        super().__init__(
+            backend, Identity(subject=signed_in.user["_id"], session_id=signed_in.session["_id"])
+        )
+        self.token = signed_in.token
+        self.user = signed_in.user
+        self.session = signed_in.session
+
+    @property
+    def user_id(self) -> str:
+        return str(self.user["_id"])
+
+    @property
+    def email(self) -> str:
+        return str(self.user["email"])
+
+
 class TestBackend(Caller):
     __test__ = False  # not a pytest test class
 
@@ -105,6 +133,7 @@ class TestBackend(Caller):
         limits: Limits | None = None,
         hold_scheduled: bool = False,
         dev_mode: bool = True,
+        passwords: Passwords | None = None,
     ) -> None:
         super().__init__(self, None)
         self.database_url = database_url
@@ -113,6 +142,7 @@ class TestBackend(Caller):
         self.limits = limits
         self.hold_scheduled = hold_scheduled
         self.dev_mode = dev_mode
+        self.passwords = passwords or Passwords()
         self._mail = CaptureTransport()
         self._tmpdir: Path | None = None
         self._pg_schema: str | None = None
@@ -141,9 +171,15 @@ class TestBackend(Caller):
             runtime=Runtime(clock=self.clock),
             limits=self.limits,
             dev_mode=self.dev_mode,
+            identity_resolver=resolve_identity,
             mail_transport=self._mail,
         )
         self.worker = SchedulerWorker(self._engine)
+        self.auth = AuthService(
+            self._engine,
+            AuthConfig(secret="test-secret-key", base_url="http://testserver"),  # noqa: S106
+            passwords=self.passwords,
+        )
         return self
 
     async def __aexit__(
@@ -179,8 +215,57 @@ class TestBackend(Caller):
         return store
 
     def as_user(self, user_id: str, session_id: str | None = None) -> Caller:
-        """Call as a bare identity (no session checks); the auth layer adds real sessions."""
+        """Call as a bare identity. Without a real session ``ctx.auth`` sees nobody: use
+        ``sign_up`` / ``sign_in`` for a signed-in user."""
         return Caller(self, Identity(subject=user_id, session_id=session_id))
+
+    async def sign_up(self, email: str, password: str, name: str | None = None) -> UserHandle:
+        """Create a user with a password; returns it signed in on a fresh session."""
+        try:
+            signed_in = await self.auth.sign_up(email, password, name, _CLIENT)
+        finally:
+            await self._after_call()
+        return UserHandle(self, signed_in)
+
+    async def sign_in(self, email: str, password: str) -> UserHandle:
+        """A new, fresh session for an existing password user."""
+        try:
+            signed_in = await self.auth.sign_in(email, password, _CLIENT)
+        finally:
+            await self._after_call()
+        return UserHandle(self, signed_in)
+
+    async def sign_in_magic_link(self, email: str) -> UserHandle:
+        """Request a magic link, read it from the captured mail, follow it (creates the user)."""
+        await self.auth.request_magic_link(email, None, _CLIENT)
+        await self.worker.run_due()
+        address = email.strip().lower()
+        for mail in reversed(self._mail.sent):
+            match = _LINK_TOKEN.search(mail.text)
+            if mail.to == address and match:
+                signed_in = await self.auth.verify_magic_link(unquote(match.group(1)), _CLIENT)
+                await self._after_call()
+                return UserHandle(self, signed_in)
+        raise AssertionError(f"no magic link was mailed to {email}")
+
+    async def sign_in_oauth(
+        self, provider: str, email: str, *, name: str | None = None, email_verified: bool = True
+    ) -> UserHandle:
+        """Sign in as a provider's verified user (the provider's side is taken as done; the
+        full redirect flow is tested against a real OIDC provider on loopback)."""
+        profile = VerifiedProfile(
+            provider=provider,
+            subject=f"{provider}-{email.strip().lower()}",
+            email=email,
+            email_verified=email_verified,
+            name=name,
+            picture=None,
+        )
+        try:
+            signed_in = await self.auth.sign_in_with_profile(profile, _CLIENT)
+        finally:
+            await self._after_call()
+        return UserHandle(self, signed_in)
 
     async def run(self, fn: Callable[[RunCtx], Awaitable[T]]) -> T:
         """Run any code inside one read-write transaction; its ``ctx.db`` reaches every table."""

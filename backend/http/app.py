@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,12 +20,18 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from backend.auth.jwt import KeyRing
+from backend.auth.oauth import OAuthClient, providers_from_env
+from backend.auth.service import AuthConfig, AuthService
+from backend.auth.sessions import resolve_identity
+from backend.auth.verifier import ConvexTokenVerifier
 from backend.config import Settings, load_settings
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
+from backend.http.auth_routes import AuthRoutes
 from backend.http.function_api import error_response, handle_call
 from backend.http.websocket import serve_session
-from backend.mail import DevOutboxTransport
+from backend.mail.smtp import transport_from_url
 from backend.runtime import Runtime
 from backend.scheduler import SchedulerWorker
 from backend.storage.store import Store
@@ -42,6 +49,7 @@ log = logging.getLogger("backend.http")
 def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
     sys.path.insert(0, str(Path.cwd()))
     app = load_app(settings.app_schema, settings.app_functions)
+    runtime = runtime or Runtime()
     return Engine(
         Store(settings.database_url),
         app,
@@ -49,8 +57,26 @@ def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
         system_functions=system_functions(),
         runtime=runtime,
         dev_mode=settings.dev_mode,
-        mail_transport=DevOutboxTransport(),
+        identity_resolver=resolve_identity,
+        mail_transport=transport_from_url(settings.smtp_url, runtime=runtime),
     )
+
+
+def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing]:
+    """The auth service and the JWT key ring, configured from the settings."""
+    base_url = settings.origin()
+    keyring = KeyRing(engine, settings.resolved_secret_key(), issuer=base_url)
+    providers = providers_from_env(os.environ)
+    service = AuthService(
+        engine,
+        AuthConfig(
+            secret=settings.resolved_secret_key(),
+            base_url=base_url,
+            trusted_origins=list(settings.allowed_origins),
+        ),
+        oauth=OAuthClient(providers, engine.runtime) if providers else None,
+    )
+    return service, keyring
 
 
 class CollapseSlashes:
@@ -71,16 +97,24 @@ def create_app(
     *,
     engine: Engine | None = None,
     verifier: TokenVerifier | None = None,
+    auth: tuple[AuthService, KeyRing] | None = None,
     session_limits: SessionLimits | None = None,
 ) -> Starlette:
+    """The whole server. ``verifier`` replaces the key ring's token check (tests of the sync
+    layer use a test key); ``auth`` replaces the auth service built from the settings."""
     settings = settings or load_settings()
     engine = engine or build_engine(settings)
+    service, keyring = auth or build_auth(settings, engine)
+    if verifier is None:
+        verifier = ConvexTokenVerifier(keyring.verifier())
+    auth_routes = AuthRoutes(service, keyring, dev_mode=settings.dev_mode)
     coordinator = SyncCoordinator(engine)
     listener = PostgresListener(engine.store, coordinator.wake)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         worker = SchedulerWorker(engine)
+        await keyring.ensure_key()
         await coordinator.start()
         listener.start()
         task = asyncio.create_task(worker.run_forever(), name="scheduler")
@@ -134,6 +168,7 @@ def create_app(
         return JSONResponse({"ok": True})
 
     routes: list[Any] = [
+        *auth_routes.routes(),
         Route("/api/health", health, methods=["GET"]),
         Route("/api/{kind:str}", call, methods=["POST"]),
         WebSocketRoute("/api/{version:str}/sync", sync),
@@ -152,5 +187,7 @@ def create_app(
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.engine = engine
     app.state.coordinator = coordinator
+    app.state.auth = service
+    app.state.keyring = keyring
     app.state.settings = settings
     return app

@@ -110,7 +110,12 @@ class SyncSession:
                 raw = receiving.result()
                 if raw is None:
                     break
-                await self._receive(raw)
+                try:
+                    await self._receive(raw)
+                except Exception:
+                    # A bug must cost this connection only; the client reconnects with backoff.
+                    log.exception("sync session failed")
+                    self._close(1011, "InternalServerError")
         finally:
             closing.cancel()
             self.coordinator.disconnect(self)

@@ -260,3 +260,12 @@ class SystemDatabase(DatabaseWriter):
     """The engine's own access, including its ``_`` tables. Never given to function code."""
 
     _system = True
+
+    @property
+    def txn(self) -> Transaction:
+        return self._txn
+
+    @property
+    def now_ms(self) -> float:
+        """The transaction's frozen time, in milliseconds since the epoch."""
+        return to_ms(self._txn.now)

@@ -345,9 +345,13 @@ async def test_ctx_now_comes_from_the_injected_clock(basic: TestBackend) -> None
     assert await basic.query("notes:now", {}) == first + 5 * 60 * 1000
 
 
-async def test_identity_reaches_functions(basic: TestBackend) -> None:
+async def test_identity_reaches_functions_only_with_a_live_session(basic: TestBackend) -> None:
     assert await basic.query("notes:whoami", {}) is None
-    assert await basic.as_user("user-1").query("notes:whoami", {}) == "user-1"
+    alice = await basic.sign_up("alice@example.com", "correct horse battery")
+    assert await alice.query("notes:whoami", {}) == alice.user_id
+    assert await basic.as_user(alice.user_id).query("notes:whoami", {}) is None  # no session
+    basic.clock.advance(days=8)  # sessions expire
+    assert await alice.query("notes:whoami", {}) is None
 
 
 async def test_a_resent_request_is_answered_not_run_again(basic: TestBackend) -> None:

@@ -52,7 +52,8 @@ class StaticVerifier:
     async def verify(self, token: str) -> VerifiedToken:
         if not token.startswith("good:"):
             raise TokenRejected("bad signature")
-        return VerifiedToken(Identity(subject=token[5:], session_id="s"), None)
+        _, user_id, session_id = token.split(":")
+        return VerifiedToken(Identity(subject=user_id, session_id=session_id), None)
 
 
 class Harness:
@@ -191,19 +192,33 @@ async def test_errors_carry_convex_error_data_only_for_convex_errors(sync: Harne
 
 
 async def test_authenticate_reruns_queries_under_the_new_identity(sync: Harness) -> None:
+    alice = await sync.t.sign_up("alice@example.com", "correct horse battery")
     client = sync.connect()
     client.push(add(0, "notes:whoami", {}, 0))
     assert (await client.next("Transition"))["modifications"][0]["value"] is None
-    client.push(
-        {"type": "Authenticate", "tokenType": "User", "value": "good:alice", "baseVersion": 0}
-    )
+    token = f"good:{alice.user_id}:{alice.session_id}"
+    client.push({"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0})
     transition = await client.next("Transition")
     assert transition["endVersion"]["identity"] == 1
-    assert transition["modifications"][0]["value"] == "alice"
+    assert transition["modifications"][0]["value"] == alice.user_id
     client.push({"type": "Authenticate", "tokenType": "None", "baseVersion": 1})
     cleared = await client.next("Transition")
     assert cleared["endVersion"]["identity"] == 2
     assert cleared["modifications"][0]["value"] is None
+
+
+async def test_a_revoked_session_loses_its_identity_on_live_queries(sync: Harness) -> None:
+    alice = await sync.t.sign_up("alice@example.com", "correct horse battery")
+    client = sync.connect()
+    token = f"good:{alice.user_id}:{alice.session_id}"
+    client.push({"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0})
+    client.push(add(0, "notes:whoami", {}, 0))
+    seen = await client.next("Transition")
+    assert seen["endVersion"]["identity"] == 1
+    assert seen["modifications"][0]["value"] == alice.user_id
+    await sync.t.auth.sign_out(alice.token)
+    revoked = await client.next("Transition", wait=1.0)
+    assert revoked["modifications"][0]["value"] is None
 
 
 async def test_a_bad_token_gets_auth_error_and_a_close(sync: Harness) -> None:

@@ -1,0 +1,276 @@
+"""``/api/auth/*``: Better Auth's endpoints and shapes, over ``AuthService``.
+
+A session travels as ``Authorization: Bearer <token>`` or as the HttpOnly session cookie set
+by the sign-in answers. Requests that change state and ride on the cookie must come from this
+site or a trusted origin (CSRF); so must the sign-in forms themselves (login CSRF).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from backend.auth.jwt import KeyRing
+from backend.auth.service import AuthService, ClientInfo, SignedIn
+from backend.auth.sessions import session_json, user_json
+from backend.auth.timestamps import iso
+from backend.errors import ConvexError, ErrorCode
+from backend.http.bodies import read_json
+from backend.http.function_api import error_response
+
+MAX_AUTH_BODY = 64 * 1024
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class AuthRoutes:
+    def __init__(
+        self,
+        service: AuthService,
+        keyring: KeyRing,
+        *,
+        dev_mode: bool,
+    ) -> None:
+        self.service = service
+        self.keyring = keyring
+        self.dev_mode = dev_mode
+        base = urlsplit(service.config.base_url)
+        self.secure = base.scheme == "https"
+        self.cookie_name = ("__Secure-" if self.secure else "") + "stepup.session_token"
+        self.origins = {f"{base.scheme}://{base.netloc}", *service.config.trusted_origins}
+
+    # ---- plumbing -----------------------------------------------------------------------
+
+    def _client(self, request: Request) -> ClientInfo:
+        return ClientInfo(
+            ip_address=request.client.host if request.client else None,
+            user_agent=request.headers.get("user-agent"),
+        )
+
+    def _token(self, request: Request) -> tuple[str | None, bool]:
+        """The session token and whether it came from the cookie."""
+        header = request.headers.get("authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip(), False
+        cookie = request.cookies.get(self.cookie_name)
+        return (cookie, True) if cookie else (None, False)
+
+    def _check_origin(self, request: Request, *, required: bool) -> None:
+        origin = request.headers.get("origin")
+        if origin is None:
+            referer = request.headers.get("referer")
+            if referer:
+                parts = urlsplit(referer)
+                origin = f"{parts.scheme}://{parts.netloc}"
+        if origin is None and not required:
+            return
+        if origin not in self.origins:
+            raise ConvexError("INVALID_ORIGIN", "This request must come from this site")
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        body = await read_json(request, MAX_AUTH_BODY)
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise ConvexError(ErrorCode.INVALID_ARGUMENT, "The body must be a JSON object")
+        return body
+
+    def _set_cookie(self, response: Response, signed_in: SignedIn) -> None:
+        max_age = int(self.service.config.session_ttl.total_seconds())
+        response.set_cookie(
+            self.cookie_name,
+            signed_in.token,
+            max_age=max_age,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+        )
+
+    def _signed_in(self, signed_in: SignedIn, **extra: Any) -> Response:
+        response = JSONResponse(
+            {**extra, "token": signed_in.token, "user": user_json(signed_in.user)}
+        )
+        self._set_cookie(response, signed_in)
+        return response
+
+    @staticmethod
+    def guarded(handler: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ConvexError as error:
+                response = error_response(error)
+                if error.code == ErrorCode.RATE_LIMITED and isinstance(error.data, dict):
+                    retry_after = error.data.get("retryAfterMs")
+                    body = {
+                        "code": error.code,
+                        "message": error.message,
+                        "retryAfterMs": retry_after,
+                    }
+                    response = JSONResponse(body, status_code=429)
+                    if isinstance(retry_after, int | float):
+                        response.headers["Retry-After"] = str(max(1, int(retry_after // 1000) + 1))
+                return response
+
+        return run
+
+    # ---- endpoints ----------------------------------------------------------------------
+
+    async def sign_up(self, request: Request) -> Response:
+        self._check_origin(request, required=False)
+        body = await self._body(request)
+        signed_in = await self.service.sign_up(
+            body.get("email"), body.get("password"), body.get("name"), self._client(request)
+        )
+        return self._signed_in(signed_in)
+
+    async def sign_in(self, request: Request) -> Response:
+        self._check_origin(request, required=False)
+        body = await self._body(request)
+        signed_in = await self.service.sign_in(
+            body.get("email"), body.get("password"), self._client(request)
+        )
+        return self._signed_in(signed_in, redirect=False)
+
+    async def magic_link(self, request: Request) -> Response:
+        self._check_origin(request, required=False)
+        body = await self._body(request)
+        await self.service.request_magic_link(
+            body.get("email"), body.get("callbackURL"), self._client(request)
+        )
+        return JSONResponse({"status": True})
+
+    async def magic_link_verify(self, request: Request) -> Response:
+        signed_in = await self.service.verify_magic_link(
+            request.query_params.get("token"), self._client(request)
+        )
+        callback = signed_in.callback_url or request.query_params.get("callbackURL")
+        if callback:
+            callback = self.service._check_callback(callback)
+        if callback:
+            response: Response = RedirectResponse(callback, status_code=302)
+            self._set_cookie(response, signed_in)
+            return response
+        return self._signed_in(signed_in)
+
+    async def social(self, request: Request) -> Response:
+        self._check_origin(request, required=False)
+        body = await self._body(request)
+        url = await self.service.begin_oauth(body.get("provider"), body.get("callbackURL"))
+        return JSONResponse({"url": url, "redirect": True})
+
+    async def callback(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        params = request.query_params
+        if params.get("error"):
+            raise ConvexError("OAUTH_FAILED", "The provider refused the sign-in")
+        signed_in = await self.service.finish_oauth(
+            provider, params.get("code"), params.get("state"), self._client(request)
+        )
+        response: Response = RedirectResponse(signed_in.callback_url or "/", status_code=302)
+        self._set_cookie(response, signed_in)
+        return response
+
+    async def get_session(self, request: Request) -> Response:
+        token, _ = self._token(request)
+        info = await self.service.session(token)
+        body = (
+            None
+            if info is None
+            else {"session": session_json(info.session), "user": user_json(info.user)}
+        )
+        return JSONResponse(body, headers={"cache-control": "no-store"})
+
+    async def sign_out(self, request: Request) -> Response:
+        token, from_cookie = self._token(request)
+        if from_cookie:
+            self._check_origin(request, required=True)
+        await self.service.sign_out(token)
+        response = JSONResponse({"success": True})
+        response.delete_cookie(
+            self.cookie_name, path="/", httponly=True, samesite="lax", secure=self.secure
+        )
+        return response
+
+    async def list_sessions(self, request: Request) -> Response:
+        token, _ = self._token(request)
+        found = await self.service.list_sessions(token)
+        return JSONResponse([session_json(s) for s in found], headers={"cache-control": "no-store"})
+
+    async def revoke_session(self, request: Request) -> Response:
+        token, from_cookie = self._token(request)
+        if from_cookie:
+            self._check_origin(request, required=True)
+        body = await self._body(request)
+        revoked = await self.service.revoke_session(token, body.get("id"))
+        return JSONResponse({"status": revoked})
+
+    async def revoke_other_sessions(self, request: Request) -> Response:
+        token, from_cookie = self._token(request)
+        if from_cookie:
+            self._check_origin(request, required=True)
+        await self.service.revoke_other_sessions(token)
+        return JSONResponse({"status": True})
+
+    async def convex_token(self, request: Request) -> Response:
+        token, _ = self._token(request)
+        info = await self.service.require_session(token)
+        jwt = await self.keyring.mint(subject=info.user["_id"], session_id=info.session["_id"])
+        return JSONResponse({"token": jwt}, headers={"cache-control": "no-store"})
+
+    async def jwks(self, _request: Request) -> Response:
+        return JSONResponse(
+            await self.keyring.jwks(), headers={"cache-control": "public, max-age=300"}
+        )
+
+    async def outbox(self, request: Request) -> Response:
+        if not self.dev_mode:
+            return JSONResponse({"code": "NOT_FOUND", "message": "Not Found"}, status_code=404)
+        to = request.query_params.get("to")
+        address = to.strip().lower() if to else None
+
+        async def read(db: Any) -> list[dict[str, Any]]:
+            query = db.query("_outbox")
+            if address:
+                query = query.with_index("by_to", to=address)
+            rows = await query.order("desc").take(100)
+            return [
+                {
+                    "to": r["to"],
+                    "subject": r["subject"],
+                    "text": r["text"],
+                    "sentAt": iso(r["sentAt"]) if r.get("sentAt") else None,
+                }
+                for r in rows
+            ]
+
+        return JSONResponse(
+            await self.service.engine.system_read(read), headers={"cache-control": "no-store"}
+        )
+
+    def routes(self) -> list[Route]:
+        g = self.guarded
+        return [
+            Route("/api/auth/sign-up/email", g(self.sign_up), methods=["POST"]),
+            Route("/api/auth/sign-in/email", g(self.sign_in), methods=["POST"]),
+            Route("/api/auth/sign-in/magic-link", g(self.magic_link), methods=["POST"]),
+            Route("/api/auth/magic-link/verify", g(self.magic_link_verify), methods=["GET"]),
+            Route("/api/auth/sign-in/social", g(self.social), methods=["POST"]),
+            Route("/api/auth/callback/{provider:str}", g(self.callback), methods=["GET"]),
+            Route("/api/auth/get-session", g(self.get_session), methods=["GET"]),
+            Route("/api/auth/sign-out", g(self.sign_out), methods=["POST"]),
+            Route("/api/auth/list-sessions", g(self.list_sessions), methods=["GET"]),
+            Route("/api/auth/revoke-session", g(self.revoke_session), methods=["POST"]),
+            Route(
+                "/api/auth/revoke-other-sessions", g(self.revoke_other_sessions), methods=["POST"]
+            ),
+            Route("/api/auth/convex/token", g(self.convex_token), methods=["GET"]),
+            Route("/api/auth/jwks", g(self.jwks), methods=["GET"]),
+            Route("/api/dev/outbox", g(self.outbox), methods=["GET"]),
+        ]
