@@ -384,7 +384,7 @@ class OAuthClient:
             raise _failed("no supported client authentication method")
         try:
             response = await self._http.post(discovery.token_endpoint, data=form, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _failed("token endpoint unreachable") from exc
         body = _json_object(response)
         if response.status_code != 200:
@@ -407,7 +407,7 @@ class OAuthClient:
         except pyjwt.PyJWTError:
             raise _failed("malformed id token") from None
         algorithm, kid = header.get("alg"), header.get("kid")
-        if algorithm not in _KEY_TYPES:
+        if not isinstance(algorithm, str) or algorithm not in _KEY_TYPES:
             raise _failed("id token algorithm not allowed")
         key = await self._signing_key(discovery.jwks_uri, kid if _text(kid) else None, algorithm)
         try:
@@ -501,7 +501,7 @@ class OAuthClient:
         _endpoint(url)
         try:
             response = await self._http.get(url, headers=headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _failed(f"{what} unreachable") from exc
         body = _json_object(response)
         if response.status_code != 200 or body is None:
@@ -537,7 +537,7 @@ def _parse_jwks(doc: Mapping[str, Any]) -> list[_Key]:
             continue
         kty, crv = data.get("kty"), data.get("crv")
         algorithm = data.get("alg") or {"RSA": "RS256", "EC": "ES256"}.get(str(kty))
-        if algorithm not in _KEY_TYPES or _KEY_TYPES[algorithm] != (kty, crv):
+        if not isinstance(algorithm, str) or _KEY_TYPES.get(algorithm) != (kty, crv):
             continue
         try:
             jwk = pyjwt.PyJWK(data, algorithm=algorithm)

@@ -11,15 +11,30 @@ argon2 verification, against a dummy hash made with the same parameters, and ans
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from itertools import pairwise
+from typing import TypeVar
 
-import anyio.to_thread
 from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from backend.errors import ConvexError, invalid_argument
 from backend.runtime import RandomSource, SystemRandom
+
+T = TypeVar("T")
+
+
+def _lower_priority() -> None:
+    # Linux schedules threads individually: a nice value on this thread alone.
+    with contextlib.suppress(AttributeError, OSError):  # unsupported: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
 
 # OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
 OWASP_MEMORY_COST_KIB = 19_456
@@ -54,6 +69,7 @@ class Passwords:
         hash_len: int = 32,
         salt_len: int = 16,
         random: RandomSource | None = None,
+        workers: int | None = None,
     ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost,
@@ -65,6 +81,11 @@ class Passwords:
         )
         self._random = random or SystemRandom()
         self._dummy: str | None = None
+        # argon2 is CPU-bound: at most (cores - 1) run at once, on threads of lower scheduling
+        # priority, so a burst of sign-ins queues here instead of slowing the event loop and
+        # the database threads that serve everyone else (BENCHMARKS.md, "Auth").
+        self._workers = max(1, (os.cpu_count() or 2) - 1) if workers is None else workers
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def parameters(self) -> Parameters:
@@ -85,7 +106,7 @@ class Passwords:
         Raises ``argon2.exceptions.HashingError`` only if argon2 itself fails (out of memory).
         """
         salt = self._random.token_bytes(self._hasher.salt_len)
-        return await anyio.to_thread.run_sync(lambda: self._hasher.hash(password, salt=salt))
+        return await self._off_loop(lambda: self._hasher.hash(password, salt=salt))
 
     async def verify(self, stored: str | None, password: str) -> tuple[bool, str | None]:
         """Check ``password`` against the ``stored`` hash: ``(ok, new_hash)``.
@@ -97,13 +118,20 @@ class Passwords:
         """
         if stored is None:
             dummy = await self._dummy_hash()
-            await anyio.to_thread.run_sync(self._matches, dummy, password)
+            await self._off_loop(lambda: self._matches(dummy, password))
             return False, None
-        if not await anyio.to_thread.run_sync(self._matches, stored, password):
+        if not await self._off_loop(lambda: self._matches(stored, password)):
             return False, None
         if self._hasher.check_needs_rehash(stored):
             return True, await self.hash(password)
         return True, None
+
+    async def _off_loop(self, work: Callable[[], T]) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                self._workers, thread_name_prefix="argon2", initializer=_lower_priority
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
     def _matches(self, stored: str, password: str) -> bool:
         try:

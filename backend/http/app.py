@@ -126,6 +126,8 @@ def create_app(
                 await task
             await listener.stop()
             await coordinator.stop()
+            if service.oauth is not None:
+                await service.oauth.aclose()
             await engine.store.close()
 
     async def bearer_identity(request: Request) -> Identity | None:

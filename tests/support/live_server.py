@@ -52,6 +52,7 @@ async def live_server(
     *,
     schema_module: str = "tests.apps.basic.schema",
     functions_package: str = "tests.apps.basic.functions",
+    clock: FakeClock | None = None,
     **settings: Any,
 ) -> AsyncIterator[LiveServer]:
     port = free_port()
@@ -79,7 +80,7 @@ async def live_server(
             app_functions=functions_package,
             **settings,
         )
-        clock = FakeClock()
+        clock = clock or FakeClock()
         mail = CaptureTransport()
         engine = Engine(
             store,

@@ -130,7 +130,7 @@ class OidcProvider:
 
     def rotate_key(self) -> None:
         """Sign from now on with a new key under a new kid, publishing only that one."""
-        self._kid, self._key = secrets.token_urlsafe(8), _shared_key("signing")
+        self._kid, self._key = secrets.token_urlsafe(8), _new_key()
 
     # ---- endpoints ----------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ process.on("exit", () => {
  * @param {string} [options.pgSchema] reuse this existing PostgreSQL schema
  * @param {boolean} [options.migrate] apply migrations first (default: true)
  * @param {string} [options.app] Python package of the app (default: tests.apps.basic)
+ * @param {boolean} [options.realAuth] the product's own sign-in and tokens, not test tokens
  * @returns {Promise<{url: string, port: number, pgSchema: string | null,
  *   stop: () => Promise<void>, stderr: () => string}>}
  */
@@ -46,6 +47,7 @@ export async function startServer(options = {}) {
   if (options.pgSchema) args.push("--pg-schema", options.pgSchema);
   if (options.migrate === false) args.push("--no-migrate");
   if (options.app) args.push("--app", options.app);
+  if (options.realAuth) args.push("--real-auth");
 
   const child = spawn(PYTHON, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";

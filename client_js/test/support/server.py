@@ -47,6 +47,7 @@ from sqlalchemy import text  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
 
+from backend.auth.sessions import resolve_identity  # noqa: E402
 from backend.config import Settings  # noqa: E402
 from backend.engine import Engine  # noqa: E402
 from backend.http.app import create_app  # noqa: E402
@@ -222,7 +223,7 @@ class Database:
             await admin.dispose()
 
 
-def build_engine(settings: Settings, database: Database) -> Engine:
+def build_engine(settings: Settings, database: Database, *, real_auth: bool) -> Engine:
     app = load_app(settings.app_schema, settings.app_functions)
     return Engine(
         Store(database.url, pg_schema=database.pg_schema),
@@ -230,6 +231,9 @@ def build_engine(settings: Settings, database: Database) -> Engine:
         system_schema=system_schema(),
         system_functions=system_functions(),
         dev_mode=settings.dev_mode,
+        # With real auth, ctx.auth checks the session behind each token (revocation works);
+        # test tokens name no real session, so the test verifier's mode skips that check.
+        identity_resolver=resolve_identity if real_auth else None,
         mail_transport=DevOutboxTransport(),
     )
 
@@ -261,25 +265,28 @@ def listen(port: int) -> socket.socket:
 async def serve(args: argparse.Namespace) -> None:
     database = Database(args.database_url, args.pg_schema)
     await database.prepare()
+    sock = listen(args.port)
+    port = sock.getsockname()[1]
     try:
         settings = Settings(
             database_url=database.url,
+            host="127.0.0.1",
+            port=port,
             dev_mode=True,
             secret_key="client-js-test-secret",  # noqa: S106 - a test server's fixed secret
             app_schema=f"{args.app}.schema",
             app_functions=f"{args.app}.functions",
             allowed_origins=[],
         )
-        engine = build_engine(settings, database)
+        engine = build_engine(settings, database, real_auth=args.real_auth)
         if not args.no_migrate:
             await upgrade(engine.store.engine)
         verifier = TestVerifier()
-        app = create_app(settings, engine=engine, verifier=verifier)
+        # --real-auth: tokens come from /api/auth/convex/token and the key ring checks them.
+        app = create_app(settings, engine=engine, verifier=None if args.real_auth else verifier)
         for path, endpoint, methods in test_routes(verifier):
             app.add_route(path, endpoint, methods=methods)
 
-        sock = listen(args.port)
-        port = sock.getsockname()[1]
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -308,6 +315,7 @@ def main() -> None:
     parser.add_argument("--pg-schema", default=None, help="reuse this existing schema")
     parser.add_argument("--no-migrate", action="store_true")
     parser.add_argument("--app", default="tests.apps.basic", help="package with schema/functions")
+    parser.add_argument("--real-auth", action="store_true", help="the product's own tokens")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     asyncio.run(serve(args))

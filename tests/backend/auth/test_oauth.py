@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -121,7 +122,8 @@ async def test_sign_in_returns_the_profile_the_id_token_vouches_for(
         clock.now(),
     )
     assert min(len(pending.state), len(pending.nonce), len(pending.code_verifier)) >= 43
-    assert pending.state not in repr(pending) and pending.code_verifier not in repr(pending)
+    assert pending.state not in repr(pending)
+    assert pending.code_verifier not in repr(pending)
 
     code, state = await authorize(http, url)
     assert state == pending.state
@@ -138,6 +140,32 @@ async def test_sign_in_returns_the_profile_the_id_token_vouches_for(
     }
     assert provider.token_auth_used == ["client_secret_basic"]
     assert provider.requests["/userinfo"] == 0  # the ID token had the email
+
+
+class CountingRandom:
+    """A random source whose n-th call answers n bytes of value n."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def token_bytes(self, n: int) -> bytes:
+        self.calls += 1
+        return bytes([self.calls]) * n
+
+    def randbelow(self, n: int) -> int:
+        return 0
+
+
+async def test_state_nonce_and_verifier_come_from_the_runtime_random_source(
+    provider: OidcProvider, clock: FakeClock, http: httpx.AsyncClient
+) -> None:
+    runtime = Runtime(clock=clock, random=CountingRandom())
+    oauth = OAuthClient(providers_from_env(google_env(provider)), runtime, http)
+
+    _, pending = await oauth.begin("google", REDIRECT_URI)
+
+    drawn = [base64.urlsafe_b64encode(bytes([i]) * 32).rstrip(b"=").decode() for i in (1, 2, 3)]
+    assert [pending.state, pending.nonce, pending.code_verifier] == drawn
 
 
 async def test_next_user_signs_in_without_a_login_hint_and_unverified_email_says_so(
@@ -405,9 +433,7 @@ def test_providers_from_env_builds_the_presets() -> None:
     providers = providers_from_env(env)
 
     assert providers == {
-        "google": ProviderConfig(
-            "google", "g-id", "g-secret", GOOGLE_ISSUER, GOOGLE_DISCOVERY_URL
-        ),
+        "google": ProviderConfig("google", "g-id", "g-secret", GOOGLE_ISSUER, GOOGLE_DISCOVERY_URL),
         "microsoft": ProviderConfig(
             "microsoft",
             "m-id",
