@@ -35,7 +35,15 @@ from backend.transactions.limits import Limits
 from backend.transactions.readset import ReadSet, WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
 from backend.udf.app import App, canonical_path
-from backend.udf.context import ActionCtx, Auth, Identity, IdentityResolver, MutationCtx, QueryCtx
+from backend.udf.context import (
+    ActionCtx,
+    Auth,
+    ClientInfo,
+    Identity,
+    IdentityResolver,
+    MutationCtx,
+    QueryCtx,
+)
 from backend.udf.registry import FunctionKind, RegisteredFunction, Visibility
 from backend.values.convex_json import dumps, to_json
 
@@ -120,6 +128,8 @@ class Engine:
         self.retry = retry or RetryPolicy()
         self._listeners: list[CommitListener] = []
         self.mail_transport = mail_transport
+        # Subsystems an assembly attaches (``services["sensitive"]``); looked up by them only.
+        self.services: dict[str, Any] = {}
 
     # ---- function lookup and invocation -------------------------------------------------
 
@@ -261,7 +271,16 @@ class Engine:
         *,
         internal: bool = False,
     ) -> Any:
-        return (await self.query_with_reads(fn, args, identity, internal=internal)).value
+        function = self.resolve(fn, FunctionKind.QUERY, internal=internal)
+        self._check_args(args)
+        # As ``query_at`` does, but only the value is wanted: the snapshot need not learn its
+        # timestamp, which saves a statement.
+        async with self.store.snapshot(timestamped=False) as reader:
+            txn = Transaction(
+                reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
+            )
+            auth = Auth(identity, txn, self.identity_resolver)
+            return await self._invoke(function, QueryCtx(self, txn, auth), args)
 
     # ---- mutations ----------------------------------------------------------------------
 
@@ -273,11 +292,19 @@ class Engine:
         *,
         internal: bool = False,
         request: tuple[str, int] | None = None,
+        client: ClientInfo | None = None,
     ) -> MutationResult:
         """Run a mutation exactly once; ``request=(sessionId, requestId)`` makes a resend of the
         same request answer with the first outcome instead of running again."""
         function = self.resolve(fn, FunctionKind.MUTATION, internal=internal)
         self._check_args(args)
+        runner = getattr(function, "runner", None)
+        if runner is not None:  # an engine function made of several transactions
+            function.validate_args(args)
+            result: MutationResult = await runner(
+                self, args, identity, request=request, client=client
+            )
+            return result
 
         async def body(txn: Transaction) -> Any:
             auth = Auth(identity, txn, self.identity_resolver)
@@ -288,6 +315,7 @@ class Engine:
             function_path=function.path,
             identity=identity.subject if identity else None,
             request=request,
+            client=client,
         )
 
     async def write(
@@ -297,20 +325,48 @@ class Engine:
         function_path: str | None = None,
         identity: str | None = None,
         request: tuple[str, int] | None = None,
+        client: ClientInfo | None = None,
+        remember: Callable[[Any], bool] | None = None,
     ) -> MutationResult:
-        """Run ``body`` in a serializable transaction, retrying lost races; commit its writes."""
+        """Run ``body`` in a serializable transaction, retrying lost races; commit its writes.
+
+        With ``request``, a resend of the same ``(sessionId, requestId)`` is answered from the
+        stored outcome; ``remember`` may decline to store an outcome (a first step of several).
+        Writes registered with ``txn.durably`` are kept even when the body fails.
+        """
         policy = self.retry
-        for attempt in range(policy.max_attempts):
-            try:
-                return await self._attempt(body, function_path, identity, request)
-            except RetryableConflict as exc:
-                log.debug("%s lost a race (%s); attempt %d", function_path, exc, attempt + 1)
-                delay = min(policy.max_delay, policy.base_delay * 2**attempt)
-                await asyncio.sleep(delay * (0.5 + self.runtime.random.randbelow(1000) / 1000))
-        raise ConvexError(
-            ErrorCode.CONFLICT,
-            "The write kept conflicting with concurrent writes; nothing was written. Try again.",
-        )
+        attempts: list[Transaction] = []
+        try:
+            for attempt in range(policy.max_attempts):
+                try:
+                    return await self._attempt(
+                        body, function_path, identity, request, client, remember, attempts
+                    )
+                except RetryableConflict as exc:
+                    log.debug("%s lost a race (%s); attempt %d", function_path, exc, attempt + 1)
+                    delay = min(policy.max_delay, policy.base_delay * 2**attempt)
+                    await asyncio.sleep(delay * (0.5 + self.runtime.random.randbelow(1000) / 1000))
+            raise ConvexError(
+                ErrorCode.CONFLICT,
+                "The write kept conflicting with concurrent writes; nothing was written. "
+                "Try again.",
+            )
+        except BaseException:
+            if attempts and attempts[-1].durable and not attempts[-1].committed:
+                await self._write_durably(attempts[-1], function_path)
+            raise
+
+    async def _write_durably(self, failed: Transaction, function_path: str | None) -> None:
+        """The records a failed call must leave behind, in a transaction of their own."""
+
+        async def keep(db: SystemDatabase) -> None:
+            for write in failed.durable:
+                await write(db)
+
+        try:
+            await self.system_write(keep, label=f"{function_path or '_system'}#durable")
+        except Exception:  # never hide the call's own error behind this one
+            log.exception("could not keep the durable writes of a failed %s", function_path)
 
     async def _attempt(
         self,
@@ -318,6 +374,9 @@ class Engine:
         function_path: str | None,
         identity: str | None,
         request: tuple[str, int] | None,
+        client: ClientInfo | None = None,
+        remember: Callable[[Any], bool] | None = None,
+        attempts: list[Transaction] | None = None,
     ) -> MutationResult:
         async with self.store.writer() as writer:
             if request is not None:
@@ -326,7 +385,12 @@ class Engine:
                     return MutationResult(_load_outcome(previous[1]), previous[0], replayed=True)
             now = self.runtime.now()
             txn = Transaction(writer, self.schema, self.runtime, self.limits, now=now)
+            txn.client = client
+            if attempts is not None:
+                attempts.append(txn)
             value = await body(txn)
+            for durable in txn.durable:  # committing: they simply join this transaction
+                await durable(SystemDatabase(txn))
             if txn.write_set.is_empty():
                 ts = await writer.current_ts()
             else:
@@ -336,8 +400,9 @@ class Engine:
                     function_path=function_path,
                     identity=identity,
                 )
-            if request is not None:
+            if request is not None and (remember is None or remember(value)):
                 await writer.save_outcome(*request, ts, _dump_outcome(value), int(to_ms(now)))
+        txn.committed = True
         if not txn.write_set.is_empty():
             self._notify(ts, txn.write_set)
         return MutationResult(value, ts)

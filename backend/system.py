@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend import scheduler
+from backend import audit, scheduler
 from backend.auth import jwt
 from backend.auth import tables as auth_tables
 from backend.mail import outbox
 from backend.ratelimit import limiter
 from backend.schema import Schema
+from backend.sensitive import grants, verification
 
 
 def system_schema() -> Schema:
@@ -20,9 +21,11 @@ def system_schema() -> Schema:
             **jwt.TABLES,
             **limiter.TABLES,
             **auth_tables.TABLES,
+            **audit.TABLES,
+            **grants.TABLES,
         }
     )
 
 
 def system_functions() -> dict[str, Any]:
-    return {**outbox.FUNCTIONS}
+    return {**outbox.FUNCTIONS, **verification.FUNCTIONS}

@@ -31,11 +31,12 @@ from sqlalchemy import text
 
 from backend.auth.oauth import VerifiedProfile
 from backend.auth.passwords import Passwords
-from backend.auth.service import AuthConfig, AuthService, ClientInfo, SignedIn
+from backend.auth.service import AuthConfig, AuthService, SignedIn
 from backend.auth.sessions import resolve_identity
 from backend.engine import Engine, MutationResult
 from backend.mail import CaptureTransport, Mail
 from backend.runtime import FakeClock, Runtime
+from backend.sensitive.service import SERVICE, SensitiveService
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
@@ -43,7 +44,7 @@ from backend.system import system_functions, system_schema
 from backend.transactions.limits import Limits
 from backend.transactions.transaction import SystemDatabase, Transaction
 from backend.udf.app import App, load_app
-from backend.udf.context import Auth, Identity, MutationCtx
+from backend.udf.context import Auth, ClientInfo, Identity, MutationCtx
 
 T = TypeVar("T")
 _CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="TestBackend")
@@ -85,7 +86,7 @@ class Caller:
     ) -> MutationResult:
         try:
             return await self._backend.engine.run_mutation(
-                path, ({} if args is None else args), self.identity
+                path, ({} if args is None else args), self.identity, client=_CLIENT
             )
         finally:
             await self._backend._after_call()
@@ -179,6 +180,11 @@ class TestBackend(Caller):
             self._engine,
             AuthConfig(secret="test-secret-key", base_url="http://testserver"),  # noqa: S106
             passwords=self.passwords,
+        )
+        self._engine.services[SERVICE] = SensitiveService(
+            self._engine,
+            "test-secret-key",
+            self.passwords,
         )
         return self
 

@@ -15,10 +15,10 @@ import statistics
 import time
 from datetime import timedelta
 
-from backend.auth.service import ClientInfo
 from backend.errors import ConvexError
 from backend.runtime import FakeClock
 from backend.testing import TestBackend
+from backend.udf.context import ClientInfo
 from tests.conftest import basic_app
 
 CLIENT = ClientInfo(ip_address=None, user_agent="bench")

@@ -1,7 +1,7 @@
 """The demo app's tables: organizations and their memberships.
 
 Users, sessions and accounts are the engine's own tables; a membership names its user by the
-user's id (the ``subject`` of ``ctx.auth``).
+user's id (the ``subject`` of ``ctx.auth``), and profiles come from ``backend.auth.users``.
 """
 
 from typing import Annotated, Literal

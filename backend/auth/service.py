@@ -29,6 +29,7 @@ from backend.mail import Mail, queue_mail
 from backend.ratelimit.limiter import TokenBucket, limit
 from backend.runtime import from_ms, to_ms
 from backend.transactions.transaction import SystemDatabase
+from backend.udf.context import ClientInfo
 
 Document = dict[str, Any]
 CREDENTIAL = "credential"
@@ -40,12 +41,6 @@ RATE_LIMITS: dict[str, TokenBucket] = {
     "auth.mail.email": TokenBucket(3, timedelta(minutes=10), capacity=5),
     "auth.mail.ip": TokenBucket(10, timedelta(minutes=10), capacity=20),
 }
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    ip_address: str | None = None
-    user_agent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from backend.http.websocket import serve_session
 from backend.mail.smtp import transport_from_url
 from backend.runtime import Runtime
 from backend.scheduler import SchedulerWorker
+from backend.sensitive.service import SERVICE as SENSITIVE
+from backend.sensitive.service import SensitiveService
 from backend.storage.store import Store
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import TokenRejected, TokenVerifier
@@ -75,6 +77,9 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
             trusted_origins=list(settings.allowed_origins),
         ),
         oauth=OAuthClient(providers, engine.runtime) if providers else None,
+    )
+    engine.services[SENSITIVE] = SensitiveService(
+        engine, settings.resolved_secret_key(), service.passwords
     )
     return service, keyring
 

@@ -16,12 +16,13 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from backend.auth.jwt import KeyRing
-from backend.auth.service import AuthService, ClientInfo, SignedIn
+from backend.auth.service import AuthService, SignedIn
 from backend.auth.sessions import session_json, user_json
 from backend.auth.timestamps import iso
 from backend.errors import ConvexError, ErrorCode
 from backend.http.bodies import read_json
 from backend.http.function_api import error_response
+from backend.udf.context import ClientInfo
 
 MAX_AUTH_BODY = 64 * 1024
 Handler = Callable[[Request], Awaitable[Response]]

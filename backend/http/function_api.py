@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from backend.engine import Engine, FunctionFailed
 from backend.errors import ConvexError, ErrorCode, http_status
 from backend.http.bodies import read_json
-from backend.udf.context import Identity
+from backend.udf.context import ClientInfo, Identity
 from backend.values.convex_json import dumps, from_json, to_json
 
 FUNCTION_ERROR_STATUS = 560
@@ -62,7 +62,11 @@ async def handle_call(
         if kind == "query":
             value = await engine.run_query(path, args, identity)
         elif kind == "mutation":
-            value = (await engine.run_mutation(path, args, identity)).value
+            client = ClientInfo(
+                ip_address=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+            )
+            value = (await engine.run_mutation(path, args, identity, client=client)).value
         else:
             value = await engine.run_action(path, args, identity)
     except ConvexError as error:

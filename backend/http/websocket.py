@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from backend.sync.session import SyncSession
+from backend.udf.context import ClientInfo
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
@@ -54,4 +55,8 @@ async def serve_session(
         await websocket.close(code=1008, reason="Origin not allowed")
         return
     await websocket.accept()
-    await SyncSession(StarletteTransport(websocket), **session).run()  # type: ignore[arg-type]
+    client = ClientInfo(
+        ip_address=websocket.client.host if websocket.client else None,
+        user_agent=headers.get("user-agent"),
+    )
+    await SyncSession(StarletteTransport(websocket), client=client, **session).run()  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from backend.sync import protocol
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import TokenRejected, TokenVerifier
 from backend.sync.versions import VersionChain
-from backend.udf.context import Identity
+from backend.udf.context import ClientInfo, Identity
 from backend.values.convex_json import to_json
 
 log = logging.getLogger("backend.sync")
@@ -66,8 +66,10 @@ class SyncSession:
         verifier: TokenVerifier | None = None,
         runtime: Runtime | None = None,
         limits: SessionLimits | None = None,
+        client: ClientInfo | None = None,
     ) -> None:
         self.transport = transport
+        self.client = client
         self.engine = engine
         self.coordinator = coordinator
         self.verifier = verifier
@@ -295,6 +297,7 @@ class SyncSession:
                 message.args,
                 caller,
                 request=(self.session_id, message.request_id),
+                client=self.client,
             )
         except Exception as error:
             text, data = _failure(error)

@@ -8,18 +8,18 @@ which is never handed to function code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import Runtime, to_ms
 from backend.schema import Schema
-from backend.storage.store import StoreReader, StoreWriter, encode_doc
+from backend.storage.store import StoreReader, StoreWriter
 from backend.transactions.limits import Limits
 from backend.transactions.query import QueryBuilder
 from backend.transactions.readset import ReadSet, WriteSet
-from backend.values.convex_json import to_json
+from backend.values.convex_json import DEFAULT_MAX_DEPTH, dumps, to_json
 from backend.values.ids import make_id
 
 Document = dict[str, Any]
@@ -75,6 +75,18 @@ class Transaction:
         # back on re-runs, so a live page keeps its bounds as rows come and go around it.
         self.journal_in: str | None = None
         self.journal_out: str | None = None
+        self.client: Any = None  # the caller's ClientInfo, when the transport knows it
+        self.committed = False
+        self.durable: list[Callable[[SystemDatabase], Awaitable[None]]] = []
+
+    def durably(self, write: Callable[[SystemDatabase], Awaitable[None]]) -> None:
+        """Engine-internal: ``write`` happens whether or not this transaction commits.
+
+        It runs inside this transaction when it commits, and in a small transaction of its own
+        right after a rollback. For the few records that must survive a failed call (a refused
+        protected action's audit event); ordinary function code has no way to reach it.
+        """
+        self.durable.append(write)
 
     @property
     def writer(self) -> StoreWriter | None:
@@ -134,14 +146,21 @@ class Transaction:
             raise invalid_argument("a document must be an object", "value")
         self.schema.validate(table, fields)
 
-    def _check_size(self, document: Document) -> None:
-        to_json(document, max_depth=self.limits.max_depth)
-        size = len(encode_doc(document).encode("utf-8"))
+    def _encode_checked(self, document: Document) -> str:
+        """The document's stored text (``encode_doc``), once its depth and size are checked.
+
+        The store writes this same text, so a document is encoded once per write.
+        """
+        # the store's own encoding allows DEFAULT_MAX_DEPTH levels, whatever the limits say
+        depth = min(self.limits.max_depth, DEFAULT_MAX_DEPTH)
+        encoded = dumps(to_json(document, max_depth=depth))
+        size = len(encoded.encode("utf-8"))
         if size > self.limits.max_document_bytes:
             raise ConvexError(
                 ErrorCode.LIMIT_EXCEEDED,
                 f"document is {size} bytes; the limit is {self.limits.max_document_bytes}",
             )
+        return encoded
 
     def _keys(self, table: str, document: Document) -> list[tuple[str, bytes]]:
         return [(i.qualified_name, i.key_of(document)) for i in self.schema.indexes_of(table)]
@@ -160,9 +179,9 @@ class Transaction:
         creation = self._creation_times.next(to_ms(self.now))
         doc_id = make_id(table, self.runtime.random.token_bytes(16))
         document: Document = {"_id": doc_id, "_creationTime": creation, **fields}
-        self._check_size(document)
+        encoded = self._encode_checked(document)
         keys = self._keys(table, document)
-        await writer.insert(table, document, keys)
+        await writer.insert(table, document, keys, encoded=encoded)
         self._note_writes(doc_id, keys)
         return doc_id
 
@@ -178,9 +197,9 @@ class Transaction:
         self._checked(table, fields)
         self._count_write()
         document: Document = {"_id": old["_id"], "_creationTime": old["_creationTime"], **fields}
-        self._check_size(document)
+        encoded = self._encode_checked(document)
         old_keys, new_keys = self._keys(table, old), self._keys(table, document)
-        await writer.replace(table, document, old_keys, new_keys)
+        await writer.replace(table, document, old_keys, new_keys, encoded=encoded)
         self._note_writes(document["_id"], old_keys, new_keys)
 
     async def patch(self, doc_id: Any, fields: Mapping[str, Any], *, system: bool) -> None:

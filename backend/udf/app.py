@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
+from typing import Any
 
 from backend.schema import Schema
 from backend.udf.registry import RegisteredFunction
@@ -18,6 +19,9 @@ from backend.udf.registry import RegisteredFunction
 class App:
     schema: Schema
     functions: dict[str, RegisteredFunction] = field(default_factory=dict)  # type: ignore[type-arg]
+    # Objects the app declares for the engine's subsystems, found by their
+    # ``__app_extension__`` name (e.g. the registry of sensitive actions).
+    extensions: dict[str, Any] = field(default_factory=dict)
 
 
 def canonical_path(path: str) -> str:
@@ -28,8 +32,11 @@ def canonical_path(path: str) -> str:
     return f"{module}:{name if sep else 'default'}"
 
 
-def collect_functions(package: str) -> dict[str, RegisteredFunction]:  # type: ignore[type-arg]
-    """Import every module under ``package`` and name each registered function ``mod:name``."""
+def collect_functions(
+    package: str, extensions: dict[str, Any] | None = None
+) -> dict[str, RegisteredFunction]:  # type: ignore[type-arg]
+    """Import every module under ``package`` and name each registered function ``mod:name``;
+    gather app extensions (objects with an ``__app_extension__`` name) into ``extensions``."""
     root = importlib.import_module(package)
     found: dict[str, RegisteredFunction] = {}  # type: ignore[type-arg]
     prefix = root.__name__ + "."
@@ -40,6 +47,12 @@ def collect_functions(package: str) -> dict[str, RegisteredFunction]:  # type: i
         module = importlib.import_module(module_name)
         relative = module_name[len(prefix) :].replace(".", "/")
         for attr, value in vars(module).items():
+            kind = getattr(type(value), "__app_extension__", None)
+            if isinstance(kind, str) and extensions is not None:
+                if kind in extensions and extensions[kind] is not value:
+                    raise TypeError(f"the app declares more than one {kind}")
+                extensions[kind] = value
+                continue
             if not isinstance(value, RegisteredFunction) or value.__module__ != module_name:
                 continue
             path = f"{relative}:{attr}"
@@ -55,4 +68,6 @@ def load_app(schema_module: str = "schema", functions_package: str = "functions"
     schema = getattr(module, "schema", None)
     if not isinstance(schema, Schema):
         raise TypeError(f"{schema_module}.schema must be made with define_schema(...)")
-    return App(schema=schema, functions=collect_functions(functions_package))
+    extensions: dict[str, Any] = {}
+    functions = collect_functions(functions_package, extensions)
+    return App(schema=schema, functions=functions, extensions=extensions)

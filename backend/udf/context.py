@@ -23,6 +23,14 @@ FunctionRef = "RegisteredFunction[Any, Any, Any] | str"
 
 
 @dataclass(frozen=True)
+class ClientInfo:
+    """Where a call came from (for audit trails and per-address rate limits)."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
 class Identity:
     """Who is calling: the user (``subject``) and the session behind their token."""
 
@@ -98,12 +106,18 @@ class _BaseCtx:
 
 
 class QueryCtx(_BaseCtx):
-    """``ctx`` in a query: ``db`` (read-only), ``auth``, ``now``."""
+    """``ctx`` in a query: ``db`` (read-only), ``auth``, ``now``, ``client``."""
 
     def __init__(self, engine: Engine, txn: Transaction, auth: Auth) -> None:
         super().__init__(engine, auth, txn.now)
         self._txn = txn
         self.db = DatabaseReader(txn)
+
+    @property
+    def client(self) -> ClientInfo | None:
+        """Where the call came from, when the transport knows."""
+        client = self._txn.client
+        return client if isinstance(client, ClientInfo) else None
 
     async def run_query(
         self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None

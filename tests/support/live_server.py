@@ -94,6 +94,7 @@ async def live_server(
         )
         service, keyring = build_auth(config, engine)
         service.passwords = Passwords(time_cost=1, memory_cost=1024)
+        engine.services["sensitive"].passwords = service.passwords
         app = create_app(config, engine=engine, auth=(service, keyring))
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

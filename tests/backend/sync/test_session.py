@@ -217,7 +217,7 @@ async def test_a_revoked_session_loses_its_identity_on_live_queries(sync: Harnes
     assert seen["endVersion"]["identity"] == 1
     assert seen["modifications"][0]["value"] == alice.user_id
     await sync.t.auth.sign_out(alice.token)
-    revoked = await client.next("Transition", wait=1.0)
+    revoked = await client.next("Transition", wait=5.0)
     assert revoked["modifications"][0]["value"] is None
 
 

@@ -1,0 +1,112 @@
+"""The sensitive-action system tables: grants, email codes, and failure counts.
+
+A grant is bound to one session, one action and one resource, and lives for minutes. It stays
+in the database: the client holds nothing that could be stolen and replayed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from backend.schema import TableDef, table
+from backend.transactions.transaction import SystemDatabase
+
+GRANTS = "_sensitive_grants"
+CODES = "_email_codes"
+FAILURES = "_verification_failures"
+Document = dict[str, Any]
+
+
+class Grant(BaseModel):
+    userId: str
+    sessionId: str
+    action: str
+    resource: str | None = None
+    level: int
+    method: str
+    expiresAt: float
+    createdAt: float
+
+
+class EmailCode(BaseModel):
+    """The latest code for one (session, action, resource); only its keyed hash is kept."""
+
+    userId: str
+    sessionId: str
+    action: str
+    resource: str | None = None
+    codeHash: str
+    expiresAt: float
+    failures: int
+    createdAt: float
+
+
+class Failures(BaseModel):
+    """Consecutive failed password checks of one user, and the lockout they earned."""
+
+    userId: str
+    method: str
+    count: int
+    lockedUntil: float | None = None
+    lastFailureAt: float
+
+
+TABLES: dict[str, TableDef] = {
+    GRANTS: table(Grant).index("by_target", "sessionId", "action", "resource"),
+    CODES: table(EmailCode).index("by_target", "sessionId", "action", "resource"),
+    FAILURES: table(Failures).index("by_user", "userId", "method"),
+}
+
+
+async def live_grant(
+    db: SystemDatabase, session_id: str, action: str, resource: str | None
+) -> Document | None:
+    """The longest-lived unexpired grant for exactly this session, action and resource."""
+    now = db.now_ms
+    found = await (
+        db.query(GRANTS)
+        .with_index("by_target", sessionId=session_id, action=action, resource=resource)
+        .collect()
+    )
+    live = [g for g in found if g["expiresAt"] > now]
+    return max(live, key=lambda g: g["expiresAt"]) if live else None
+
+
+async def mint_grant(
+    db: SystemDatabase,
+    *,
+    user_id: str,
+    session_id: str,
+    action: str,
+    resource: str | None,
+    level: int,
+    method: str,
+    lifetime_ms: float,
+) -> Document:
+    fields = {
+        "userId": user_id,
+        "sessionId": session_id,
+        "action": action,
+        "resource": resource,
+        "level": level,
+        "method": method,
+        "expiresAt": db.now_ms + lifetime_ms,
+        "createdAt": db.now_ms,
+    }
+    return {"_id": await db.insert(GRANTS, fields), **fields}
+
+
+async def current_code(
+    db: SystemDatabase, session_id: str, action: str, resource: str | None
+) -> Document | None:
+    return await (
+        db.query(CODES)
+        .with_index("by_target", sessionId=session_id, action=action, resource=resource)
+        .first()
+    )
+
+
+async def failures(db: SystemDatabase, user_id: str, method: str) -> Document | None:
+    return await db.query(FAILURES).with_index("by_user", userId=user_id, method=method).first()

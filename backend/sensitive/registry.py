@@ -1,0 +1,99 @@
+"""The registry of protected actions: name, level, description, and optional overrides.
+
+| level | passes on                                  |
+|-------|--------------------------------------------|
+| 1     | a fresh session (60 min by default), or a grant |
+| 2     | a fresh session (10 min by default), or a grant |
+| 3     | a grant                                    |
+| 4     | a grant, which the call spends             |
+
+An action that is not registered fails closed, as level 4.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, ClassVar
+
+DEFAULT_WINDOWS = {1: timedelta(minutes=60), 2: timedelta(minutes=10)}
+DEFAULT_GRANT_TTL = timedelta(minutes=5)
+MAX_GRANT_TTL = timedelta(minutes=10)
+
+Describe = str | Callable[[Any, str | None], "str | Awaitable[str]"]
+
+
+@dataclass(frozen=True)
+class SensitiveAction:
+    """One protected action.
+
+    ``description`` is shown to the user before they verify ("Delete organization Acme"): a
+    string (``{resource}`` is replaced by the resource), or a function ``(ctx, resource)``
+    returning one, which may read the database. ``fresh_for`` overrides the freshness window
+    of levels 1-2; ``grant_ttl`` the grant's lifetime (capped at 10 minutes).
+    """
+
+    name: str
+    level: int
+    description: Describe = "Confirm this action"
+    fresh_for: timedelta | None = None
+    grant_ttl: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.level not in (1, 2, 3, 4):
+            raise TypeError(f"{self.name}: level must be 1, 2, 3 or 4, not {self.level!r}")
+        if self.fresh_for is not None and self.level > 2:
+            raise TypeError(f"{self.name}: only levels 1 and 2 pass on a fresh session")
+        if not self.name or len(self.name) > 128:
+            raise TypeError("an action name has 1 to 128 characters")
+
+    @property
+    def window(self) -> timedelta | None:
+        """How long after sign-in a session counts as fresh for this action (None: never)."""
+        if self.level > 2:
+            return None
+        return self.fresh_for if self.fresh_for is not None else DEFAULT_WINDOWS[self.level]
+
+    @property
+    def grant_lifetime(self) -> timedelta:
+        return min(self.grant_ttl or DEFAULT_GRANT_TTL, MAX_GRANT_TTL)
+
+    async def describe(self, ctx: Any, resource: str | None) -> str:
+        if isinstance(self.description, str):
+            return self.description.replace("{resource}", resource or "")
+        text = self.description(ctx, resource)
+        if inspect.isawaitable(text):
+            text = await text
+        return str(text)
+
+
+class SensitiveActions:
+    """The app's protected actions. Put one instance in a module of the functions package;
+    the engine finds it when it loads the app."""
+
+    __app_extension__: ClassVar[str] = "sensitive_actions"
+
+    def __init__(self, *actions: SensitiveAction) -> None:
+        self._actions: dict[str, SensitiveAction] = {}
+        for action in actions:
+            if action.name in self._actions:
+                raise TypeError(f"sensitive action {action.name!r} is declared twice")
+            self._actions[action.name] = action
+
+    def get(self, name: str) -> SensitiveAction:
+        """The declared action, or a level-4 stand-in: unknown actions fail closed."""
+        found = self._actions.get(name)
+        if found is not None:
+            return found
+        return SensitiveAction(name if name else "?", 4, "Confirm this action")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._actions
+
+    def __iter__(self) -> Any:
+        return iter(self._actions.values())
+
+
+EMPTY = SensitiveActions()

@@ -1,0 +1,415 @@
+"""The verification functions: ``sensitive:verifyPassword``, ``sensitive:sendEmailCode``,
+``sensitive:verifyEmailCode`` (mutations) and ``sensitive:status`` (a query).
+
+They answer ``{ok: true, ...}`` or ``{ok: false, code, ...}`` instead of throwing for a wrong
+password or code, so that the failed attempt (its count, its audit event, the rate limit it
+spent) commits. Bad arguments and a missing session still throw.
+
+Every abuse-prone step is rate limited per user and per client address, and the limits are
+spent *before* the check they guard, in a transaction of their own where the check itself is
+slow (argon2): twenty parallel guesses get five answers, not twenty.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import timedelta
+from typing import Any
+
+from backend import audit
+from backend.engine import Engine, MutationResult
+from backend.errors import ConvexError, ErrorCode
+from backend.mail import Mail, queue_mail
+from backend.ratelimit.limiter import TokenBucket, check, limit
+from backend.sensitive.grants import CODES, FAILURES, current_code, failures, live_grant, mint_grant
+from backend.sensitive.registry import SensitiveAction
+from backend.sensitive.service import (
+    Caller,
+    SensitiveService,
+    caller,
+    methods_for,
+    password_hash,
+    service_of,
+)
+from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.udf.context import Auth, ClientInfo, Identity, MutationCtx, QueryCtx
+from backend.udf.registry import mutation, query
+
+CODE_TTL = timedelta(minutes=10)
+MAX_CODE_FAILURES = 5
+FAILURES_REMEMBERED = timedelta(hours=1)
+LOCKOUT_AFTER = 5
+LOCKOUT_BASE = timedelta(minutes=1)
+LOCKOUT_MAX = timedelta(hours=1)
+_CODE = re.compile(r"\d{6}")
+
+LIMITS: dict[str, TokenBucket] = {
+    # a cooldown of a minute between code mails, and a few an hour
+    "sensitive.code.send.cooldown": TokenBucket(1, timedelta(minutes=1)),
+    "sensitive.code.send.user": TokenBucket(5, timedelta(hours=1)),
+    "sensitive.code.send.ip": TokenBucket(20, timedelta(hours=1)),
+    "sensitive.code.check.user": TokenBucket(10, timedelta(minutes=15)),
+    "sensitive.code.check.ip": TokenBucket(30, timedelta(minutes=15)),
+    # a handful of password checks per 15 minutes; consecutive failures add a growing lockout
+    "sensitive.password.user": TokenBucket(5, timedelta(minutes=15)),
+    "sensitive.password.ip": TokenBucket(20, timedelta(minutes=15)),
+}
+
+
+def _check_target(action: Any, resource: Any) -> None:
+    if not isinstance(action, str) or not action or len(action) > 128:
+        raise ConvexError(
+            ErrorCode.INVALID_ARGUMENT, "action must be an action name", path="action"
+        )
+    if resource is not None and (not isinstance(resource, str) or len(resource) > 256):
+        raise ConvexError(ErrorCode.INVALID_ARGUMENT, "resource must be an id", path="resource")
+
+
+def _trail(
+    txn: Transaction, who: Caller, spec: SensitiveAction, resource: str | None, method: str
+) -> dict[str, Any]:
+    return {
+        "userId": who.user_id,
+        "sessionId": who.session_id,
+        "ipAddress": txn.client.ip_address if txn.client else None,
+        "action": spec.name,
+        "resource": resource,
+        "method": method,
+    }
+
+
+async def _spend(
+    service: SensitiveService,
+    txn: Transaction,
+    who: Caller,
+    names: tuple[str, ...],
+    trail: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Spend one attempt from each named budget (``*.ip`` ones are per client address, the
+    rest per user). If any refuses, none is spent, and the refusal is answered (and audited)
+    as ``RATE_LIMITED`` with the longest wait."""
+    address = txn.client.ip_address if txn.client else None
+    keyed = [
+        (
+            name,
+            service.limit_key(f"ip:{address}" if name.endswith(".ip") else f"user:{who.user_id}"),
+        )
+        for name in names
+    ]
+    waits = []
+    for name, key in keyed:
+        result = await check(txn, name, LIMITS[name], key=key)
+        if not result.ok:
+            waits.append(result.retry_after_ms or 0)
+    if waits:
+        db = SystemDatabase(txn)
+        await audit.record(
+            db, audit.EventKind.RATE_LIMITED, outcome="refused", detail=names[0], **trail
+        )
+        return {"ok": False, "code": "RATE_LIMITED", "retryAfterMs": max(waits)}
+    for name, key in keyed:
+        await limit(txn, name, LIMITS[name], key=key)
+    return None
+
+
+async def _grant(
+    db: SystemDatabase,
+    who: Caller,
+    spec: SensitiveAction,
+    resource: str | None,
+    method: str,
+    trail: dict[str, Any],
+) -> dict[str, Any]:
+    grant = await mint_grant(
+        db,
+        user_id=who.user_id,
+        session_id=who.session_id,
+        action=spec.name,
+        resource=resource,
+        level=spec.level,
+        method=method,
+        lifetime_ms=spec.grant_lifetime.total_seconds() * 1000,
+    )
+    await audit.record(db, audit.EventKind.VERIFICATION_PASSED, outcome="passed", **trail)
+    await audit.record(db, audit.EventKind.GRANT_MINTED, outcome="minted", **trail)
+    return {"ok": True, "expiresAt": grant["expiresAt"]}
+
+
+def mask_email(address: str) -> str:
+    """``ada@example.com`` → ``a**@example.com``: enough to recognise, not to harvest."""
+    local, _, domain = address.partition("@")
+    keep = local[:1] if len(local) <= 3 else local[:2]
+    return f"{keep}{'*' * max(2, len(local) - len(keep))}@{domain}"
+
+
+# ---- status --------------------------------------------------------------------------------
+
+
+@query
+async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dict[str, Any]:
+    """``{level, satisfied, methods, grantExpiresAt?}`` for the caller's session."""
+    _check_target(action, resource)
+    spec = service_of(ctx._engine).registry.get(action)
+    who = await caller(ctx._txn, ctx.auth)
+    db = SystemDatabase(ctx._txn)
+    window = spec.window
+    fresh = (
+        window is not None and db.now_ms - who.session["createdAt"] <= window.total_seconds() * 1000
+    )
+    grant = await live_grant(db, who.session_id, spec.name, resource)
+    answer: dict[str, Any] = {
+        "level": spec.level,
+        "satisfied": fresh or grant is not None,
+        "methods": await methods_for(db, who.user_id, spec.level),
+    }
+    if grant is not None:
+        answer["grantExpiresAt"] = grant["expiresAt"]
+    return answer
+
+
+# ---- email codes ---------------------------------------------------------------------------
+
+
+@mutation
+async def sendEmailCode(
+    ctx: MutationCtx, action: str, resource: str | None = None
+) -> dict[str, Any]:
+    """Mail a 6-digit code to the account's own address: ``{ok: true, sentTo, expiresAt}``."""
+    _check_target(action, resource)
+    engine = ctx._engine
+    service = service_of(engine)
+    spec = service.registry.get(action)
+    txn = ctx._txn
+    who = await caller(txn, ctx.auth)
+    trail = _trail(txn, who, spec, resource, "email")
+    db = SystemDatabase(txn)
+    refused = await _spend(
+        service,
+        txn,
+        who,
+        ("sensitive.code.send.cooldown", "sensitive.code.send.user", "sensitive.code.send.ip"),
+        trail,
+    )
+    if refused is not None:
+        return refused
+    code = f"{engine.runtime.random.randbelow(10**6):06d}"
+    previous = await current_code(db, who.session_id, spec.name, resource)
+    carried = 0
+    if previous is not None:
+        # A new code replaces the old one but not its failures: resending is no way to more
+        # guesses. Failures are forgotten only an hour after the code they were made against.
+        if db.now_ms - previous["createdAt"] < FAILURES_REMEMBERED.total_seconds() * 1000:
+            carried = int(previous["failures"])
+        await db.delete(previous["_id"])
+    expires = db.now_ms + CODE_TTL.total_seconds() * 1000
+    await db.insert(
+        CODES,
+        {
+            "userId": who.user_id,
+            "sessionId": who.session_id,
+            "action": spec.name,
+            "resource": resource,
+            "codeHash": service.code_hash(
+                code,
+                user_id=who.user_id,
+                session_id=who.session_id,
+                action=spec.name,
+                resource=resource,
+            ),
+            "expiresAt": expires,
+            "failures": carried,
+            "createdAt": db.now_ms,
+        },
+    )
+    description = await spec.describe(ctx, resource)
+    minutes = int(CODE_TTL.total_seconds() // 60)
+    await queue_mail(
+        engine,
+        db,
+        Mail(
+            to=who.user["email"],
+            subject=f"Your verification code: {code}",
+            text=(
+                f"Your code is {code}\n\nIt confirms: {description}\n"
+                f"It expires in {minutes} minutes and works once.\n\n"
+                "If you did not ask for it, someone may be using your session: sign out of "
+                "your other sessions and change your password."
+            ),
+        ),
+    )
+    await audit.record(db, audit.EventKind.CODE_SENT, outcome="sent", **trail)
+    return {"ok": True, "sentTo": mask_email(who.user["email"]), "expiresAt": expires}
+
+
+@mutation
+async def verifyEmailCode(
+    ctx: MutationCtx, action: str, code: str, resource: str | None = None
+) -> dict[str, Any]:
+    """Check a mailed code; mint a grant on success. ``INVALID_CODE`` carries ``attemptsLeft``."""
+    _check_target(action, resource)
+    service = service_of(ctx._engine)
+    spec = service.registry.get(action)
+    txn = ctx._txn
+    who = await caller(txn, ctx.auth)
+    trail = _trail(txn, who, spec, resource, "email")
+    db = SystemDatabase(txn)
+    refused = await _spend(
+        service, txn, who, ("sensitive.code.check.user", "sensitive.code.check.ip"), trail
+    )
+    if refused is not None:
+        return refused
+    entry = await current_code(db, who.session_id, spec.name, resource)
+
+    async def failed(answer: dict[str, Any], reason: str) -> dict[str, Any]:
+        await audit.record(
+            db, audit.EventKind.VERIFICATION_FAILED, outcome="failed", detail=reason, **trail
+        )
+        return answer
+
+    if entry is None or entry["expiresAt"] <= db.now_ms:
+        return await failed({"ok": False, "code": "CODE_EXPIRED"}, "expired")
+    if entry["failures"] >= MAX_CODE_FAILURES:
+        return await failed({"ok": False, "code": "INVALID_CODE", "attemptsLeft": 0}, "dead")
+    expected = service.code_hash(
+        code.strip(),
+        user_id=who.user_id,
+        session_id=who.session_id,
+        action=spec.name,
+        resource=resource,
+    )
+    if not (_CODE.fullmatch(code.strip()) and hmac.compare_digest(expected, entry["codeHash"])):
+        count = int(entry["failures"]) + 1
+        await db.patch(entry["_id"], {"failures": count})
+        left = max(0, MAX_CODE_FAILURES - count)
+        return await failed(
+            {"ok": False, "code": "INVALID_CODE", "attemptsLeft": left}, "wrong code"
+        )
+    await db.delete(entry["_id"])  # single use
+    return await _grant(db, who, spec, resource, "email", trail)
+
+
+# ---- passwords -----------------------------------------------------------------------------
+
+
+@mutation
+async def verifyPassword(
+    ctx: MutationCtx, action: str, password: str, resource: str | None = None
+) -> dict[str, Any]:
+    """Check the account's password; mint a grant on success. Runs in three steps (see
+    ``run_verify_password``): this body is never called directly by the engine."""
+    raise RuntimeError("sensitive:verifyPassword runs through its own runner")
+
+
+_PROCEED = "proceed"
+
+
+async def run_verify_password(
+    engine: Engine,
+    args: dict[str, Any],
+    identity: Identity | None,
+    *,
+    request: tuple[str, int] | None,
+    client: ClientInfo | None,
+) -> MutationResult:
+    """Spend an attempt (one transaction), run argon2 off the loop (none: it takes tens of
+    milliseconds, and a transaction open that long would stall every writer on SQLite), then
+    record the outcome (a second transaction)."""
+    action, resource, password = args["action"], args.get("resource"), args["password"]
+    _check_target(action, resource)
+    service = service_of(engine)
+    spec = service.registry.get(action)
+    state: dict[str, Any] = {}
+
+    async def spend(txn: Transaction) -> Any:
+        who = await caller(txn, Auth(identity, txn, engine.identity_resolver))
+        trail = _trail(txn, who, spec, resource, "password")
+        db = SystemDatabase(txn)
+        stored = await password_hash(db, who.user_id)
+        if stored is None:
+            await audit.record(
+                db,
+                audit.EventKind.VERIFICATION_FAILED,
+                outcome="failed",
+                detail="no password",
+                **trail,
+            )
+            return {"ok": False, "code": "METHOD_NOT_AVAILABLE"}
+        record = await failures(db, who.user_id, "password")
+        if record is not None and (record.get("lockedUntil") or 0) > db.now_ms:
+            await audit.record(db, audit.EventKind.RATE_LIMITED, outcome="locked", **trail)
+            return {
+                "ok": False,
+                "code": "RATE_LIMITED",
+                "retryAfterMs": int(record["lockedUntil"] - db.now_ms),
+            }
+        refused = await _spend(
+            service, txn, who, ("sensitive.password.user", "sensitive.password.ip"), trail
+        )
+        if refused is not None:
+            return refused
+        state.update(who=who, trail=trail, stored=stored)
+        return _PROCEED
+
+    first = await engine.write(
+        spend,
+        function_path="sensitive:verifyPassword",
+        request=request,
+        client=client,
+        remember=lambda value: value != _PROCEED,
+    )
+    if first.value != _PROCEED:
+        return first
+    ok, rehash = await service.passwords.verify(state["stored"], password)
+    who: Caller = state["who"]
+    trail: dict[str, Any] = state["trail"]
+
+    async def record(txn: Transaction) -> dict[str, Any]:
+        db = SystemDatabase(txn)
+        previous = await failures(db, who.user_id, "password")
+        if ok:
+            if previous is not None:
+                await db.delete(previous["_id"])
+            if rehash is not None:
+                from backend.auth.tables import ACCOUNTS
+
+                account = (
+                    await db.query(ACCOUNTS)
+                    .with_index("by_user", userId=who.user_id, providerId="credential")
+                    .first()
+                )
+                if account is not None:
+                    await db.patch(account["_id"], {"passwordHash": rehash})
+            return await _grant(db, who, spec, resource, "password", trail)
+        count = (int(previous["count"]) if previous else 0) + 1
+        locked = None
+        if count >= LOCKOUT_AFTER:
+            step = LOCKOUT_BASE * (2 ** (count - LOCKOUT_AFTER))
+            locked = db.now_ms + min(step, LOCKOUT_MAX).total_seconds() * 1000
+        fields = {"count": count, "lockedUntil": locked, "lastFailureAt": db.now_ms}
+        if previous is None:
+            await db.insert(FAILURES, {"userId": who.user_id, "method": "password", **fields})
+        else:
+            await db.patch(previous["_id"], fields)
+        await audit.record(
+            db,
+            audit.EventKind.VERIFICATION_FAILED,
+            outcome="failed",
+            detail="wrong password",
+            **trail,
+        )
+        return {"ok": False, "code": "INVALID_PASSWORD"}
+
+    return await engine.write(
+        record, function_path="sensitive:verifyPassword", request=request, client=client
+    )
+
+
+verifyPassword.runner = run_verify_password  # type: ignore[attr-defined]
+
+FUNCTIONS: dict[str, Any] = {
+    "sensitive:status": status,
+    "sensitive:sendEmailCode": sendEmailCode,
+    "sensitive:verifyEmailCode": verifyEmailCode,
+    "sensitive:verifyPassword": verifyPassword,
+}
