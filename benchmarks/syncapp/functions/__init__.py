@@ -1,0 +1,1 @@
+"""The sync benchmark's functions, addressed ``docs:get``, ``docs:feed``, ``docs:touch``, ..."""
