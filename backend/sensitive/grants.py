@@ -63,15 +63,14 @@ TABLES: dict[str, TableDef] = {
 async def live_grant(
     db: SystemDatabase, session_id: str, action: str, resource: str | None
 ) -> Document | None:
-    """The longest-lived unexpired grant for exactly this session, action and resource."""
-    now = db.now_ms
+    """The unexpired grant for exactly this session, action and resource (there is at most
+    one: minting replaces the previous one)."""
     found = await (
         db.query(GRANTS)
         .with_index("by_target", sessionId=session_id, action=action, resource=resource)
-        .collect()
+        .first()
     )
-    live = [g for g in found if g["expiresAt"] > now]
-    return max(live, key=lambda g: g["expiresAt"]) if live else None
+    return found if found is not None and found["expiresAt"] > db.now_ms else None
 
 
 async def mint_grant(
@@ -85,6 +84,10 @@ async def mint_grant(
     method: str,
     lifetime_ms: float,
 ) -> Document:
+    async for old in db.query(GRANTS).with_index(
+        "by_target", sessionId=session_id, action=action, resource=resource
+    ):
+        await db.delete(old["_id"])
     fields = {
         "userId": user_id,
         "sessionId": session_id,

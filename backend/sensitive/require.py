@@ -31,7 +31,7 @@ async def require_sensitive_action(
     service = service_of(ctx._engine)
     spec = service.registry.get(action)
     txn = ctx._txn
-    who = await caller(txn, ctx.auth)
+    who = await caller(txn, ctx.auth, with_user=False)
     db = SystemDatabase(txn)
     now = db.now_ms
     trail: dict[str, Any] = {

@@ -65,7 +65,7 @@ def service_of(engine: Engine) -> SensitiveService:
     return service
 
 
-async def caller(txn: Transaction, auth: Auth) -> Caller:
+async def caller(txn: Transaction, auth: Auth, *, with_user: bool = True) -> Caller:
     """The signed-in user and their live session; ``UNAUTHENTICATED`` otherwise (a revoked or
     expired session fails here, whatever grants it had)."""
     identity = await auth.get_user_identity()
@@ -77,7 +77,7 @@ async def caller(txn: Transaction, auth: Auth) -> Caller:
         raise ConvexError(ErrorCode.UNAUTHENTICATED, "You must be signed in")
     db = SystemDatabase(txn)
     session = await db.get(identity.session_id)
-    user = await db.get(identity.subject)
+    user = await db.get(identity.subject) if with_user else {"_id": identity.subject}
     if session is None or user is None:
         raise ConvexError(ErrorCode.UNAUTHENTICATED, "You must be signed in")
     return Caller(user, session)

@@ -8,6 +8,7 @@ which is never handed to function code.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -71,6 +72,9 @@ class Transaction:
         self.write_set = WriteSet()
         self.docs_read = 0
         self.docs_written = 0
+        # Documents by id as this transaction sees them (reads and its own writes), so that a
+        # second get of the same id costs no round trip.
+        self._by_id: dict[str, tuple[str, Document | None]] = {}
         # Gapless pagination (Convex's journal): the end a page reached on its first run comes
         # back on re-runs, so a live page keeps its bounds as rows come and go around it.
         self.journal_in: str | None = None
@@ -126,11 +130,15 @@ class Transaction:
     async def get(self, doc_id: Any, *, system: bool) -> Document | None:
         table = self.table_of(doc_id, system=system)
         self.read_set.add_id(doc_id)
+        cached = self._by_id.get(doc_id)
+        if cached is not None:  # read or written earlier in this transaction
+            return _copy(cached[1]) if cached[0] == table else None
         found = await self.reader.get(doc_id)
         self.count_reads(1)
+        self._by_id[doc_id] = found or (table, None)
         if found is None or found[0] != table:
             return None
-        return found[1]
+        return _copy(found[1])
 
     def query(self, table: str, *, system: bool) -> QueryBuilder:
         return QueryBuilder(self, self.check_table(table, system=system))
@@ -231,6 +239,17 @@ class Transaction:
         keys = self._keys(table, current)
         await writer.delete(table, doc_id, keys)
         self._note_writes(doc_id, keys)
+        self._by_id[doc_id] = (table, None)
+
+
+_FLAT = (str, int, float, bool, bytes, type(None))
+
+
+def _copy(document: Document | None) -> Document | None:
+    """A copy the caller may change without changing what this transaction has seen."""
+    if document is None:
+        return None
+    return {k: v if isinstance(v, _FLAT) else copy.deepcopy(v) for k, v in document.items()}
 
 
 class DatabaseReader:
