@@ -20,6 +20,9 @@ const SERVER_SCRIPT = path.join(SUPPORT_DIR, "server.py");
 export const POSTGRES_URL =
   process.env.TEST_POSTGRES_URL ?? "postgresql+asyncpg://postgres@127.0.0.1:5432/test";
 
+/** `startServer({app: DEMO_APP})` serves the demo app rather than a test app. */
+export const DEMO_APP = "";
+
 const STARTUP_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 8_000;
 
@@ -36,7 +39,8 @@ process.on("exit", () => {
  * @param {boolean} [options.postgres] use PostgreSQL (a fresh schema unless `pgSchema` is given)
  * @param {string} [options.pgSchema] reuse this existing PostgreSQL schema
  * @param {boolean} [options.migrate] apply migrations first (default: true)
- * @param {string} [options.app] Python package of the app (default: tests.apps.basic)
+ * @param {string} [options.app] Python package of the app (default: tests.apps.basic);
+ *   `DEMO_APP` ("") serves the demo app (the top-level `schema` and `functions` packages)
  * @param {boolean} [options.realAuth] the product's own sign-in and tokens, not test tokens
  * @returns {Promise<{url: string, port: number, pgSchema: string | null,
  *   stop: () => Promise<void>, stderr: () => string}>}
@@ -46,7 +50,7 @@ export async function startServer(options = {}) {
   if (options.postgres || options.pgSchema) args.push("--database-url", POSTGRES_URL);
   if (options.pgSchema) args.push("--pg-schema", options.pgSchema);
   if (options.migrate === false) args.push("--no-migrate");
-  if (options.app) args.push("--app", options.app);
+  if (options.app !== undefined && options.app !== null) args.push("--app", options.app);
   if (options.realAuth) args.push("--real-auth");
 
   const child = spawn(PYTHON, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });

@@ -1,7 +1,7 @@
 """A backend for the JS tests: the real app, a test token issuer, and a few test-only routes.
 
     python client_js/test/support/server.py --port 0 [--database-url URL]
-        [--pg-schema NAME] [--no-migrate] [--app tests.apps.basic]
+        [--pg-schema NAME] [--no-migrate] [--app tests.apps.basic] [--real-auth]
 
 Run it from the repository root. It prints one line, ``READY <port> <pg schema or ->``, once
 it is listening, and stops cleanly on SIGTERM / SIGINT.
@@ -9,6 +9,8 @@ it is listening, and stops cleanly on SIGTERM / SIGINT.
 - Without ``--database-url`` it uses a fresh SQLite file in a temporary directory.
 - With a PostgreSQL URL it creates a fresh schema (and drops it on exit), unless
   ``--pg-schema`` names an existing one: that is how two processes share one database.
+- ``--app PACKAGE`` serves ``PACKAGE.schema`` and ``PACKAGE.functions``; ``--app ""`` serves the
+  demo app itself (the top-level ``schema`` and ``functions`` packages).
 - Tokens are ES256 JWTs from a key made at startup; ``GET /test/token`` mints them
   (``forge=1`` signs with another key, a negative ``ttl`` gives an expired token).
 - ``POST /test/drop-next-mutation-reply`` makes the next mutation commit and then lose its
@@ -274,8 +276,8 @@ async def serve(args: argparse.Namespace) -> None:
             port=port,
             dev_mode=True,
             secret_key="client-js-test-secret",  # noqa: S106 - a test server's fixed secret
-            app_schema=f"{args.app}.schema",
-            app_functions=f"{args.app}.functions",
+            app_schema=f"{args.app}.schema" if args.app else "schema",
+            app_functions=f"{args.app}.functions" if args.app else "functions",
             allowed_origins=[],
         )
         engine = build_engine(settings, database, real_auth=args.real_auth)
@@ -314,7 +316,9 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--pg-schema", default=None, help="reuse this existing schema")
     parser.add_argument("--no-migrate", action="store_true")
-    parser.add_argument("--app", default="tests.apps.basic", help="package with schema/functions")
+    parser.add_argument(
+        "--app", default="tests.apps.basic", help='package of schema/functions ("": the demo app)'
+    )
     parser.add_argument("--real-auth", action="store_true", help="the product's own tokens")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

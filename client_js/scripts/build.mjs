@@ -1,0 +1,19 @@
+// `npm run build`: minified ES modules in dist/ (index.js, react.js, browser.js) with their types.
+
+import { copyFile, mkdir, rm } from "node:fs/promises";
+import path from "node:path";
+
+import { build } from "esbuild";
+
+import { LIBRARY, ROOT, STANDALONE } from "./bundles.mjs";
+
+const dist = path.join(ROOT, "dist");
+await rm(dist, { recursive: true, force: true });
+await mkdir(dist, { recursive: true });
+await build({ ...LIBRARY, outdir: dist, sourcemap: true });
+await build({ ...STANDALONE, outdir: dist, sourcemap: true });
+for (const types of ["index.d.ts", "react.d.ts"]) {
+  await copyFile(path.join(ROOT, "src", types), path.join(dist, types));
+}
+await copyFile(path.join(ROOT, "src", "index.d.ts"), path.join(dist, "browser.d.ts"));
+console.log(`built ${path.relative(process.cwd(), dist) || "."}/: index.js, react.js, browser.js`);
