@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     app_schema: str = "schema"
     app_functions: str = "functions"
+    web_dir: str = "client_js/demo/dist"  # the built demo web app, served at /
+    ws_compression: bool = False  # per-message deflate on the sync socket
 
     def resolved_secret_key(self) -> str:
         """The server secret; generated once under ``./data/`` in dev, required otherwise."""

@@ -39,6 +39,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from backend.config import Settings
 from backend.http.app import build_engine, create_app
+from backend.http.serve import server_options, tune_gc
 from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
 from backend.sync.coordinator import SyncCoordinator
@@ -201,16 +202,10 @@ def main(argv: list[str] | None = None) -> None:
         app = convex_app(settings, ids)
     else:
         app = plain_app()
-    # The same WebSocket settings as `python -m backend serve` (uvicorn's defaults otherwise).
-    config = uvicorn.Config(
-        app,
-        host=HOST,
-        port=args.port,
-        log_level="warning",
-        proxy_headers=False,
-        ws_max_size=16 * 1024 * 1024,
-        backlog=4096,
-    )
+    # The same WebSocket settings as `python -m backend serve`, for both servers.
+    options = {**server_options(), "backlog": 4096}
+    config = uvicorn.Config(app, host=HOST, port=args.port, log_level="warning", **options)
+    tune_gc()
     uvicorn.Server(config).run()
 
 

@@ -16,7 +16,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -180,6 +181,9 @@ def create_app(
         Route("/api/{kind:str}", call, methods=["POST"]),
         WebSocketRoute("/api/{version:str}/sync", sync),
     ]
+    web = Path(settings.web_dir)
+    if web.is_dir():  # the demo web app, after the API routes so they win
+        routes.append(Mount("/", StaticFiles(directory=web, html=True), name="web"))
     middleware = [
         Middleware(CollapseSlashes),
         Middleware(

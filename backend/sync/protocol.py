@@ -590,20 +590,29 @@ def transition_from_parts(
     """The same text as ``transition``, spliced from modifications encoded once beforehand.
 
     Each text must be one JSON object, e.g. ``dumps(query_updated(...))``; it is not re-parsed.
+    This is the fan-out path (one Transition per subscriber per commit), so it is built with
+    string formatting rather than a JSON encoder.
     """
-    head = dumps(
-        {"type": "Transition", "startVersion": start.to_json(), "endVersion": end.to_json()}
-    )
     tail = dumps(_transition_tail(client_clock_skew, server_ts))
-    # head is "{...}" and tail "{}" or "{...}": open head, close with tail's fields.
     return "".join(
         (
-            head[:-1],
+            '{"type":"Transition","startVersion":',
+            _version_text(start),
+            ',"endVersion":',
+            _version_text(end),
             ',"modifications":[',
             ",".join(modification_json_texts),
             "]",
             "}" if tail == "{}" else "," + tail[1:],
         )
+    )
+
+
+def _version_text(version: StateVersion) -> str:
+    # Exactly what dumps(version.to_json()) writes: keys in this order, no spaces.
+    return (
+        f'{{"querySet":{version.query_set},"identity":{version.identity},'
+        f'"ts":"{encode_ts(version.ts)}"}}'
     )
 
 

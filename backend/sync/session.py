@@ -83,35 +83,38 @@ class SyncSession:
         self._chain = VersionChain()
         self._skew: float | None = None
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
-        self._mutations: asyncio.Queue[protocol.Mutation] = asyncio.Queue(
+        self._mutations: asyncio.Queue[tuple[protocol.Mutation, Identity | None]] = asyncio.Queue(
             self.limits.max_queued_mutations
         )
         self._actions = asyncio.Semaphore(self.limits.max_concurrent_actions)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._mutator: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
         self._closing: tuple[int, str] | None = None
-        self._closing_event = asyncio.Event()
         self._tokens = self.limits.message_burst
         self._tokens_at = self.runtime.monotonic()
-        self._expiry: asyncio.Task[None] | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._ping: asyncio.TimerHandle | None = None
+        self._last_sent = self.runtime.monotonic()
 
     # ---- running ------------------------------------------------------------------------
+    #
+    # An idle connection costs one task (the sender, waiting on its queue) besides the
+    # transport's own: pings and token expiry are timers, the mutation worker exists only
+    # while mutations are queued, and closing is a flag the sender acts on.
 
     async def run(self) -> None:
         """Serve the connection until the client leaves or is sent away."""
         self.coordinator.connect(self)
-        sender = asyncio.create_task(self._send_loop(), name="sync-send")
-        mutator = asyncio.create_task(self._mutation_loop(), name="sync-mutations")
-        closing = asyncio.create_task(self._closing_event.wait())
+        self._sender = asyncio.create_task(self._send_loop(), name="sync-send")
+        self._arm_ping(self.limits.ping_after)
         try:
-            while self._closing is None:
-                receiving = asyncio.create_task(self.transport.receive())
-                await asyncio.wait({receiving, closing}, return_when=asyncio.FIRST_COMPLETED)
-                if not receiving.done():  # sent away by the coordinator or a timer
-                    receiving.cancel()
-                    break
-                raw = receiving.result()
+            while True:
+                raw = await self.transport.receive()
                 if raw is None:
                     break
+                if self._closing is not None:
+                    continue  # sent away: drain until the transport reports the close
                 try:
                     await self._receive(raw)
                 except Exception:
@@ -119,55 +122,68 @@ class SyncSession:
                     log.exception("sync session failed")
                     self._close(1011, "InternalServerError")
         finally:
-            closing.cancel()
             self.coordinator.disconnect(self)
-            for task in (mutator, self._expiry, *self._tasks):
+            for handle in (self._ping, self._expiry):
+                if handle is not None:
+                    handle.cancel()
+            for task in (self._mutator, *self._tasks):
                 if task is not None:
                     task.cancel()
-            self._outgoing.put_nowait(None)
+            if self._closing is None:
+                self._outgoing.put_nowait(None)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(sender, timeout=5)
-            if self._closing is not None:
-                with contextlib.suppress(Exception):
-                    await self.transport.close(*self._closing)
+                await asyncio.wait_for(self._sender, timeout=5)
 
     def _close(self, code: int, reason: str) -> None:
+        """Send what is queued, then close with ``code`` and ``reason``."""
         if self._closing is None:
             self._closing = (code, reason[:120])
-            self._closing_event.set()
+            self._outgoing.put_nowait(None)
 
     def protocol_violation(self, reason: str, message: str) -> None:
         """Close for a message that breaks the protocol; the reason is the close reason."""
         log.info("closing sync session: %s (%s)", reason, message)
         self._close(CLOSE_PROTOCOL, reason)
-        self._outgoing.put_nowait(None)
 
     def _overloaded(self, message: str) -> None:
         # A reason the client knows as "back off for a few seconds" (protocol, section 10).
         log.info("closing sync session: overloaded (%s)", message)
         self._close(CLOSE_POLICY, OVERLOADED)
-        self._outgoing.put_nowait(None)
 
     # ---- out ----------------------------------------------------------------------------
 
     def _enqueue(self, text: str) -> None:
+        if self._closing is not None:
+            return
         if self._outgoing.qsize() >= self.limits.max_outgoing:
             self._overloaded("client is not reading its messages")
             return
         self._outgoing.put_nowait(text)
 
+    def _arm_ping(self, delay: float) -> None:
+        self._ping = asyncio.get_running_loop().call_later(delay, self._ping_due)
+
+    def _ping_due(self) -> None:
+        # The client reconnects after 60 s without a message; a Ping after each quiet spell.
+        quiet = self.runtime.monotonic() - self._last_sent
+        if quiet >= self.limits.ping_after:
+            self._enqueue(protocol.ping())
+            quiet = 0.0
+        self._arm_ping(self.limits.ping_after - quiet)
+
     async def _send_loop(self) -> None:
         while True:
-            try:
-                text = await asyncio.wait_for(self._outgoing.get(), self.limits.ping_after)
-            except TimeoutError:
-                text = protocol.ping()  # the client reconnects after 60 s of silence
+            text = await self._outgoing.get()
             if text is None:
-                return
+                break
             try:
                 await self.transport.send(text)
             except Exception:
-                return
+                break
+            self._last_sent = self.runtime.monotonic()
+        if self._closing is not None:
+            with contextlib.suppress(Exception):
+                await self.transport.close(*self._closing)
 
     def emit(
         self,
@@ -213,9 +229,12 @@ class SyncSession:
             self.coordinator.modify(self, message)
         elif isinstance(message, protocol.Mutation):
             try:
-                self._mutations.put_nowait(message)
+                self._mutations.put_nowait((message, self._caller))
             except asyncio.QueueFull:
                 self._overloaded("too many queued mutations")
+                return
+            if self._mutator is None or self._mutator.done():
+                self._mutator = asyncio.create_task(self._mutation_loop())
         elif isinstance(message, protocol.Action):
             self._spawn(self._run_action(message, self._caller))
         elif isinstance(message, protocol.Authenticate):
@@ -254,7 +273,6 @@ class SyncSession:
         if verified is None:
             self._enqueue(protocol.auth_error(error, message.base_version, True))
             self._close(1000, "AuthError")
-            self._outgoing.put_nowait(None)
             return
         expires = verified.expires_at
         self._set_identity(verified.identity, None if expires is None else to_ms(expires))
@@ -267,15 +285,14 @@ class SyncSession:
             self._expiry.cancel()
             self._expiry = None
         if expires_ms is not None:
-            self._expiry = asyncio.create_task(self._expire_at(expires_ms))
+            delay = max(0.0, (expires_ms - self.runtime.now_ms()) / 1000)
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
 
-    async def _expire_at(self, expires_ms: float) -> None:
+    def _expired(self) -> None:
         """An accepted token that expires while in use: tell the client, then close."""
-        await asyncio.sleep(max(0.0, (expires_ms - self.runtime.now_ms()) / 1000))
         self._caller = None
         self._enqueue(protocol.auth_error("Token expired", self._identity_version, False))
         self._close(1000, "AuthError")
-        self._outgoing.put_nowait(None)
 
     # ---- functions ----------------------------------------------------------------------
 
@@ -285,9 +302,10 @@ class SyncSession:
         task.add_done_callback(self._tasks.discard)
 
     async def _mutation_loop(self) -> None:
-        while True:
-            message = await self._mutations.get()
-            await self._run_mutation(message, self._caller)
+        """One at a time, in order; ends when the queue is empty (restarted on demand)."""
+        while not self._mutations.empty():
+            message, caller = self._mutations.get_nowait()
+            await self._run_mutation(message, caller)
 
     async def _run_mutation(self, message: protocol.Mutation, caller: Identity | None) -> None:
         assert self.session_id is not None

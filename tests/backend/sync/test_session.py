@@ -36,6 +36,7 @@ class QueueTransport:
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
+        self.inbox.put_nowait(None)  # as a socket does: the peer's side ends too
 
     def push(self, message: dict[str, Any] | str) -> None:
         self.inbox.put_nowait(message if isinstance(message, str) else json.dumps(message))
