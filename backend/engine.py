@@ -391,17 +391,23 @@ class Engine:
             value = await body(txn)
             for durable in txn.durable:  # committing: they simply join this transaction
                 await durable(SystemDatabase(txn))
+            outcome = None
+            if request is not None and (remember is None or remember(value)):
+                outcome = (*request, _dump_outcome(value), int(to_ms(now)))
             if txn.write_set.is_empty():
                 ts = await writer.current_ts()
+                if outcome is not None:
+                    session_id, request_id, outcome_json, created_ms = outcome
+                    await writer.save_outcome(session_id, request_id, ts, outcome_json, created_ms)
             else:
+                # the commit saves the outcome too, under its timestamp (no statement of its own)
                 ts = await writer.commit(
                     now_ns=to_ns(now),
                     write_set_json=txn.write_set.to_json(),
                     function_path=function_path,
                     identity=identity,
+                    outcome=outcome,
                 )
-            if request is not None and (remember is None or remember(value)):
-                await writer.save_outcome(*request, ts, _dump_outcome(value), int(to_ms(now)))
         txn.committed = True
         if not txn.write_set.is_empty():
             self._notify(ts, txn.write_set)

@@ -60,7 +60,11 @@ def create_db_engine(url: str, *, pg_schema: str | None = None) -> AsyncEngine:
         @event.listens_for(engine.sync_engine, "begin")
         def on_begin(connection: Any) -> None:
             mode = connection.get_execution_options().get("sqlite_begin", "")
-            connection.exec_driver_sql(f"BEGIN {mode}".strip())
+            # Straight to aiosqlite: one call on its worker thread, where a statement through
+            # SQLAlchemy's cursor takes three (open a cursor, execute, close it).
+            connection.connection.dbapi_connection.run_async(
+                lambda driver: driver.execute_fetchall(f"BEGIN {mode}".strip())
+            )
 
         return engine
     connect_args: dict[str, Any] = {}

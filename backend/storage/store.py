@@ -14,30 +14,48 @@ How serializability and commit order are obtained (see ARCHITECTURE.md, "Known t
   and learn its timestamp as the newest commit they can see: because timestamps follow commit
   order, every snapshot holds exactly the commits up to that timestamp.
 
-Documents and index entries are written as a mutation runs (so its own reads see them); the
-log rows and the commit row are written at commit, under the timestamp. All of it is one
-database transaction: a crash at any instant leaves all of it or none of it.
+A mutation's documents and index entries (the projections), its log rows and its commit row
+(under the timestamp) are all written in one database transaction: a crash at any instant
+leaves all of it or none of it.
+
+How a write reaches the database (each statement is a round trip, and round trips are most of
+what a small mutation costs, see BENCHMARKS.md):
+
+- A writer buffers its document and index writes, in order, and sends them just before the
+  transaction's next read (so a mutation always reads its own writes) or with the commit.
+- On PostgreSQL the commit is a single statement (``_PG_COMMIT``): it takes the advisory lock,
+  draws the timestamp, inserts the buffered documents and index entries, the commit row, the
+  log rows and a wire mutation's outcome, and sends the notification. Buffered writes other
+  than those trailing inserts are sent just before it.
+- On SQLite a flush, a commit, a ``get`` and a ``scan`` each run as one call on the
+  connection's worker thread (``_in_worker``), with ``sqlite3`` directly, instead of three or
+  four thread round trips per statement through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import itertools
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Integer, Select, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.base import Executable
 
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
-from backend.storage.tables import commits, documents, index_entries, log, mutation_outcomes
-from backend.values.convex_json import dumps, from_json, loads, to_json
+from backend.storage.tables import commits, documents, index_entries, mutation_outcomes
+from backend.values.convex_json import decode_stored, dumps, to_json
 from backend.values.index_key import KeyRange
 
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
+T = TypeVar("T")
 
 
 class StorageError(Exception):
@@ -58,7 +76,11 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 def classify(exc: BaseException) -> BaseException:
-    """Map a driver error to ``RetryableConflict`` when retrying can succeed."""
+    """Map a driver error to ``RetryableConflict`` when retrying can succeed.
+
+    Takes SQLAlchemy's wrapped errors and the bare ``sqlite3`` errors of the statements the
+    store runs on SQLite's worker thread itself.
+    """
     if isinstance(exc, DBAPIError):
         state = _sqlstate(exc)
         if state in RETRYABLE_SQLSTATES:
@@ -68,7 +90,19 @@ def classify(exc: BaseException) -> BaseException:
         if isinstance(exc, IntegrityError) and state in (None, "23505"):
             # a unique key claimed concurrently (an outcome or an id): the retry will see it
             return RetryableConflict("unique violation")
+    elif isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+        return RetryableConflict("database is locked")
+    elif isinstance(exc, sqlite3.IntegrityError):
+        return RetryableConflict("unique violation")
     return exc
+
+
+def _storage_error(exc: DBAPIError | sqlite3.Error) -> BaseException:
+    """The exception to raise for a driver error: retryable, or a ``StorageError``."""
+    mapped = classify(exc)
+    if mapped is exc:
+        return StorageError(str(exc.orig if isinstance(exc, DBAPIError) else exc))
+    return mapped
 
 
 def encode_doc(document: dict[str, Any]) -> str:
@@ -76,9 +110,20 @@ def encode_doc(document: dict[str, Any]) -> str:
 
 
 def decode_doc(text_value: str) -> dict[str, Any]:
-    value = from_json(loads(text_value))
+    """A document read back from the store. The text is our own encoding (``encode_doc``),
+    checked when it was written, so it is decoded without checking it again."""
+    value = decode_stored(text_value)
     assert isinstance(value, dict)
     return value
+
+
+def decode_docs(texts: Sequence[str]) -> list[dict[str, Any]]:
+    """Many stored documents at once: decoded as one JSON array, which saves most of the
+    per-call cost of the decoder (each text is one whole JSON value, so the array is valid)."""
+    values = decode_stored("[" + ",".join(texts) + "]")
+    if len(values) != len(texts):
+        raise StorageError("a stored document is not a single JSON value")
+    return values  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -89,29 +134,261 @@ class CommitRecord:
     write_set_json: str
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    table: str
-    doc_id: str
-    value: dict[str, Any] | None  # None: deleted
+# ---- statements, built once ---------------------------------------------------------------
+# SQLAlchemy caches a statement's compiled form, but building the statement object again for
+# every call cost about 15 µs each (BENCHMARKS.md); values travel as bind parameters.
+
+_GET_DOCUMENT = select(documents.c.table_name, documents.c.value).where(
+    documents.c.doc_id == bindparam("doc_id")
+)
+_LATEST_TS = select(func.max(commits.c.ts))
+_COMMITS_AFTER = select(commits).where(commits.c.ts > bindparam("after")).order_by(commits.c.ts)
+_FIND_OUTCOME = select(mutation_outcomes.c.ts, mutation_outcomes.c.outcome).where(
+    mutation_outcomes.c.session_id == bindparam("session_id"),
+    mutation_outcomes.c.request_id == bindparam("request_id"),
+)
+_INSERT_OUTCOME = insert(mutation_outcomes)
+
+
+@cache
+def _scan_statement(lower: bool, upper: bool, descending: bool) -> Select[Any]:
+    """The range scan of one index, for each combination of bounds and order."""
+    key = index_entries.c.key
+    conditions = [index_entries.c.index_name == bindparam("index_name")]
+    if lower:
+        conditions.append(key >= bindparam("start"))
+    if upper:
+        conditions.append(key < bindparam("end"))
+    return (
+        select(key, documents.c.value)
+        .join(documents, documents.c.doc_id == index_entries.c.doc_id)
+        .where(and_(*conditions))
+        .order_by(key.desc() if descending else key.asc())
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+_SQLITE_GET_DOCUMENT = "SELECT table_name, value FROM documents WHERE doc_id = ?"
+_SQLITE_FIND_OUTCOME = (
+    "SELECT ts, outcome FROM mutation_outcomes WHERE session_id = ? AND request_id = ?"
+)
+
+
+@cache
+def _sqlite_scan_sql(lower: bool, upper: bool, descending: bool) -> str:
+    """``_scan_statement`` for SQLite; its parameters: index name, [start], [end], limit."""
+    where = " AND ".join(["e.index_name = ?"] + ["e.key >= ?"] * lower + ["e.key < ?"] * upper)
+    order = "DESC" if descending else "ASC"
+    # only constant fragments are put together here; every value is a ``?`` parameter
+    return (
+        "SELECT e.key, d.value FROM index_entries AS e"  # noqa: S608
+        f" JOIN documents AS d ON d.doc_id = e.doc_id WHERE {where} ORDER BY e.key {order} LIMIT ?"
+    )
+
+
+def _sqlite_fetchone(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    return db.execute(sql, params).fetchone()
+
+
+def _sqlite_fetchall(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    return db.execute(sql, params).fetchall()
+
+
+@dataclass(frozen=True, eq=False)
+class _WriteKind:
+    """One kind of buffered projection write: its SQL for SQLite (run with ``sqlite3``) and its
+    SQLAlchemy statement (for PostgreSQL), whose parameters ``names`` a row's values in order."""
+
+    sqlite_sql: str
+    statement: Executable
+    names: tuple[str, ...]
+
+
+_INSERT_DOCUMENT = _WriteKind(
+    "INSERT INTO documents (doc_id, table_name, value) VALUES (?, ?, ?)",
+    insert(documents),
+    ("doc_id", "table_name", "value"),
+)
+_UPDATE_DOCUMENT = _WriteKind(
+    "UPDATE documents SET value = ? WHERE doc_id = ?",
+    update(documents).where(documents.c.doc_id == bindparam("id")),
+    ("value", "id"),
+)
+_DELETE_DOCUMENT = _WriteKind(
+    "DELETE FROM documents WHERE doc_id = ?",
+    delete(documents).where(documents.c.doc_id == bindparam("id")),
+    ("id",),
+)
+_INSERT_KEY = _WriteKind(
+    "INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)",
+    insert(index_entries),
+    ("index_name", "key", "doc_id"),
+)
+_DELETE_KEY = _WriteKind(
+    "DELETE FROM index_entries WHERE index_name = ? AND key = ?",
+    delete(index_entries).where(
+        and_(
+            index_entries.c.index_name == bindparam("n"),
+            index_entries.c.key == bindparam("k"),
+        )
+    ),
+    ("n", "k"),
+)
+_FOLDABLE = (_INSERT_DOCUMENT, _INSERT_KEY)  # what the PostgreSQL commit statement inserts
+
+Write = tuple[_WriteKind, tuple[Any, ...]]
+
+
+def _runs(writes: Sequence[Write]) -> list[tuple[_WriteKind, list[tuple[Any, ...]]]]:
+    """Consecutive writes of one kind, grouped (each group is one ``executemany``)."""
+    return [(kind, [row for _, row in group]) for kind, group in itertools.groupby(writes, _kind)]
+
+
+def _kind(write: Write) -> _WriteKind:
+    return write[0]
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (the arrays ``_PG_COMMIT`` unnests)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+# The whole PostgreSQL commit, as one statement. Its text never changes (rows travel as
+# arrays), so each connection prepares it once. Data-modifying CTEs run to completion exactly
+# once whether or not the main query reads them; the timestamp is computed once (``stamp`` is
+# materialized) and every insert takes it from there.
+#
+# The advisory lock must be held before the sequence is advanced, or a transaction could draw
+# a timestamp, wait, and commit after a later one. ``stamp`` selects FROM ``lock`` (a
+# materialized CTE), so ``nextval`` runs while producing the row that ``lock`` yields only once
+# ``pg_advisory_xact_lock`` has returned: a data dependency, not an accident of the plan
+# (tests/backend/storage/test_store_paths.py checks it). The lock is released by the commit.
+_PG_COMMIT = text(
+    """
+WITH lock AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(CAST(:lock_key AS bigint))
+),
+stamp AS MATERIALIZED (
+    SELECT setval('commit_ts_seq', GREATEST(nextval('commit_ts_seq'), CAST(:now AS bigint))) AS ts
+    FROM lock
+),
+new_documents AS (
+    INSERT INTO documents (doc_id, table_name, value)
+    SELECT * FROM unnest(
+        CAST(:doc_ids AS text[]), CAST(:doc_tables AS text[]), CAST(:doc_values AS text[])
+    )
+),
+new_keys AS (
+    INSERT INTO index_entries (index_name, key, doc_id)
+    SELECT * FROM unnest(
+        CAST(:key_indexes AS text[]), CAST(:key_keys AS bytea[]), CAST(:key_doc_ids AS text[])
+    )
+),
+new_commit AS (
+    INSERT INTO commits (ts, function_path, identity, write_set)
+    SELECT ts, CAST(:function_path AS text), CAST(:identity AS text), CAST(:write_set AS text)
+    FROM stamp
+),
+new_log AS (
+    INSERT INTO log (ts, seq, table_name, doc_id, value)
+    SELECT stamp.ts, e.seq, e.table_name, e.doc_id, e.value
+    FROM stamp, unnest(
+        CAST(:log_seqs AS integer[]), CAST(:log_tables AS text[]),
+        CAST(:log_doc_ids AS text[]), CAST(:log_values AS text[])
+    ) AS e (seq, table_name, doc_id, value)
+),
+new_outcome AS (
+    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms)
+    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms
+    FROM stamp, (VALUES (
+        CAST(:outcome_session AS text), CAST(:outcome_request AS bigint),
+        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint)
+    )) AS o (session_id, request_id, outcome, created_ms)
+    WHERE o.session_id IS NOT NULL
+)
+SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
+"""
+)
+
+# SQLite's commit, run on the worker thread in one call together with the buffered writes.
+_SQLITE_LATEST_TS = "SELECT max(ts) FROM commits"
+_SQLITE_INSERT_COMMIT = (
+    "INSERT INTO commits (ts, function_path, identity, write_set) VALUES (?, ?, ?, ?)"
+)
+_SQLITE_INSERT_LOG = "INSERT INTO log (ts, seq, table_name, doc_id, value) VALUES (?, ?, ?, ?, ?)"
+_SQLITE_INSERT_OUTCOME = (
+    "INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+
+Outcome = tuple[str, int, str, int]
+"""A wire mutation's answer to remember: session id, request id, outcome JSON, created (ms)."""
+
+
+def _sqlite_apply(db: sqlite3.Connection, writes: Sequence[Write]) -> None:
+    for kind, rows in _runs(writes):
+        db.executemany(kind.sqlite_sql, rows)
+
+
+def _sqlite_commit(
+    db: sqlite3.Connection,
+    writes: Sequence[Write],
+    now_ns: int,
+    commit_row: tuple[str | None, str | None, str],
+    log_rows: Sequence[tuple[str, str, str | None]],
+    outcome: Outcome | None,
+) -> int:
+    """The buffered writes, then the commit and log rows; returns the commit timestamp."""
+    _sqlite_apply(db, writes)
+    # We hold the database's write lock: nobody else can commit until we do.
+    (last,) = db.execute(_SQLITE_LATEST_TS).fetchone()
+    ts = max(now_ns, int(last or 0) + 1)
+    db.execute(_SQLITE_INSERT_COMMIT, (ts, *commit_row))
+    db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(log_rows)])
+    if outcome is not None:
+        session_id, request_id, outcome_json, created_ms = outcome
+        db.execute(_SQLITE_INSERT_OUTCOME, (session_id, request_id, ts, outcome_json, created_ms))
+    return ts
+
+
+async def _in_worker(conn: AsyncConnection, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(sqlite3_connection, *args)`` on the aiosqlite worker thread of ``conn``.
+
+    aiosqlite has no public call for this: ``_execute`` (queue a function on the worker thread)
+    and ``_conn`` (its ``sqlite3`` connection) are internals, the same in 0.20 (the oldest
+    version pyproject.toml allows) and 0.22; every SQLite test of the store goes through here,
+    so a change would fail loudly. ``sqlite3`` errors come back bare, not wrapped by SQLAlchemy.
+    """
+    sync = conn.sync_connection
+    assert sync is not None
+    driver = sync.connection.driver_connection  # the aiosqlite.Connection
+    result: T = await driver._execute(lambda: fn(driver._conn, *args))  # type: ignore[union-attr]
+    return result
 
 
 class StoreReader:
     """Reads at one snapshot, inside one database transaction."""
 
-    def __init__(self, conn: AsyncConnection, snapshot_ts: int) -> None:
+    def __init__(
+        self, conn: AsyncConnection, snapshot_ts: int | None, *, sqlite: bool = False
+    ) -> None:
         self.conn = conn
-        self.snapshot_ts = snapshot_ts
+        self._snapshot_ts = snapshot_ts
+        self._sqlite = sqlite  # reads run on the SQLite worker thread (see ``_in_worker``)
+
+    @property
+    def snapshot_ts(self) -> int:
+        """The newest commit in this snapshot (not known for ``snapshot(timestamped=False)``)."""
+        if self._snapshot_ts is None:
+            raise RuntimeError("this snapshot was opened without learning its timestamp")
+        return self._snapshot_ts
 
     async def get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
-        row = (
-            await self.conn.execute(
-                select(documents.c.table_name, documents.c.value).where(
-                    documents.c.doc_id == doc_id
-                )
-            )
-        ).first()
-        return None if row is None else (row.table_name, decode_doc(row.value))
+        if self._sqlite:
+            row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_GET_DOCUMENT, (doc_id,))
+        else:
+            row = (await self.conn.execute(_GET_DOCUMENT, {"doc_id": doc_id})).first()
+        return None if row is None else (row[0], decode_doc(row[1]))
 
     async def scan(
         self, index_name: str, key_range: KeyRange, *, descending: bool, limit: int
@@ -119,50 +396,61 @@ class StoreReader:
         """Up to ``limit`` (key, document) pairs of one index within ``key_range``, in order."""
         if key_range.is_empty():
             return []
-        conditions = [index_entries.c.index_name == index_name]
-        if key_range.start:
-            conditions.append(index_entries.c.key >= key_range.start)
-        if key_range.end is not None:
-            conditions.append(index_entries.c.key < key_range.end)
-        order = index_entries.c.key.desc() if descending else index_entries.c.key.asc()
-        statement = (
-            select(index_entries.c.key, documents.c.value)
-            .join(documents, documents.c.doc_id == index_entries.c.doc_id)
-            .where(and_(*conditions))
-            .order_by(order)
-            .limit(limit)
-        )
-        rows = (await self.conn.execute(statement)).all()
-        return [(bytes(row.key), decode_doc(row.value)) for row in rows]
+        lower, upper = bool(key_range.start), key_range.end is not None
+        rows: Sequence[Any]
+        if self._sqlite:
+            sql = _sqlite_scan_sql(lower, upper, descending)
+            bounds = (key_range.start,) * lower + (key_range.end,) * upper
+            rows = await _in_worker(self.conn, _sqlite_fetchall, sql, (index_name, *bounds, limit))
+        else:
+            params: dict[str, Any] = {"index_name": index_name, "limit": limit}
+            if lower:
+                params["start"] = key_range.start
+            if upper:
+                params["end"] = key_range.end
+            rows = (
+                await self.conn.execute(_scan_statement(lower, upper, descending), params)
+            ).all()
+        docs = decode_docs([value for _key, value in rows])
+        return [(bytes(row[0]), doc) for row, doc in zip(rows, docs, strict=True)]
 
     async def commits_after(self, after_ts: int) -> list[CommitRecord]:
         """The commits in this snapshot newer than ``after_ts``, oldest first."""
-        rows = (
-            await self.conn.execute(
-                select(commits).where(commits.c.ts > after_ts).order_by(commits.c.ts)
-            )
-        ).all()
+        rows = (await self.conn.execute(_COMMITS_AFTER, {"after": after_ts})).all()
         return [CommitRecord(int(r.ts), r.function_path, r.identity, r.write_set) for r in rows]
 
 
 class StoreWriter(StoreReader):
-    """A serializable read-write transaction. Writes become visible only if ``commit`` runs."""
+    """A serializable read-write transaction. Writes become visible only if ``commit`` runs.
+
+    Writes are buffered (see the module docstring) and sent before the next read, so every
+    read sees them; ``commit`` sends what is left together with the commit itself.
+    """
 
     def __init__(self, conn: AsyncConnection, store: Store) -> None:
-        super().__init__(conn, 0)
+        super().__init__(conn, 0, sqlite=store.kind is DatabaseKind.SQLITE)
         self._store = store
-        self._log: list[LogEntry] = []
+        self._pending: list[Write] = []
+        # (table, id, document JSON or None for a deletion), in order: the log rows to write
+        self._log: list[tuple[str, str, str | None]] = []
+        self._committed = False
+
+    # ---- writes (buffered) ------------------------------------------------------------------
 
     async def insert(
-        self, table: str, document: dict[str, Any], keys: Sequence[tuple[str, bytes]]
+        self,
+        table: str,
+        document: dict[str, Any],
+        keys: Sequence[tuple[str, bytes]],
+        *,
+        encoded: str | None = None,
     ) -> None:
-        await self.conn.execute(
-            insert(documents).values(
-                doc_id=document["_id"], table_name=table, value=encode_doc(document)
-            )
-        )
-        await self._insert_keys(document["_id"], keys)
-        self._log.append(LogEntry(table, document["_id"], document))
+        """Insert ``document``; ``encoded`` is its ``encode_doc`` text if the caller has it."""
+        doc_id = document["_id"]
+        value = encode_doc(document) if encoded is None else encoded
+        self._pending.append((_INSERT_DOCUMENT, (doc_id, table, value)))
+        self._pending.extend((_INSERT_KEY, (name, key, doc_id)) for name, key in keys)
+        self._log.append((table, doc_id, value))
 
     async def replace(
         self,
@@ -170,52 +458,73 @@ class StoreWriter(StoreReader):
         document: dict[str, Any],
         old_keys: Sequence[tuple[str, bytes]],
         new_keys: Sequence[tuple[str, bytes]],
+        *,
+        encoded: str | None = None,
     ) -> None:
-        await self.conn.execute(
-            update(documents)
-            .where(documents.c.doc_id == document["_id"])
-            .values(value=encode_doc(document))
+        doc_id = document["_id"]
+        value = encode_doc(document) if encoded is None else encoded
+        self._pending.append((_UPDATE_DOCUMENT, (value, doc_id)))
+        self._pending.extend((_DELETE_KEY, k) for k in old_keys if k not in new_keys)
+        self._pending.extend(
+            (_INSERT_KEY, (name, key, doc_id))
+            for name, key in new_keys
+            if (name, key) not in old_keys
         )
-        changed_old = [k for k in old_keys if k not in new_keys]
-        changed_new = [k for k in new_keys if k not in old_keys]
-        await self._delete_keys(changed_old)
-        await self._insert_keys(document["_id"], changed_new)
-        self._log.append(LogEntry(table, document["_id"], document))
+        self._log.append((table, doc_id, value))
 
     async def delete(self, table: str, doc_id: str, old_keys: Sequence[tuple[str, bytes]]) -> None:
-        await self.conn.execute(delete(documents).where(documents.c.doc_id == doc_id))
-        await self._delete_keys(old_keys)
-        self._log.append(LogEntry(table, doc_id, None))
+        self._pending.append((_DELETE_DOCUMENT, (doc_id,)))
+        self._pending.extend((_DELETE_KEY, k) for k in old_keys)
+        self._log.append((table, doc_id, None))
 
-    async def _insert_keys(self, doc_id: str, keys: Sequence[tuple[str, bytes]]) -> None:
-        if keys:
-            await self.conn.execute(
-                insert(index_entries),
-                [{"index_name": n, "key": k, "doc_id": doc_id} for n, k in keys],
-            )
+    async def _flush(self) -> None:
+        """Send the buffered writes, so the next read sees them."""
+        writes, self._pending = self._pending, []
+        if self._store.kind is DatabaseKind.SQLITE:
+            await _in_worker(self.conn, _sqlite_apply, writes)
+        else:
+            for kind, rows in _runs(writes):
+                await self.conn.execute(
+                    kind.statement, [dict(zip(kind.names, row, strict=True)) for row in rows]
+                )
 
-    async def _delete_keys(self, keys: Sequence[tuple[str, bytes]]) -> None:
-        if keys:
-            await self.conn.execute(
-                delete(index_entries).where(
-                    and_(
-                        index_entries.c.index_name == bindparam("n"),
-                        index_entries.c.key == bindparam("k"),
-                    )
-                ),
-                [{"n": n, "k": k} for n, k in keys],
-            )
+    # ---- reads (after the buffered writes) ---------------------------------------------------
+
+    async def get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
+        if self._pending:
+            await self._flush()
+        return await super().get(doc_id)
+
+    async def scan(
+        self, index_name: str, key_range: KeyRange, *, descending: bool, limit: int
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        if self._pending:
+            await self._flush()
+        return await super().scan(index_name, key_range, descending=descending, limit=limit)
+
+    async def commits_after(self, after_ts: int) -> list[CommitRecord]:
+        if self._pending:
+            await self._flush()
+        return await super().commits_after(after_ts)
 
     async def find_outcome(self, session_id: str, request_id: int) -> tuple[int, str] | None:
-        row = (
-            await self.conn.execute(
-                select(mutation_outcomes.c.ts, mutation_outcomes.c.outcome).where(
-                    mutation_outcomes.c.session_id == session_id,
-                    mutation_outcomes.c.request_id == request_id,
-                )
-            )
-        ).first()
-        return None if row is None else (int(row.ts), str(row.outcome))
+        if self._pending:
+            await self._flush()
+        if self._sqlite:
+            key = (session_id, request_id)
+            row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_FIND_OUTCOME, key)
+        else:
+            params = {"session_id": session_id, "request_id": request_id}
+            row = (await self.conn.execute(_FIND_OUTCOME, params)).first()
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    async def current_ts(self) -> int:
+        """The newest commit timestamp (for an attempt that wrote nothing)."""
+        if self._pending:
+            await self._flush()
+        return await self._store._latest_ts(self.conn)
+
+    # ---- commit -----------------------------------------------------------------------------
 
     async def commit(
         self,
@@ -224,54 +533,88 @@ class StoreWriter(StoreReader):
         write_set_json: str,
         function_path: str | None,
         identity: str | None,
+        outcome: Outcome | None = None,
     ) -> int:
-        """Append the log and the commit row; return the commit timestamp."""
-        ts = await self._store._next_ts(self.conn, now_ns)
-        await self.conn.execute(
-            insert(commits).values(
-                ts=ts,
-                function_path=function_path,
-                identity=identity,
-                write_set=write_set_json,
+        """Send the buffered writes, the commit row and the log rows (and ``outcome``, a wire
+        mutation's answer, under the same timestamp); return the commit timestamp."""
+        if self._committed:
+            raise RuntimeError("a writer commits once")
+        self._committed = True
+        if self._store.kind is DatabaseKind.SQLITE:
+            writes, self._pending = self._pending, []
+            commit_row = (function_path, identity, write_set_json)
+            return await _in_worker(
+                self.conn, _sqlite_commit, writes, now_ns, commit_row, self._log, outcome
             )
+        # Send the writes the commit statement cannot carry (all up to the last one that is not
+        # an insert); the inserts after it go into the commit statement, in the same order.
+        fold_from = len(self._pending)
+        while fold_from and self._pending[fold_from - 1][0] in _FOLDABLE:
+            fold_from -= 1
+        folded = self._pending[fold_from:]
+        self._pending = self._pending[:fold_from]
+        if self._pending:
+            await self._flush()
+        doc_ids, doc_tables, doc_values = _columns(
+            [row for kind, row in folded if kind is _INSERT_DOCUMENT], 3
         )
-        if self._log:
-            await self.conn.execute(
-                insert(log),
-                [
-                    {
-                        "ts": ts,
-                        "seq": seq,
-                        "table_name": entry.table,
-                        "doc_id": entry.doc_id,
-                        "value": None if entry.value is None else encode_doc(entry.value),
-                    }
-                    for seq, entry in enumerate(self._log)
-                ],
-            )
-        return ts
-
-    async def current_ts(self) -> int:
-        """The newest commit timestamp (for an attempt that wrote nothing)."""
-        return await self._store._latest_ts(self.conn)
+        key_indexes, key_keys, key_doc_ids = _columns(
+            [row for kind, row in folded if kind is _INSERT_KEY], 3
+        )
+        log_tables, log_doc_ids, log_values = _columns(self._log, 3)
+        session_id, request_id, outcome_json, created_ms = outcome or (None, None, None, None)
+        result = await self.conn.execute(
+            _PG_COMMIT,
+            {
+                "lock_key": self._store._lock_key,
+                "now": now_ns,
+                "doc_ids": doc_ids,
+                "doc_tables": doc_tables,
+                "doc_values": doc_values,
+                "key_indexes": key_indexes,
+                "key_keys": key_keys,
+                "key_doc_ids": key_doc_ids,
+                "function_path": function_path,
+                "identity": identity,
+                "write_set": write_set_json,
+                "log_seqs": list(range(len(self._log))),
+                "log_tables": log_tables,
+                "log_doc_ids": log_doc_ids,
+                "log_values": log_values,
+                "outcome_session": session_id,
+                "outcome_request": request_id,
+                "outcome": outcome_json,
+                "outcome_created_ms": created_ms,
+                "channel": self._store.notify_channel,
+            },
+        )
+        return int(result.scalar_one())
 
     async def save_outcome(
         self, session_id: str, request_id: int, ts: int, outcome_json: str, created_ms: int
     ) -> None:
         """Remember a wire mutation's answer, so a resend is answered instead of re-run."""
+        if self._pending:
+            await self._flush()
         await self.conn.execute(
-            insert(mutation_outcomes).values(
-                session_id=session_id,
-                request_id=request_id,
-                ts=ts,
-                outcome=outcome_json,
-                created_ms=created_ms,
-            )
+            _INSERT_OUTCOME,
+            {
+                "session_id": session_id,
+                "request_id": request_id,
+                "ts": ts,
+                "outcome": outcome_json,
+                "created_ms": created_ms,
+            },
         )
 
     @property
     def has_writes(self) -> bool:
         return bool(self._log)
+
+    def _check_finished(self) -> None:
+        """Refuse to commit a transaction whose writes have no log rows: the log is the truth."""
+        if self._log and not self._committed:
+            raise StorageError("a writer wrote documents but never called commit()")
 
 
 class Store:
@@ -282,6 +625,18 @@ class Store:
         self.kind = kind_of(url)
         self.pg_schema = pg_schema
         self.engine: AsyncEngine = create_db_engine(url, pg_schema=pg_schema)
+        # Engines that share ``engine``'s pool but open their transactions the way readers and
+        # writers need (set once here, rather than by ``execution_options`` on every connection).
+        self._read_engine: AsyncEngine
+        self._write_engine: AsyncEngine
+        if self.kind is DatabaseKind.SQLITE:
+            self._read_engine = self.engine
+            self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        else:
+            self._read_engine = self.engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            self._write_engine = self.engine.execution_options(isolation_level="SERIALIZABLE")
         self._write_lock = asyncio.Lock()
         self.notify_channel = f"commits_{pg_schema or 'public'}"[:63]
         self._lock_key = int.from_bytes(
@@ -294,21 +649,18 @@ class Store:
         await self.engine.dispose()
 
     @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[StoreReader]:
-        """A read-only transaction at one consistent snapshot."""
+    async def snapshot(self, *, timestamped: bool = True) -> AsyncIterator[StoreReader]:
+        """A read-only transaction at one consistent snapshot.
+
+        ``timestamped=False`` skips the statement that learns the snapshot's timestamp, for a
+        reader that never asks for ``snapshot_ts`` (a one-shot query).
+        """
         try:
-            async with self.engine.connect() as raw:
-                if self.kind is DatabaseKind.POSTGRESQL:
-                    conn = await raw.execution_options(
-                        isolation_level="REPEATABLE READ", postgresql_readonly=True
-                    )
-                else:
-                    conn = raw
-                async with conn.begin():
-                    ts = await self._latest_ts(conn)
-                    yield StoreReader(conn, ts)
-        except DBAPIError as exc:
-            raise StorageError(str(exc.orig)) from exc
+            async with self._read_engine.begin() as conn:
+                ts = await self._latest_ts(conn) if timestamped else None
+                yield StoreReader(conn, ts, sqlite=self.kind is DatabaseKind.SQLITE)
+        except (DBAPIError, sqlite3.Error) as exc:
+            raise StorageError(str(exc.orig if isinstance(exc, DBAPIError) else exc)) from exc
 
     @asynccontextmanager
     async def writer(self) -> AsyncIterator[StoreWriter]:
@@ -318,49 +670,21 @@ class Store:
         writer if it wrote anything); rolls back on an exception. Raises
         ``RetryableConflict`` when the attempt lost a race and may simply be run again.
         """
-        if self.kind is DatabaseKind.SQLITE:
-            async with self._write_lock, self._write_attempt("IMMEDIATE") as writer:
-                yield writer
-        else:
-            async with self._write_attempt(None) as writer:
-                yield writer
-
-    @asynccontextmanager
-    async def _write_attempt(self, sqlite_begin: str | None) -> AsyncIterator[StoreWriter]:
+        # SQLite: one writer at a time in this process (other processes wait on the file lock)
+        lock = self._write_lock if self.kind is DatabaseKind.SQLITE else nullcontext()
         try:
-            async with self.engine.connect() as raw:
-                if sqlite_begin is not None:
-                    conn = await raw.execution_options(sqlite_begin=sqlite_begin)
-                else:
-                    conn = await raw.execution_options(isolation_level="SERIALIZABLE")
-                async with conn.begin():
-                    yield StoreWriter(conn, self)
-        except DBAPIError as exc:
-            mapped = classify(exc)
-            if mapped is exc:
-                raise StorageError(str(exc.orig)) from exc
-            raise mapped from exc
+            async with lock, self._write_engine.begin() as conn:
+                writer = StoreWriter(conn, self)
+                yield writer
+                writer._check_finished()
+        except (DBAPIError, sqlite3.Error) as exc:
+            raise _storage_error(exc) from exc
 
-    async def _next_ts(self, conn: AsyncConnection, now_ns: int) -> int:
+    async def _latest_ts(self, conn: AsyncConnection) -> int:
         if self.kind is DatabaseKind.SQLITE:
-            # We hold the database's write lock: nobody else can commit until we do.
-            last = await self._latest_ts(conn)
-            return max(now_ns, last + 1)
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": self._lock_key})
-        # The notification is delivered only if and when this transaction commits.
-        result = await conn.execute(
-            text(
-                "WITH t AS (SELECT setval('commit_ts_seq',"
-                " GREATEST(nextval('commit_ts_seq'), :now)) AS ts)"
-                " SELECT ts, pg_notify(:channel, ts::text) FROM t"
-            ),
-            {"now": now_ns, "channel": self.notify_channel},
-        )
-        return int(result.scalar_one())
-
-    @staticmethod
-    async def _latest_ts(conn: AsyncConnection) -> int:
-        value = (await conn.execute(select(func.max(commits.c.ts)))).scalar()
+            (value,) = await _in_worker(conn, _sqlite_fetchone, _SQLITE_LATEST_TS, ())
+        else:
+            value = (await conn.execute(_LATEST_TS)).scalar()
         return int(value or 0)
 
     async def latest_ts(self) -> int:
@@ -370,11 +694,7 @@ class Store:
     async def commits_after(self, ts: int, limit: int = 1000) -> list[CommitRecord]:
         """Commits with a timestamp above ``ts``, oldest first (the log's tail)."""
         async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(commits).where(commits.c.ts > ts).order_by(commits.c.ts).limit(limit)
-                )
-            ).all()
+            rows = (await conn.execute(_COMMITS_AFTER.limit(limit), {"after": ts})).all()
         return [CommitRecord(int(r.ts), r.function_path, r.identity, r.write_set) for r in rows]
 
     async def prune_outcomes(self, older_than_ms: int) -> int:

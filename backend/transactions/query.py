@@ -180,34 +180,50 @@ class QueryBuilder:
                 return False
         return True
 
+    async def _fetch(
+        self, remaining: KeyRange, limit: int
+    ) -> tuple[list[tuple[bytes, Document]], bool]:
+        """One batch of up to ``limit`` (key, doc) pairs from ``remaining``, and whether it is
+        full (more may follow). The part of the range it covered joins the read set at once, so
+        the read set is complete even when the caller stops early."""
+        name = self._index.qualified_name
+        batch = await self._txn.reader.scan(
+            name, remaining, descending=self._descending, limit=limit
+        )
+        self._txn.count_reads(len(batch))
+        full = len(batch) == limit
+        if not full:
+            read = remaining
+        elif self._descending:
+            read = KeyRange(batch[-1][0], remaining.end)
+        else:
+            read = KeyRange(remaining.start, batch[-1][0] + b"\x00")
+        self._txn.read_set.add_range(name, read)
+        return batch, full
+
+    def _after(self, remaining: KeyRange, last: bytes) -> KeyRange:
+        """What is left of ``remaining`` once the walk has reached ``last``."""
+        if self._descending:
+            return KeyRange(remaining.start, last)
+        return KeyRange(last + b"\x00", remaining.end)
+
     async def _walk(
         self, key_range: KeyRange, want: int | None, walk: _Walk | None = None
     ) -> AsyncIterator[tuple[bytes, Document]]:
         """Yield up to ``want`` (key, doc) pairs that pass the filters.
 
-        Each batch's range is added to the read set as soon as it is fetched, so the read set
-        is complete even when the caller stops iterating early.
+        Filters run one document at a time, as the caller asks for the next (a filter may read,
+        and what it reads joins the read set).
         """
-        reader = self._txn.reader
-        name = self._index.qualified_name
         remaining = key_range
         matched = 0
         while want is None or matched < want:
             limit = _BATCH if (self._filters or want is None) else min(_BATCH, want - matched)
-            batch = await reader.scan(name, remaining, descending=self._descending, limit=limit)
-            self._txn.count_reads(len(batch))
-            full = len(batch) == limit
-            if not full:
-                read = remaining
-            elif self._descending:
-                read = KeyRange(batch[-1][0], remaining.end)
-            else:
-                read = KeyRange(remaining.start, batch[-1][0] + b"\x00")
-            self._txn.read_set.add_range(name, read)
+            batch, full = await self._fetch(remaining, limit)
             for key, doc in batch:
                 if walk is not None:
                     walk.last_key = key
-                if await self._matches(doc):
+                if not self._filters or await self._matches(doc):
                     matched += 1
                     yield key, doc
                     if want is not None and matched >= want:
@@ -216,19 +232,27 @@ class QueryBuilder:
                 if walk is not None:
                     walk.exhausted = True
                 return
-            last = batch[-1][0]
-            remaining = (
-                KeyRange(remaining.start, last)
-                if self._descending
-                else KeyRange(last + b"\x00", remaining.end)
-            )
+            remaining = self._after(remaining, batch[-1][0])
 
     async def _take(self, n: int | None) -> list[Document]:
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
             raise invalid_argument("take() needs a non-negative integer", "n")
         if n == 0:
             return []
-        return [doc async for _key, doc in self._walk(self._range, n)]
+        if self._filters:
+            return [doc async for _key, doc in self._walk(self._range, n)]
+        # Without filters every document fetched is taken: the same batches and the same read
+        # set as ``_walk``, without stepping an async generator once per document.
+        docs: list[Document] = []
+        remaining = self._range
+        while n is None or len(docs) < n:
+            limit = _BATCH if n is None else min(_BATCH, n - len(docs))
+            batch, full = await self._fetch(remaining, limit)
+            docs.extend(doc for _key, doc in batch)
+            if not full:
+                break
+            remaining = self._after(remaining, batch[-1][0])
+        return docs
 
     async def collect(self) -> list[Document]:
         """Every matching document, in index order."""

@@ -47,6 +47,10 @@ class ReadSet:
         return len(self.ids) + sum(len(r) for r in self.ranges.values())
 
 
+# ``json.dumps`` with options builds an encoder per call; this one is built once.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 @dataclass
 class WriteSet:
     ids: set[str] = field(default_factory=set)
@@ -59,12 +63,11 @@ class WriteSet:
         return not self.ids
 
     def to_json(self) -> str:
-        return json.dumps(
+        return _COMPACT.encode(
             {
                 "ids": sorted(self.ids),
                 "keys": {name: sorted(k.hex() for k in keys) for name, keys in self.keys.items()},
-            },
-            separators=(",", ":"),
+            }
         )
 
     @classmethod

@@ -191,6 +191,7 @@ class Transaction:
         keys = self._keys(table, document)
         await writer.insert(table, document, keys, encoded=encoded)
         self._note_writes(doc_id, keys)
+        self._by_id[doc_id] = (table, document)
         return doc_id
 
     async def _existing(self, doc_id: Any, *, system: bool) -> tuple[str, Document]:
@@ -209,6 +210,7 @@ class Transaction:
         old_keys, new_keys = self._keys(table, old), self._keys(table, document)
         await writer.replace(table, document, old_keys, new_keys, encoded=encoded)
         self._note_writes(document["_id"], old_keys, new_keys)
+        self._by_id[document["_id"]] = (table, document)
 
     async def patch(self, doc_id: Any, fields: Mapping[str, Any], *, system: bool) -> None:
         self._require_writer()

@@ -37,52 +37,74 @@ _TAG_OBJECT = 0x0A
 _END = b"\x00\x00"
 
 
+_DOUBLE = struct.Struct(">d")
+_U64 = struct.Struct(">Q")
+_SIGN = 1 << 63
+_ALL_BITS = (1 << 64) - 1
+# Encodings of the values that are their tag alone, and the tags as one-byte prefixes.
+_MISSING_KEY = bytes([_TAG_MISSING])
+_NULL_KEY = bytes([_TAG_NULL])
+_TRUE_KEY = bytes([_TAG_TRUE])
+_FALSE_KEY = bytes([_TAG_FALSE])
+_INT64_PREFIX = bytes([_TAG_INT64])
+_NUMBER_PREFIX = bytes([_TAG_NUMBER])
+_STRING_PREFIX = bytes([_TAG_STRING])
+_BYTES_PREFIX = bytes([_TAG_BYTES])
+_ARRAY_PREFIX = bytes([_TAG_ARRAY])
+_OBJECT_PREFIX = bytes([_TAG_OBJECT])
+
+
 def _escaped(data: bytes) -> bytes:
     return data.replace(b"\x00", b"\x00\xff") + _END
 
 
 def _number(value: float) -> bytes:
-    if math.isnan(value):
+    if value != value:
         value = math.nan  # one canonical NaN, above +inf
-    if value == 0.0:
+    elif value == 0.0:
         value = 0.0  # -0 and 0 are the same key
-    (bits,) = struct.unpack(">Q", struct.pack(">d", value))
-    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | (1 << 63)
-    return struct.pack(">Q", bits)
+    (bits,) = _U64.unpack(_DOUBLE.pack(value))
+    return _U64.pack(bits ^ _ALL_BITS if bits & _SIGN else bits | _SIGN)
 
 
 def encode_value(value: Any) -> bytes:
     """The sortable encoding of one Convex value (or ``MISSING``)."""
+    # the common types first, by exact type (bool is not an int here: it has its own tags)
+    cls = type(value)
+    if cls is str:
+        return _STRING_PREFIX + _escaped(value.encode("utf-8"))
+    if cls is float or cls is int:
+        return _NUMBER_PREFIX + _number(float(value))
     if value is MISSING:
-        return bytes([_TAG_MISSING])
+        return _MISSING_KEY
     if value is None:
-        return bytes([_TAG_NULL])
+        return _NULL_KEY
     if value is True:
-        return bytes([_TAG_TRUE])
+        return _TRUE_KEY
     if value is False:
-        return bytes([_TAG_FALSE])
+        return _FALSE_KEY
     if isinstance(value, Int64):
-        return bytes([_TAG_INT64]) + struct.pack(">Q", (int(value) + (1 << 63)) & ((1 << 64) - 1))
+        return _INT64_PREFIX + _U64.pack((int(value) + _SIGN) & _ALL_BITS)
     if isinstance(value, int | float):
-        return bytes([_TAG_NUMBER]) + _number(float(value))
+        return _NUMBER_PREFIX + _number(float(value))
     if isinstance(value, str):
-        return bytes([_TAG_STRING]) + _escaped(value.encode("utf-8"))
+        return _STRING_PREFIX + _escaped(value.encode("utf-8"))
     if isinstance(value, bytes | bytearray):
-        return bytes([_TAG_BYTES]) + _escaped(bytes(value))
+        return _BYTES_PREFIX + _escaped(bytes(value))
     if isinstance(value, list | tuple):
-        return bytes([_TAG_ARRAY]) + b"".join(b"\x01" + encode_value(v) for v in value) + b"\x00"
+        return _ARRAY_PREFIX + b"".join([b"\x01" + encode_value(v) for v in value]) + b"\x00"
     if isinstance(value, dict):
         parts = [
             b"\x01" + _escaped(k.encode("utf-8")) + encode_value(v)
             for k, v in sorted(value.items())
         ]
-        return bytes([_TAG_OBJECT]) + b"".join(parts) + b"\x00"
+        return _OBJECT_PREFIX + b"".join(parts) + b"\x00"
     raise TypeError(f"{type(value).__name__} cannot be part of an index key")
 
 
 def encode_key(values: Sequence[Any]) -> bytes:
     """The sortable encoding of a tuple of values: compares like the tuple, element by element."""
-    return b"".join(encode_value(v) for v in values)
+    return b"".join([encode_value(v) for v in values])
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
