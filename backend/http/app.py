@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from backend.http.auth_routes import AuthRoutes
 from backend.http.function_api import error_response, handle_call
 from backend.http.websocket import serve_session
 from backend.mail.smtp import transport_from_url
-from backend.runtime import Runtime
+from backend.runtime import Runtime, to_ms
 from backend.scheduler import SchedulerWorker
 from backend.sensitive.service import SERVICE as SENSITIVE
 from backend.sensitive.service import SensitiveService
@@ -85,6 +86,22 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
     return service, keyring
 
 
+# A client resends its unanswered mutations after a reconnect, within seconds; ten minutes of
+# remembered outcomes covers that with a wide margin (convex-protocol.md, section 7).
+OUTCOME_WINDOW = timedelta(minutes=10)
+
+
+async def housekeeping(engine: Engine, every: float = 60.0) -> None:
+    """Forget wire-mutation outcomes older than the resend window, once a minute."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            horizon = engine.runtime.now() - OUTCOME_WINDOW
+            await engine.store.prune_outcomes(int(to_ms(horizon)))
+        except Exception:
+            log.exception("housekeeping failed; trying again in a minute")
+
+
 class CollapseSlashes:
     """``http://host/`` as a deployment URL makes the client ask for ``//api/...``."""
 
@@ -123,13 +140,18 @@ def create_app(
         await keyring.ensure_key()
         await coordinator.start()
         listener.start()
-        task = asyncio.create_task(worker.run_forever(), name="scheduler")
+        tasks = [
+            asyncio.create_task(worker.run_forever(), name="scheduler"),
+            asyncio.create_task(housekeeping(engine), name="housekeeping"),
+        ]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await listener.stop()
             await coordinator.stop()
             if service.oauth is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -391,3 +392,19 @@ async def test_conflicts_are_retried_then_reported_with_nothing_written(basic: T
     assert [c["name"] for c in await basic.run(lambda ctx: ctx.db.query("counters").collect())] == [
         "n3"
     ]
+
+
+async def test_remembered_outcomes_are_forgotten_after_the_window(basic: TestBackend) -> None:
+    from backend.http.app import OUTCOME_WINDOW, housekeeping
+
+    await basic.mutation("counters:create", {"name": "c"})
+    await basic.engine.run_mutation("counters:increment", {"name": "c"}, request=("s", 1))
+    basic.clock.advance(OUTCOME_WINDOW + timedelta(seconds=1))
+    await basic.engine.run_mutation("counters:increment", {"name": "c"}, request=("s", 2))
+    task = asyncio.create_task(housekeeping(basic.engine, every=0.01))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    kept = await basic.engine.run_mutation("counters:increment", {"name": "c"}, request=("s", 2))
+    assert kept.replayed is True  # inside the window: still answered from memory
+    late = await basic.engine.run_mutation("counters:increment", {"name": "c"}, request=("s", 1))
+    assert late.replayed is False  # past it: a resend this late runs again

@@ -334,3 +334,21 @@ async def test_transitions_report_the_client_clock_skew(sync: Harness) -> None:
     )
     transport.push(add(0, "counters:get", {"name": "c"}, 0))
     assert (await transport.next("Transition"))["clientClockSkew"] == 5000
+
+
+async def test_a_live_page_keeps_its_bounds_when_rows_come_and_go(sync: Harness) -> None:
+    async def fill(ctx: Any) -> list[str]:
+        return [await ctx.db.insert("notes", {"author": "a", "body": str(i)}) for i in range(6)]
+
+    ids = await sync.t.run(fill)
+    client = sync.connect()
+    client.push(add(0, "notes:page", {"paginationOpts": {"numItems": 3, "cursor": None}}, 0))
+    first = (await client.next("Transition"))["modifications"][0]
+    assert [n["body"] for n in first["value"]["page"]] == ["0", "1", "2"]
+    assert first["journal"] == first["value"]["continueCursor"]  # the page's end, remembered
+
+    await sync.t.run(lambda ctx: ctx.db.delete(ids[1]))
+    update = (await client.next("Transition"))["modifications"][0]
+    # Without the journal the page would refill to three rows and overlap the next page.
+    assert [n["body"] for n in update["value"]["page"]] == ["0", "2"]
+    assert update["value"]["continueCursor"] == first["value"]["continueCursor"]
