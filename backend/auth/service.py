@@ -232,7 +232,7 @@ class AuthService:
 
     # ---- magic links --------------------------------------------------------------------
 
-    def _check_callback(self, callback_url: Any) -> str | None:
+    def check_callback(self, callback_url: Any) -> str | None:
         """Only same-site or trusted destinations: no open redirects."""
         if callback_url is None or callback_url == "":
             return None
@@ -256,10 +256,12 @@ class AuthService:
 
     async def request_magic_link(self, email: Any, callback_url: Any, client: ClientInfo) -> None:
         address = normalise_email(email)
-        callback = self._check_callback(callback_url)
+        callback = self.check_callback(callback_url)
         await self._spend(("auth.mail.email", address), ("auth.mail.ip", client.ip_address))
         token = sessions.new_token(self.engine.runtime)
-        query = {"token": token, **({"callbackURL": callback} if callback else {})}
+        # A person clicking the link in a browser lands on the site, signed in (Better Auth
+        # does the same); a client calling verify itself passes no callbackURL and gets JSON.
+        query = {"token": token, "callbackURL": callback or "/"}
         link = f"{self.config.base_url.rstrip('/')}/api/auth/magic-link/verify?{urlencode(query)}"
         minutes = int(self.config.magic_link_ttl.total_seconds() // 60)
 
@@ -336,7 +338,7 @@ class AuthService:
     async def begin_oauth(self, provider: Any, callback_url: Any) -> str:
         if not isinstance(provider, str) or len(provider) > 64:
             raise ConvexError("PROVIDER_NOT_FOUND", "Unknown provider", path="provider")
-        callback = self._check_callback(callback_url)
+        callback = self.check_callback(callback_url)
         redirect_uri = f"{self.config.base_url.rstrip('/')}/api/auth/callback/{provider}"
         url, pending = await self._oauth().begin(provider, redirect_uri)
 
@@ -475,11 +477,16 @@ class AuthService:
             raise ConvexError(ErrorCode.UNAUTHENTICATED, "You are not signed in")
         return info
 
-    async def sign_out(self, token: str | None) -> None:
-        info = await self.require_session(token)
+    async def sign_out(self, token: str | None) -> bool:
+        """Revoke the session behind ``token``; False when it was already gone (signing out
+        is still a success then: the caller ends up signed out either way)."""
+        info = await self.session(token)
+        if info is None:
+            return False
         await self.engine.system_write(
             lambda db: sessions.revoke(db, info.session["_id"]), label="_system/auth:signOut"
         )
+        return True
 
     async def list_sessions(self, token: str | None) -> list[Document]:
         info = await self.require_session(token)
@@ -489,9 +496,20 @@ class AuthService:
         )
         return [s for s in found if s["expiresAt"] > now]
 
-    async def revoke_session(self, token: str | None, session_id: Any) -> bool:
+    async def revoke_session(
+        self, token: str | None, session_id: Any, target_token: Any = None
+    ) -> bool:
+        """Revoke one of the caller's sessions, named by its ``id`` or (as Better Auth's client
+        does) by its ``token``. Someone else's session answers like an unknown one."""
         info = await self.require_session(token)
-        if not isinstance(session_id, str):
+        if target_token is not None:
+            if not isinstance(target_token, str) or len(target_token) > 256:
+                raise ConvexError(
+                    ErrorCode.INVALID_ARGUMENT, "token must be a string", path="token"
+                )
+            found = await self.session(target_token)
+            session_id = found.session["_id"] if found is not None else ""
+        elif not isinstance(session_id, str):
             raise ConvexError(ErrorCode.INVALID_ARGUMENT, "id must be a session id", path="id")
 
         async def revoke(db: SystemDatabase) -> bool:
