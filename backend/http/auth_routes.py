@@ -70,8 +70,13 @@ class AuthRoutes:
                 origin = f"{parts.scheme}://{parts.netloc}"
         if origin is None and not required:
             return
-        if origin not in self.origins:
-            raise ConvexError("INVALID_ORIGIN", "This request must come from this site")
+        if origin in self.origins:
+            return
+        # Same origin as the request itself (the site reached as localhost or by IP, say).
+        host = request.headers.get("host")
+        if origin is not None and host and urlsplit(origin).netloc == host:
+            return
+        raise ConvexError("INVALID_ORIGIN", "This request must come from this site")
 
     async def _body(self, request: Request) -> dict[str, Any]:
         body = await read_json(request, MAX_AUTH_BODY)
@@ -148,11 +153,18 @@ class AuthRoutes:
         return JSONResponse({"status": True})
 
     async def magic_link_verify(self, request: Request) -> Response:
-        signed_in = await self.service.verify_magic_link(
-            request.query_params.get("token"), self._client(request)
-        )
         # The link carries its destination; a client that calls verify without one gets JSON.
         callback = self.service.check_callback(request.query_params.get("callbackURL"))
+        try:
+            signed_in = await self.service.verify_magic_link(
+                request.query_params.get("token"), self._client(request)
+            )
+        except ConvexError as error:
+            if not callback:
+                raise
+            # A person who followed a dead link lands on the site with the reason, not on JSON.
+            separator = "&" if "?" in callback else "?"
+            return RedirectResponse(f"{callback}{separator}error={error.code}", status_code=302)
         if callback:
             response: Response = RedirectResponse(callback, status_code=302)
             self._set_cookie(response, signed_in)

@@ -1,4 +1,6 @@
-// `npm run build`: minified ES modules in dist/ (index.js, react.js, browser.js) with their types.
+// `npm run build`: minified ES modules in dist/ (index.js, react.js, browser.js) with their types,
+// then the demo web app (demo/, with Vite) into demo/dist, which the server serves at `/`.
+// `npm run build -- --library` builds the library only.
 
 import { copyFile, mkdir, rm } from "node:fs/promises";
 import path from "node:path";
@@ -6,6 +8,7 @@ import path from "node:path";
 import { build } from "esbuild";
 
 import { LIBRARY, ROOT, STANDALONE } from "./bundles.mjs";
+import { buildDemo } from "./demo.mjs";
 
 const dist = path.join(ROOT, "dist");
 await rm(dist, { recursive: true, force: true });
@@ -17,3 +20,8 @@ for (const types of ["index.d.ts", "react.d.ts"]) {
 }
 await copyFile(path.join(ROOT, "src", "index.d.ts"), path.join(dist, "browser.d.ts"));
 console.log(`built ${path.relative(process.cwd(), dist) || "."}/: index.js, react.js, browser.js`);
+
+if (!process.argv.includes("--library")) {
+  const outDir = await buildDemo();
+  console.log(`built ${path.relative(process.cwd(), outDir)}/: the demo web app`);
+}

@@ -61,7 +61,8 @@ describe("sessions and Convex tokens", TIMEOUT, () => {
     await waitFor(() => whoami.latest() === userId, 5_000, "whoami = me").catch((error) => {
       throw new Error(`${error.message}\n${formatTrace(trace)}`);
     });
-    assert.deepEqual(changes, [true]);
+    // onChange(true) once per confirmed token; the immediate refresh may confirm a second.
+    assert.ok(changes.length >= 1 && changes.every((authenticated) => authenticated), String(changes));
 
     // The client refetches a fresh token at once and sends it: a second Authenticate, confirmed.
     await waitFor(

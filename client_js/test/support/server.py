@@ -2,6 +2,7 @@
 
     python client_js/test/support/server.py --port 0 [--database-url URL]
         [--pg-schema NAME] [--no-migrate] [--app tests.apps.basic] [--real-auth]
+        [--web-dir DIR]
 
 Run it from the repository root. It prints one line, ``READY <port> <pg schema or ->``, once
 it is listening, and stops cleanly on SIGTERM / SIGINT.
@@ -11,6 +12,8 @@ it is listening, and stops cleanly on SIGTERM / SIGINT.
   ``--pg-schema`` names an existing one: that is how two processes share one database.
 - ``--app PACKAGE`` serves ``PACKAGE.schema`` and ``PACKAGE.functions``; ``--app ""`` serves the
   demo app itself (the top-level ``schema`` and ``functions`` packages).
+- ``--web-dir DIR`` serves the web app built in DIR at ``/`` (default: ``client_js/demo/dist``,
+  as an absolute path, so the server's working directory does not matter).
 - Tokens are ES256 JWTs from a key made at startup; ``GET /test/token`` mints them
   (``forge=1`` signs with another key, a negative ``ttl`` gives an expired token).
 - ``POST /test/drop-next-mutation-reply`` makes the next mutation commit and then lose its
@@ -48,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
+from starlette.routing import Route  # noqa: E402
 
 from backend.auth.sessions import resolve_identity  # noqa: E402
 from backend.config import Settings  # noqa: E402
@@ -63,6 +67,7 @@ from backend.system import system_functions, system_schema  # noqa: E402
 from backend.udf.app import load_app  # noqa: E402
 from backend.udf.context import Identity  # noqa: E402
 
+DEFAULT_WEB_DIR = REPO / "client_js" / "demo" / "dist"
 ISSUER = "http://stepup.test"
 AUDIENCE = "convex"
 
@@ -279,6 +284,7 @@ async def serve(args: argparse.Namespace) -> None:
             app_schema=f"{args.app}.schema" if args.app else "schema",
             app_functions=f"{args.app}.functions" if args.app else "functions",
             allowed_origins=[],
+            web_dir=args.web_dir,
         )
         engine = build_engine(settings, database, real_auth=args.real_auth)
         if not args.no_migrate:
@@ -286,8 +292,9 @@ async def serve(args: argparse.Namespace) -> None:
         verifier = TestVerifier()
         # --real-auth: tokens come from /api/auth/convex/token and the key ring checks them.
         app = create_app(settings, engine=engine, verifier=None if args.real_auth else verifier)
-        for path, endpoint, methods in test_routes(verifier):
-            app.add_route(path, endpoint, methods=methods)
+        # First, ahead of the web app mounted at "/", which would answer them with a 404.
+        for path, endpoint, methods in reversed(test_routes(verifier)):
+            app.router.routes.insert(0, Route(path, endpoint, methods=methods))
 
         config = uvicorn.Config(
             app,
@@ -320,7 +327,11 @@ def main() -> None:
         "--app", default="tests.apps.basic", help='package of schema/functions ("": the demo app)'
     )
     parser.add_argument("--real-auth", action="store_true", help="the product's own tokens")
+    parser.add_argument(
+        "--web-dir", default=str(DEFAULT_WEB_DIR), help="the built web app to serve at /"
+    )
     args = parser.parse_args()
+    args.web_dir = str(Path(args.web_dir).resolve())
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     asyncio.run(serve(args))
 

@@ -337,3 +337,26 @@ async def test_dev_outbox_is_not_served_outside_dev_mode(database_url: str | Non
         httpx.AsyncClient(base_url=live.url) as http,
     ):
         assert (await http.get("/api/dev/outbox")).status_code == 404
+
+
+async def test_a_dead_magic_link_followed_in_a_browser_lands_on_the_site(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.get(
+        "/api/auth/magic-link/verify", params={"token": "expired-or-made-up", "callbackURL": "/"}
+    )
+    assert response.status_code == 302
+    assert response.headers["location"] == "/?error=INVALID_TOKEN"
+
+
+async def test_the_site_reached_by_another_name_is_still_same_origin(
+    server: LiveServer, http: httpx.AsyncClient
+) -> None:
+    token = (await sign_up(http))["token"]
+    port = server.url.rsplit(":", 1)[1]
+    headers = {"origin": f"http://localhost:{port}", "host": f"localhost:{port}"}
+    out = await http.post("/api/auth/sign-out", json={}, headers=headers)
+    assert out.json() == {"success": True}
+    assert (
+        await http.get("/api/auth/get-session", headers={"authorization": f"Bearer {token}"})
+    ).json() is None
