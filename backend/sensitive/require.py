@@ -49,7 +49,7 @@ async def require_sensitive_action(
     grant = await live_grant(db, who.session_id, spec.name, resource)
     if grant is not None:
         if spec.level >= 4:
-            await db.delete(grant["_id"])
+            await db.delete_read(grant)
             await audit.record(
                 db, audit.EventKind.GRANT_SPENT, outcome="spent", method=grant["method"], **trail
             )

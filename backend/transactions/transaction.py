@@ -234,9 +234,15 @@ class Transaction:
         clean = {k: v for k, v in fields.items() if k not in ("_id", "_creationTime")}
         await self._rewrite(table, current, clean)
 
-    async def delete(self, doc_id: Any, *, system: bool) -> None:
+    async def delete(
+        self, doc_id: Any, *, system: bool, known: Document | None = None
+    ) -> None:
         writer = self._require_writer()
-        table, current = await self._existing(doc_id, system=system)
+        if known is not None and known.get("_id") == doc_id:
+            # Engine code that has just read the document in this transaction: no second read.
+            table, current = self.table_of(doc_id, system=system), known
+        else:
+            table, current = await self._existing(doc_id, system=system)
         self._count_write()
         keys = self._keys(table, current)
         await writer.delete(table, doc_id, keys)
@@ -304,6 +310,10 @@ class SystemDatabase(DatabaseWriter):
     @property
     def txn(self) -> Transaction:
         return self._txn
+
+    async def delete_read(self, document: Document) -> None:
+        """Delete a document this transaction has just read (saves reading it again)."""
+        await self._txn.delete(document["_id"], system=True, known=document)
 
     @property
     def now_ms(self) -> float:
