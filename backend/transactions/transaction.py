@@ -234,9 +234,7 @@ class Transaction:
         clean = {k: v for k, v in fields.items() if k not in ("_id", "_creationTime")}
         await self._rewrite(table, current, clean)
 
-    async def delete(
-        self, doc_id: Any, *, system: bool, known: Document | None = None
-    ) -> None:
+    async def delete(self, doc_id: Any, *, system: bool, known: Document | None = None) -> None:
         writer = self._require_writer()
         if known is not None and known.get("_id") == doc_id:
             # Engine code that has just read the document in this transaction: no second read.
