@@ -338,7 +338,11 @@ class SyncCoordinator:
                 if subscriber in self._subscriptions:
                     await apply(reader, pending.setdefault(subscriber, _Pending()))
         self.rounds += 1
-        for subscriber, owed in pending.items():
+        for emitted, (subscriber, owed) in enumerate(pending.items()):
+            if emitted % 64 == 63:
+                # Let the first sessions' senders write while the rest are being built: with
+                # a thousand subscribers, the first no longer waits for the last to be queued.
+                await asyncio.sleep(0)
             if owed.min_ts is not None and owed.min_ts > ts:
                 self.transition_after(subscriber, owed.min_ts)  # not visible yet: next round
                 owed.wants_transition = bool(owed.modifications) or owed.query_set is not None
