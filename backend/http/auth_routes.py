@@ -236,6 +236,12 @@ class AuthRoutes:
         jwt = await self.keyring.mint(subject=info.user["_id"], session_id=info.session["_id"])
         return JSONResponse({"token": jwt}, headers={"cache-control": "no-store"})
 
+    async def providers(self, _request: Request) -> Response:
+        """The OAuth providers this server offers (ids for ``sign-in/social``)."""
+        oauth = self.service.oauth
+        ids = sorted(oauth.providers) if oauth is not None else []
+        return JSONResponse({"providers": ids}, headers={"cache-control": "no-store"})
+
     async def jwks(self, _request: Request) -> Response:
         return JSONResponse(
             await self.keyring.jwks(), headers={"cache-control": "public, max-age=300"}
@@ -284,5 +290,6 @@ class AuthRoutes:
             ),
             Route("/api/auth/convex/token", g(self.convex_token), methods=["GET"]),
             Route("/api/auth/jwks", g(self.jwks), methods=["GET"]),
+            Route("/api/auth/providers", g(self.providers), methods=["GET"]),
             Route("/api/dev/outbox", g(self.outbox), methods=["GET"]),
         ]

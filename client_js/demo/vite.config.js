@@ -8,31 +8,12 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { defineConfig, loadEnv } from "vite";
+import { defineConfig } from "vite";
 
 const DEMO = path.dirname(fileURLToPath(import.meta.url));
 const LIBRARY = path.resolve(DEMO, "../src");
-const REPO = path.resolve(DEMO, "../..");
 
-/**
- * The OAuth providers the server will offer, by the same environment variables it reads
- * (backend/auth/oauth.py, `providers_from_env`), from the environment and the repository's
- * `.env`. The server has no endpoint that lists them, so the page learns them at build time;
- * `make run` builds and serves from one environment. `STEPUP_OAUTH_PROVIDERS=google,oidc`
- * overrides (an empty value: no buttons).
- */
-function oauthProviders(env) {
-  if (env.STEPUP_OAUTH_PROVIDERS !== undefined) {
-    return env.STEPUP_OAUTH_PROVIDERS.split(",").map((id) => id.trim()).filter(Boolean);
-  }
-  const providers = [];
-  if (env.GOOGLE_CLIENT_ID) providers.push("google");
-  if (env.MICROSOFT_CLIENT_ID) providers.push("microsoft");
-  if (env.OIDC_ISSUER && env.OIDC_CLIENT_ID) providers.push(env.OIDC_PROVIDER_ID || "oidc");
-  return providers;
-}
-
-export default defineConfig(({ mode }) => {
+export default defineConfig(() => {
   const backend = process.env.STEPUP_BACKEND_URL ?? "http://127.0.0.1:3210";
   return {
     root: DEMO,
@@ -44,9 +25,6 @@ export default defineConfig(({ mode }) => {
         { find: /^@stepup\/client\/react$/, replacement: path.join(LIBRARY, "react.js") },
         { find: /^@stepup\/client$/, replacement: path.join(LIBRARY, "index.js") },
       ],
-    },
-    define: {
-      __OAUTH_PROVIDERS__: JSON.stringify(oauthProviders(loadEnv(mode, REPO, ""))),
     },
     build: {
       outDir: path.join(DEMO, "dist"),

@@ -1,5 +1,5 @@
 // Signed out: sign in with a password, create an account, or get a sign-in link by email;
-// OAuth buttons for the providers the server was built with (see vite.config.js).
+// OAuth buttons for the providers the server offers (GET /api/auth/providers).
 
 import { useEffect, useRef, useState } from "react";
 
@@ -9,14 +9,13 @@ import { Icon } from "./icons.jsx";
 import { useSession } from "./session.jsx";
 import { Alert, Button, Field, InlineStatus, Logo } from "./ui.jsx";
 
-// eslint-disable-next-line no-undef
-const OAUTH_PROVIDERS = typeof __OAUTH_PROVIDERS__ === "undefined" ? [] : __OAUTH_PROVIDERS__;
 const PROVIDER_NAMES = { google: "Google", microsoft: "Microsoft", oidc: "single sign-on" };
 
 export function AuthScreen() {
   const session = useSession();
   const [mode, setMode] = useState("password"); // "password" | "link" | "signUp"
   const [email, setEmail] = useState("");
+  const providers = useProviders();
   const title = { password: "Sign in", link: "Sign in", signUp: "Create your account" }[mode];
   const subtitle =
     mode === "signUp"
@@ -36,9 +35,9 @@ export function AuthScreen() {
         <p className="auth-subtitle">{subtitle}</p>
         {session.notice ? <Alert kind="info">{session.notice}</Alert> : null}
 
-        {OAUTH_PROVIDERS.length > 0 ? (
+        {providers.length > 0 ? (
           <>
-            <OAuthButtons />
+            <OAuthButtons providers={providers} />
             <div className="divider" role="separator">
               <span>or</span>
             </div>
@@ -348,12 +347,25 @@ function linkIn(message) {
   return match ? match[0] : null;
 }
 
-function OAuthButtons() {
+/** The server's OAuth providers; none until it answers (or if it cannot). */
+function useProviders() {
+  const [providers, setProviders] = useState([]);
+  useEffect(() => {
+    let live = true;
+    auth.oauthProviders().then((ids) => live && setProviders(ids), () => {});
+    return () => {
+      live = false;
+    };
+  }, []);
+  return providers;
+}
+
+function OAuthButtons({ providers }) {
   const [pending, setPending] = useState(null);
   const [error, setError] = useState(null);
   return (
     <div className="stack-sm">
-      {OAUTH_PROVIDERS.map((provider) => (
+      {providers.map((provider) => (
         <Button
           key={provider}
           variant="secondary"

@@ -69,6 +69,11 @@ export async function requestMagicLink(email) {
   await call("/api/auth/sign-in/magic-link", { method: "POST", body: { email, callbackURL: callbackURL() } });
 }
 
+/** The ids of the OAuth providers the server offers, e.g. ["google"]. */
+export async function oauthProviders() {
+  return (await call("/api/auth/providers")).providers ?? [];
+}
+
 /** Start signing in with an OAuth provider: resolves to the provider's URL to go to. */
 export async function socialSignInURL(provider) {
   return (await call("/api/auth/sign-in/social", { method: "POST", body: { provider, callbackURL: callbackURL() } })).url;

@@ -326,6 +326,7 @@ async def test_cors_only_for_configured_origins(http: httpx.AsyncClient) -> None
 
 
 async def test_social_sign_in_without_providers_is_a_coded_404(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/api/auth/providers")).json() == {"providers": []}
     response = await http.post("/api/auth/sign-in/social", json={"provider": "google"})
     assert response.status_code == 404
     assert response.json()["code"] == "PROVIDER_NOT_FOUND"

@@ -108,3 +108,7 @@ async def test_a_tampered_or_unknown_state_is_refused(world: World) -> None:
     assert unknown.json()["code"] == "PROVIDER_NOT_FOUND"
     malformed = await world.http.get("/api/auth/callback/google")
     assert malformed.status_code == 400
+
+
+async def test_the_configured_providers_are_listed(world: World) -> None:
+    assert (await world.http.get("/api/auth/providers")).json() == {"providers": ["google"]}
