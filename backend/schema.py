@@ -24,7 +24,7 @@ Tables whose names start with ``_`` belong to the engine (users, sessions, sched
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,7 +204,3 @@ def define_schema(tables: Mapping[str, TableDef] | None = None, **by_name: Table
         if name.startswith("_"):
             raise TypeError(f"table {name!r}: names starting with '_' are reserved for the engine")
     return Schema(merged)
-
-
-def table_names(schema: Schema) -> Iterable[str]:
-    return schema.tables.keys()

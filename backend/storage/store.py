@@ -607,10 +607,6 @@ class StoreWriter(StoreReader):
             },
         )
 
-    @property
-    def has_writes(self) -> bool:
-        return bool(self._log)
-
     def _check_finished(self) -> None:
         """Refuse to commit a transaction whose writes have no log rows: the log is the truth."""
         if self._log and not self._committed:

@@ -38,11 +38,6 @@ class ReadSet:
                 return True
         return False
 
-    def merge(self, other: ReadSet) -> None:
-        self.ids |= other.ids
-        for name, ranges in other.ranges.items():
-            self.ranges.setdefault(name, []).extend(ranges)
-
     def size(self) -> int:
         return len(self.ids) + sum(len(r) for r in self.ranges.values())
 
