@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +50,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel
 
+from backend.auth.jose import b64url, is_text, is_time
 from backend.runtime import Clock, from_ms, to_ms
 from backend.schema import TableDef, table
 from backend.transactions.transaction import Document, SystemDatabase
@@ -286,9 +286,9 @@ class JwtVerifier:
     def _claims(self, payload: dict[str, Any], now: datetime) -> Claims:
         subject, session_id = payload["sub"], payload["sid"]
         iat, exp, nbf = payload["iat"], payload["exp"], payload.get("nbf", payload["iat"])
-        if not (_is_text(subject) and _is_text(session_id) and _is_time(iat) and _is_time(exp)):
+        if not (is_text(subject) and is_text(session_id) and is_time(iat) and is_time(exp)):
             raise InvalidToken("malformed")
-        if not _is_time(nbf) or exp <= iat:
+        if not is_time(nbf) or exp <= iat:
             raise InvalidToken("malformed")
         seconds = now.timestamp()
         if exp <= seconds - self._leeway:
@@ -399,7 +399,7 @@ class KeyRing:
             "exp": iat + int(self.token_ttl.total_seconds()),
             "iss": self.issuer,
             "aud": self.audience,
-            "jti": _b64url(self._engine.runtime.random.token_bytes(16)),
+            "jti": b64url(self._engine.runtime.random.token_bytes(16)),
         }
         return pyjwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
 
@@ -479,7 +479,7 @@ class KeyRing:
 
     def _new_key(self, now_ms: float) -> dict[str, Any]:
         random = self._engine.runtime.random
-        kid = _b64url(random.token_bytes(12))
+        kid = b64url(random.token_bytes(12))
         # cryptography draws the key from OpenSSL's CSPRNG; the runtime's source cannot feed
         # it. Everything else (kid, nonce) comes from the runtime.
         private_key = ec.generate_private_key(ec.SECP256R1())
@@ -558,16 +558,12 @@ def _public_jwk(kid: str, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
     return {
         "kty": "EC",
         "crv": "P-256",
-        "x": _b64url(numbers.x.to_bytes(32, "big")),
-        "y": _b64url(numbers.y.to_bytes(32, "big")),
+        "x": b64url(numbers.x.to_bytes(32, "big")),
+        "y": b64url(numbers.y.to_bytes(32, "big")),
         "kid": kid,
         "alg": ALGORITHM,
         "use": "sig",
     }
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _ms(delta: timedelta) -> float:
@@ -577,14 +573,6 @@ def _ms(delta: timedelta) -> float:
 def _within(since: datetime, now: datetime, span: timedelta) -> bool:
     # A clock that stepped backwards counts as "long ago": better one reload too many.
     return timedelta(0) <= now - since < span
-
-
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value)
-
-
-def _is_time(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 __all__ = [

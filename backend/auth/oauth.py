@@ -42,20 +42,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import TracebackType
-from typing import Any, TypeGuard
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import jwt as pyjwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from backend.auth.jose import b64url, is_text, is_time
 from backend.errors import ConvexError
 from backend.runtime import Runtime
 
@@ -305,10 +305,10 @@ class OAuthClient:
         discovery = await self._discover(provider)
         tokens = await self._redeem(provider, discovery, pending, code)
         claims = await self._verify_id_token(provider, discovery, tokens.id_token, pending.nonce)
-        if not _text(claims.get("email")) and discovery.userinfo_endpoint is not None:
+        if not is_text(claims.get("email")) and discovery.userinfo_endpoint is not None:
             claims = await self._add_userinfo(discovery.userinfo_endpoint, tokens, claims)
         email = claims.get("email")
-        if not _text(email):
+        if not is_text(email):
             raise _failed("provider gave no email")
         verified = claims.get("email_verified")
         return VerifiedProfile(
@@ -317,8 +317,8 @@ class OAuthClient:
             email=email,
             # Some providers send the string "true"; anything else is not a verification.
             email_verified=verified is True or verified == "true",
-            name=claims.get("name") if _text(claims.get("name")) else None,
-            picture=claims.get("picture") if _text(claims.get("picture")) else None,
+            name=claims.get("name") if is_text(claims.get("name")) else None,
+            picture=claims.get("picture") if is_text(claims.get("picture")) else None,
         )
 
     # ---- internals ----------------------------------------------------------------------
@@ -332,7 +332,7 @@ class OAuthClient:
         return provider
 
     def _random_token(self) -> str:
-        return _b64url(self._runtime.random.token_bytes(_RANDOM_BYTES))
+        return b64url(self._runtime.random.token_bytes(_RANDOM_BYTES))
 
     async def _discover(self, provider: ProviderConfig) -> _Discovery:
         cached = self._discovery.get(provider.id)
@@ -340,7 +340,7 @@ class OAuthClient:
             return cached
         doc = await self._get_json(provider.discovery_url, "discovery")
         issuer = doc.get("issuer")
-        if not _text(issuer):
+        if not is_text(issuer):
             raise _failed("discovery document incomplete")
         # OIDC Discovery 4.3: the document must name the issuer it was fetched for.
         if provider.issuer is not None and issuer.rstrip("/") != provider.issuer.rstrip("/"):
@@ -393,7 +393,7 @@ class OAuthClient:
             raise _failed(f"token exchange failed: {error}" if known else "token exchange failed")
         id_token, access_token = (body or {}).get("id_token"), (body or {}).get("access_token")
         token_type = (body or {}).get("token_type")
-        if not (_text(id_token) and _text(access_token) and _text(token_type)):
+        if not (is_text(id_token) and is_text(access_token) and is_text(token_type)):
             raise _failed("token response incomplete")
         if token_type.lower() != "bearer":
             raise _failed("unsupported token type")
@@ -409,7 +409,7 @@ class OAuthClient:
         algorithm, kid = header.get("alg"), header.get("kid")
         if not isinstance(algorithm, str) or algorithm not in _KEY_TYPES:
             raise _failed("id token algorithm not allowed")
-        key = await self._signing_key(discovery.jwks_uri, kid if _text(kid) else None, algorithm)
+        key = await self._signing_key(discovery.jwks_uri, kid if is_text(kid) else None, algorithm)
         try:
             claims: dict[str, Any] = pyjwt.decode(
                 token,
@@ -453,10 +453,10 @@ class OAuthClient:
         if (len(audiences) > 1 or azp is not None) and azp != provider.client_id:
             raise _failed("wrong authorized party")
         subject = claims["sub"]
-        if not _text(subject) or len(subject) > 255:
+        if not is_text(subject) or len(subject) > 255:
             raise _failed("malformed id token")
         exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", claims["iat"])
-        if not (_number(exp) and _number(iat) and _number(nbf)):
+        if not (is_time(exp) and is_time(iat) and is_time(nbf)):
             raise _failed("malformed id token")
         now, leeway = self._runtime.now().timestamp(), CLOCK_LEEWAY.total_seconds()
         if exp <= now - leeway:
@@ -464,7 +464,9 @@ class OAuthClient:
         if max(iat, nbf) > now + leeway:
             raise _failed("id token issued in the future")
         token_nonce = claims.get("nonce")
-        if not _text(token_nonce) or not hmac.compare_digest(token_nonce.encode(), nonce.encode()):
+        if not is_text(token_nonce) or not hmac.compare_digest(
+            token_nonce.encode(), nonce.encode()
+        ):
             raise _failed("nonce mismatch")
 
     async def _signing_key(self, jwks_uri: str, kid: str | None, algorithm: str) -> _Key:
@@ -491,7 +493,7 @@ class OAuthClient:
         # email_verified speaks of the email beside it: take both from the same answer.
         merged["email"], merged["email_verified"] = info.get("email"), info.get("email_verified")
         for name in ("name", "picture"):
-            if not _text(merged.get(name)):
+            if not is_text(merged.get(name)):
                 merged[name] = info.get(name)
         return merged
 
@@ -511,7 +513,7 @@ class OAuthClient:
 
 def s256_challenge(verifier: str) -> str:
     """The PKCE S256 ``code_challenge`` for ``verifier`` (RFC 7636 4.2)."""
-    return _b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+    return b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
 def _expected_issuer(discovered: str, claims: Mapping[str, Any]) -> str:
@@ -558,7 +560,7 @@ def _pick_key(keys: list[_Key], kid: str | None, algorithm: str) -> _Key | None:
 
 def _endpoint(url: Any) -> str:
     # Tokens and codes only go over TLS, except to a provider on this machine (tests, dev).
-    if not _text(url):
+    if not is_text(url):
         raise _failed("discovery document incomplete")
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
@@ -587,19 +589,6 @@ def _failed(reason: str) -> ConvexError:
 
 def _setting(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name, "").strip() or None
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _text(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and bool(value)
-
-
-def _number(value: Any) -> bool:
-    # json.loads accepts NaN, and NaN compares false with everything: it would never expire.
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 __all__ = [

@@ -8,12 +8,12 @@ measure freshness from it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from backend.auth.jose import b64url
 from backend.auth.tables import SESSIONS, USERS
 from backend.runtime import Runtime, to_ms
 from backend.transactions.transaction import SystemDatabase, Transaction
@@ -25,7 +25,7 @@ DEFAULT_SESSION_TTL = timedelta(days=7)
 
 
 def new_token(runtime: Runtime) -> str:
-    return base64.urlsafe_b64encode(runtime.random.token_bytes(32)).decode("ascii").rstrip("=")
+    return b64url(runtime.random.token_bytes(32))
 
 
 def token_hash(token: str) -> str:
