@@ -6,7 +6,8 @@
 - ``documents`` and ``index_entries``: projections of the log, maintained in the same database
   transaction as the log rows. ``verify-log`` rebuilds them from ``log`` and compares.
 - ``mutation_outcomes``: the answer to each ``(sessionId, requestId)`` mutation over the wire,
-  kept for a reconnect window so that a resend is answered instead of run again.
+  kept for a reconnect window so that a resend is answered instead of run again, and the
+  identity it belongs to.
 """
 
 from __future__ import annotations
@@ -67,11 +68,14 @@ index_entries = Table(
 mutation_outcomes = Table(
     "mutation_outcomes",
     metadata,
-    Column("session_id", String(64), nullable=False),
+    Column("session_id", String(128), nullable=False),  # the protocol's limit on sessionId
     Column("request_id", BigInteger, nullable=False),
     Column("ts", BigInteger, nullable=False),
     Column("outcome", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    # who made the mutation (``Identity`` subject and session, or NULL for nobody): a resend
+    # of the same (sessionId, requestId) by anyone else is never answered from this outcome
+    Column("owner", String(256), nullable=True),
     PrimaryKeyConstraint("session_id", "request_id"),
     Index("mutation_outcomes_by_age", "created_ms"),
 )
