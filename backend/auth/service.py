@@ -25,7 +25,7 @@ from backend.auth.passwords import Passwords, check_password_rules
 from backend.auth.tables import ACCOUNTS, USERS, VERIFICATIONS
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
-from backend.mail import Mail, queue_mail
+from backend.mail import SECRET, Mail, queue_mail
 from backend.ratelimit.limiter import TokenBucket, limit
 from backend.runtime import from_ms, to_ms
 from backend.transactions.transaction import SystemDatabase
@@ -284,9 +284,10 @@ class AuthService:
                     to=address,
                     subject="Your sign-in link",
                     text=(
-                        f"Sign in by opening this link within {minutes} minutes:\n\n{link}\n\n"
+                        f"Sign in by opening this link within {minutes} minutes:\n\n{SECRET}\n\n"
                         "If you did not ask for it, ignore this mail: nothing happens without it."
                     ),
+                    secret=link,  # sealed in the outbox, rendered only at send time
                 ),
             )
 

@@ -33,6 +33,7 @@ from backend.errors import ConvexError, ErrorCode
 from backend.http.auth_routes import AuthRoutes
 from backend.http.function_api import error_response, handle_call
 from backend.http.websocket import serve_session
+from backend.mail import install_seal
 from backend.mail.smtp import transport_from_url
 from backend.runtime import Runtime, to_ms
 from backend.scheduler import SchedulerWorker
@@ -83,6 +84,7 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
     engine.services[SENSITIVE] = SensitiveService(
         engine, settings.resolved_secret_key(), service.passwords
     )
+    install_seal(engine, settings.resolved_secret_key())
     return service, keyring
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from backend import audit
 from backend.engine import Engine, MutationResult
 from backend.errors import ConvexError, ErrorCode
-from backend.mail import Mail, queue_mail
+from backend.mail import SECRET, Mail, queue_mail
 from backend.ratelimit.limiter import TokenBucket, check, limit
 from backend.sensitive.grants import CODES, FAILURES, current_code, failures, live_grant, mint_grant
 from backend.sensitive.registry import SensitiveAction
@@ -229,13 +229,14 @@ async def sendEmailCode(
         db,
         Mail(
             to=who.user["email"],
-            subject=f"Your verification code: {code}",
+            subject=f"Your verification code: {SECRET}",
             text=(
-                f"Your code is {code}\n\nIt confirms: {description}\n"
+                f"Your code is {SECRET}\n\nIt confirms: {description}\n"
                 f"It expires in {minutes} minutes and works once.\n\n"
                 "If you did not ask for it, someone may be using your session: sign out of "
                 "your other sessions and change your password."
             ),
+            secret=code,  # sealed in the outbox, rendered only at send time
         ),
     )
     await audit.record(db, audit.EventKind.CODE_SENT, outcome="sent", **trail)
