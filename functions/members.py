@@ -7,7 +7,7 @@ from typing import Any, Literal
 from backend import ConvexError, MutationCtx, QueryCtx, mutation, query
 from backend.auth.users import find_by_email, get_profile
 from backend.sensitive import require_sensitive_action
-from functions.permissions import MANAGERS, membership, org_for, owners
+from functions.permissions import MANAGERS, check_may_change, membership, org_for, owners
 
 Role = Literal["owner", "admin", "member"]
 
@@ -56,8 +56,7 @@ async def _target(ctx: QueryCtx, org_id: str, user_id: str, my_role: str) -> dic
     row = await membership(ctx, org_id, user_id)
     if row is None:
         raise ConvexError("NOT_FOUND", "No such member")
-    if row["role"] == "owner" and my_role != "owner":
-        raise ConvexError("FORBIDDEN", "Only an owner can change an owner")
+    check_may_change(my_role, row)
     return row
 
 

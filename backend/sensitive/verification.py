@@ -3,7 +3,10 @@
 
 They answer ``{ok: true, ...}`` or ``{ok: false, code, ...}`` instead of throwing for a wrong
 password or code, so that the failed attempt (its count, its audit event, the rate limit it
-spent) commits. Bad arguments and a missing session still throw.
+spent) commits. Bad arguments and a missing session still throw, and so does ``FORBIDDEN``:
+before anything else, each function runs the action's own permission rule
+(``SensitiveAction.authorize``) for the caller and the resource, so that nobody is mailed,
+described or granted anything about a resource they may not act on.
 
 Every abuse-prone step is rate limited per user and per client address, and the limits are
 spent *before* the check they guard, in a transaction of their own where the check itself is
@@ -79,6 +82,41 @@ def _trail(
     }
 
 
+async def _authorize(
+    engine: Engine,
+    txn: Transaction,
+    auth: Auth,
+    who: Caller,
+    spec: SensitiveAction,
+    resource: str | None,
+    method: str,
+    *,
+    audited: bool = True,
+) -> None:
+    """Refuse, before anything else is done, a caller the action's own permission rule
+    refuses (``SensitiveAction.authorize``), and any caller of an undeclared action:
+    ``FORBIDDEN`` alike whatever the reason (a resource that does not exist or is not theirs),
+    with nothing sent, described or minted. A refusal by a mutation is audited even though the
+    call fails."""
+    if await spec.allows(QueryCtx(engine, txn, auth), resource):
+        return
+    if audited:
+        trail = _trail(txn, who, spec, resource, method)
+
+        async def refused(durable: SystemDatabase) -> None:
+            await audit.record(
+                durable, audit.EventKind.VERIFICATION_FAILED, outcome="forbidden", **trail
+            )
+
+        txn.durably(refused)
+    raise ConvexError(
+        ErrorCode.FORBIDDEN,
+        "You may not verify for this action",
+        action=spec.name,
+        resource=resource,
+    )
+
+
 async def _spend(
     service: SensitiveService,
     txn: Transaction,
@@ -152,6 +190,7 @@ async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dic
     _check_target(action, resource)
     spec = service_of(ctx._engine).registry.get(action)
     who = await caller(ctx._txn, ctx.auth)
+    await _authorize(ctx._engine, ctx._txn, ctx.auth, who, spec, resource, "", audited=False)
     db = SystemDatabase(ctx._txn)
     window = spec.window
     fresh = (
@@ -182,6 +221,7 @@ async def sendEmailCode(
     spec = service.registry.get(action)
     txn = ctx._txn
     who = await caller(txn, ctx.auth)
+    await _authorize(engine, txn, ctx.auth, who, spec, resource, "email")
     trail = _trail(txn, who, spec, resource, "email")
     db = SystemDatabase(txn)
     refused = await _spend(
@@ -253,6 +293,7 @@ async def verifyEmailCode(
     spec = service.registry.get(action)
     txn = ctx._txn
     who = await caller(txn, ctx.auth)
+    await _authorize(ctx._engine, txn, ctx.auth, who, spec, resource, "email")
     trail = _trail(txn, who, spec, resource, "email")
     db = SystemDatabase(txn)
     refused = await _spend(
@@ -323,7 +364,9 @@ async def run_verify_password(
     state: dict[str, Any] = {}
 
     async def spend(txn: Transaction) -> Any:
-        who = await caller(txn, Auth(identity, txn, engine.identity_resolver))
+        auth = Auth(identity, txn, engine.identity_resolver)
+        who = await caller(txn, auth)
+        await _authorize(engine, txn, auth, who, spec, resource, "password")
         trail = _trail(txn, who, spec, resource, "password")
         db = SystemDatabase(txn)
         stored = await password_hash(db, who.user_id)
