@@ -52,6 +52,9 @@ log = logging.getLogger("backend.http")
 
 
 def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
+    """The engine a server runs, from its settings. Raises ``ConfigurationError`` for a
+    production configuration without a mail transport or secret (``check_can_serve``)."""
+    settings.check_can_serve()
     sys.path.insert(0, str(Path.cwd()))
     app = load_app(settings.app_schema, settings.app_functions)
     runtime = runtime or Runtime()
