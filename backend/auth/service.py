@@ -38,6 +38,9 @@ RATE_LIMITS: dict[str, TokenBucket] = {
     "auth.signIn.email": TokenBucket(5, timedelta(minutes=1), capacity=10),
     "auth.signIn.ip": TokenBucket(30, timedelta(minutes=1), capacity=60),
     "auth.signUp.ip": TokenBucket(5, timedelta(minutes=10), capacity=10),
+    # USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL says an email has an account (Better Auth's client
+    # expects it): asking about one email is limited wherever the asking comes from
+    "auth.signUp.email": TokenBucket(3, timedelta(minutes=10), capacity=5),
     "auth.mail.email": TokenBucket(3, timedelta(minutes=10), capacity=5),
     "auth.mail.ip": TokenBucket(10, timedelta(minutes=10), capacity=20),
 }
@@ -151,7 +154,7 @@ class AuthService:
         if not isinstance(password, str):
             raise ConvexError("PASSWORD_TOO_SHORT", "Choose a password", path="password")
         check_password_rules(password, email=address)
-        await self._spend(("auth.signUp.ip", client.ip_address))
+        await self._spend(("auth.signUp.email", address), ("auth.signUp.ip", client.ip_address))
         password_hash = await self.passwords.hash(password)
 
         async def create(db: SystemDatabase) -> tuple[str, Document, Document]:
