@@ -42,6 +42,13 @@ from backend.udf.registry import mutation, query
 CODE_TTL = timedelta(minutes=10)
 MAX_CODE_FAILURES = 5
 FAILURES_REMEMBERED = timedelta(hours=1)
+# The account's hard stop for email codes: this many wrong codes in a row (across codes,
+# actions and sessions) and every session signed in before the last of them loses the email
+# method for good; signing in again (a stronger proof than a code) starts afresh. A guesser
+# holding a stolen session therefore makes at most this many guesses at one-in-a-million
+# codes: a chance of 2e-5 (BENCHMARKS.md), where rate limits alone allowed 5 an hour forever.
+EMAIL_CODE_HARD_STOP = 20
+VERIFICATION_LOCKED = "VERIFICATION_LOCKED"
 LOCKOUT_AFTER = 5
 LOCKOUT_BASE = timedelta(minutes=1)
 LOCKOUT_MAX = timedelta(hours=1)
@@ -174,6 +181,40 @@ async def _grant(
     return {"ok": True, "expiresAt": grant["expiresAt"]}
 
 
+async def _stopped(db: SystemDatabase, who: Caller) -> bool:
+    """Whether the account's hard stop for email codes holds this caller's session."""
+    record = await failures(db, who.user_id, "email")
+    stopped_at = record.get("stoppedAt") if record is not None else None
+    return stopped_at is not None and who.session["createdAt"] <= stopped_at
+
+
+async def _locked(db: SystemDatabase, trail: dict[str, Any]) -> dict[str, Any]:
+    await audit.record(db, audit.EventKind.RATE_LIMITED, outcome="locked", **trail)
+    return {
+        "ok": False,
+        "code": VERIFICATION_LOCKED,
+        "message": "Too many wrong codes. Sign in again to use email codes.",
+    }
+
+
+async def _count_code_failure(db: SystemDatabase, who: Caller) -> None:
+    record = await failures(db, who.user_id, "email")
+    count = (int(record["count"]) if record is not None else 0) + 1
+    fields: dict[str, Any] = {"count": count, "lastFailureAt": db.now_ms}
+    if count >= EMAIL_CODE_HARD_STOP:
+        fields.update(count=0, stoppedAt=db.now_ms)
+    if record is None:
+        await db.insert(FAILURES, {"userId": who.user_id, "method": "email", **fields})
+    else:
+        await db.patch(record["_id"], fields)
+
+
+async def _clear_code_failures(db: SystemDatabase, who: Caller) -> None:
+    record = await failures(db, who.user_id, "email")
+    if record is not None and record["count"]:
+        await db.patch(record["_id"], {"count": 0})
+
+
 def mask_email(address: str) -> str:
     """``ada@example.com`` → ``a**@example.com``: enough to recognise, not to harvest."""
     local, _, domain = address.partition("@")
@@ -224,6 +265,8 @@ async def sendEmailCode(
     await _authorize(engine, txn, ctx.auth, who, spec, resource, "email")
     trail = _trail(txn, who, spec, resource, "email")
     db = SystemDatabase(txn)
+    if await _stopped(db, who):
+        return await _locked(db, trail)
     refused = await _spend(
         service,
         txn,
@@ -296,6 +339,8 @@ async def verifyEmailCode(
     await _authorize(ctx._engine, txn, ctx.auth, who, spec, resource, "email")
     trail = _trail(txn, who, spec, resource, "email")
     db = SystemDatabase(txn)
+    if await _stopped(db, who):
+        return await _locked(db, trail)
     refused = await _spend(
         service, txn, who, ("sensitive.code.check.user", "sensitive.code.check.ip"), trail
     )
@@ -323,11 +368,15 @@ async def verifyEmailCode(
     if not (_CODE.fullmatch(code.strip()) and hmac.compare_digest(expected, entry["codeHash"])):
         count = int(entry["failures"]) + 1
         await db.patch(entry["_id"], {"failures": count})
+        await _count_code_failure(db, who)
+        if await _stopped(db, who):
+            return await failed(await _locked(db, trail), "hard stop")
         left = max(0, MAX_CODE_FAILURES - count)
         return await failed(
             {"ok": False, "code": "INVALID_CODE", "attemptsLeft": left}, "wrong code"
         )
     await db.delete(entry["_id"])  # single use
+    await _clear_code_failures(db, who)
     return await _grant(db, who, spec, resource, "email", trail)
 
 
