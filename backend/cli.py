@@ -10,7 +10,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from backend.config import DATA_DIR, Settings, load_settings
+from backend.config import DATA_DIR, ConfigurationError, Settings, load_settings
 from backend.storage.engine import DatabaseKind, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
@@ -114,5 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(compact(settings, keep=args.keep, before_ts=args.before_ts))
     from backend.http.serve import serve_forever
 
+    try:
+        settings.check_can_serve()
+    except ConfigurationError as refused:
+        print(f"error: refusing to start: {refused}", file=sys.stderr)
+        return 2
     _prepare(settings)
     return serve_forever(settings, host=args.host, port=args.port, reload=args.command == "dev")

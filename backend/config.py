@@ -13,6 +13,10 @@ DATA_DIR = Path("data")
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{DATA_DIR / 'backend.sqlite3'}"
 
 
+class ConfigurationError(RuntimeError):
+    """A configuration a server must not start with; the message says what to set."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
@@ -44,6 +48,28 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+    def check_can_serve(self) -> None:
+        """Refuse to serve a production configuration that would fail silently.
+
+        With ``DEV_MODE=0`` a server needs ``SECRET_KEY`` (it signs and keys everything) and a
+        mail transport (``SMTP_URL``): without one, sign-in links and verification codes would
+        go to the dev mailbox, which nobody reads outside development. Raises
+        ``ConfigurationError`` naming every missing setting.
+        """
+        if self.dev_mode:
+            return
+        missing = []
+        if not self.secret_key:
+            missing.append("SECRET_KEY must be set when DEV_MODE=0")
+        if not (self.smtp_url and self.smtp_url.strip()):
+            missing.append(
+                "SMTP_URL must be set when DEV_MODE=0: without a mail server, sign-in links "
+                "and verification codes would go nowhere (set SMTP_URL=smtp://host:port, "
+                "or DEV_MODE=1 for development)"
+            )
+        if missing:
+            raise ConfigurationError("; ".join(missing))
 
     def origin(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

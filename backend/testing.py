@@ -34,7 +34,7 @@ from backend.auth.passwords import Passwords
 from backend.auth.service import AuthConfig, AuthService, SignedIn
 from backend.auth.sessions import resolve_identity
 from backend.engine import Engine, MutationResult
-from backend.mail import CaptureTransport, Mail
+from backend.mail import CaptureTransport, Mail, install_seal
 from backend.runtime import FakeClock, Runtime
 from backend.sensitive.service import SERVICE, SensitiveService
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
@@ -144,7 +144,7 @@ class TestBackend(Caller):
         self.hold_scheduled = hold_scheduled
         self.dev_mode = dev_mode
         self.passwords = passwords or Passwords()
-        self._mail = CaptureTransport()
+        self._mail = CaptureTransport(runtime=Runtime(clock=self.clock))
         self._tmpdir: Path | None = None
         self._pg_schema: str | None = None
         self._engine: Engine | None = None
@@ -186,6 +186,7 @@ class TestBackend(Caller):
             "test-secret-key",
             self.passwords,
         )
+        install_seal(self._engine, "test-secret-key")
         return self
 
     async def __aexit__(

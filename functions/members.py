@@ -1,15 +1,35 @@
 """Members of an organization: list, add, change role (member.role, level 2), remove
-(member.remove, level 3). The resource of the protected actions is the membership."""
+(member.remove, level 3). The resource of the protected actions is the membership.
+
+**Adding by email tells nobody whether the email has an account.** ``members:add`` answers
+a known and an unknown email alike (``null``, after the same reads and one insert each): a
+known one becomes a member at once; an unknown one gets an invitation (``invitations``), which
+becomes a membership when someone signs in with that email *proven* (a magic link, a verified
+OAuth email, email verification) and calls ``invitations:accept`` (the demo page does on
+sign-in). Adding an email twice is ``ALREADY_MEMBER`` either way. Each caller may add a few
+dozen emails an hour (``LIMITS``), spent before the lookup.
+
+What remains: a known user appears in ``members:list`` at once, because the product promises
+that adding someone makes them a member (the demo relies on it). So an admin can still learn,
+one rate-limited ``members:add`` at a time, that an address has an account; enumerating many
+takes hours per caller rather than seconds.
+"""
 
 import builtins
+from datetime import timedelta
 from typing import Any, Literal
+
+from email_validator import EmailNotValidError, validate_email
 
 from backend import ConvexError, MutationCtx, QueryCtx, mutation, query
 from backend.auth.users import find_by_email, get_profile
+from backend.ratelimit.limiter import RateLimiter, TokenBucket
 from backend.sensitive import require_sensitive_action
-from functions.permissions import MANAGERS, membership, org_for, owners
+from functions.permissions import MANAGERS, check_may_change, membership, org_for, owners
 
 Role = Literal["owner", "admin", "member"]
+INVITATION_TTL = timedelta(days=30)
+LIMITS = RateLimiter({"members.add": TokenBucket(30, timedelta(hours=1))})
 
 
 @query
@@ -36,19 +56,53 @@ def _may_grant(my_role: str, role: str) -> None:
         raise ConvexError("FORBIDDEN", "Only an owner can make someone an owner")
 
 
+def normalised_email(email: str) -> str:
+    """The address as sign-up stores it (so that an invitation meets its account), or
+    ``INVALID_ARGUMENT``."""
+    try:
+        checked = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError:
+        raise ConvexError("INVALID_ARGUMENT", "Enter a valid email address", path="email") from None
+    return checked.normalized.lower()
+
+
+async def invitation(ctx: QueryCtx, org_id: str, email: str) -> dict[str, Any] | None:
+    return await ctx.db.query("invitations").with_index("by_org", orgId=org_id, email=email).first()
+
+
 @mutation
-async def add(ctx: MutationCtx, orgId: str, email: str, role: Role) -> str:
-    """Add a user by email (owners and admins). NOT_FOUND when no account has that email:
-    they must sign up first (an invitation flow would hide that; see README)."""
+async def add(ctx: MutationCtx, orgId: str, email: str, role: Role) -> None:
+    """Add someone by email (owners and admins): a member at once if the email has an
+    account, else invited until it signs up. The answer is the same either way (see above);
+    ``ALREADY_MEMBER`` for an email already a member or already invited, ``RATE_LIMITED``
+    past the caller's hourly budget."""
     _org, mine = await org_for(ctx, orgId, roles=MANAGERS)
     _may_grant(mine["role"], role)
-    profile = await find_by_email(ctx, email)
-    if profile is None:
-        raise ConvexError("NOT_FOUND", "No account uses this email yet", path="email")
-    if await membership(ctx, orgId, profile["id"]) is not None:
-        raise ConvexError("ALREADY_MEMBER", "This user is already a member")
-    return await ctx.db.insert(
-        "memberships", {"orgId": orgId, "userId": profile["id"], "role": role}
+    if len(email) > 254:
+        raise ConvexError("INVALID_ARGUMENT", "Enter a valid email address", path="email")
+    await LIMITS.limit(ctx, "members.add", key=mine["userId"])
+    address = normalised_email(email)
+    profile = await find_by_email(ctx, address)
+    pending = await invitation(ctx, orgId, address)
+    if profile is not None:
+        if pending is not None or await membership(ctx, orgId, profile["id"]) is not None:
+            raise ConvexError("ALREADY_MEMBER", "This email is already a member or invited")
+        await ctx.db.insert("memberships", {"orgId": orgId, "userId": profile["id"], "role": role})
+        return
+    if pending is not None:
+        raise ConvexError("ALREADY_MEMBER", "This email is already a member or invited")
+    # The same reads as a known email takes (this one finds nothing), so that the answer
+    # takes the same time too (BENCHMARKS.md).
+    await membership(ctx, orgId, address)
+    await ctx.db.insert(
+        "invitations",
+        {
+            "orgId": orgId,
+            "email": address,
+            "role": role,
+            "invitedBy": mine["userId"],
+            "expiresAt": ctx.now_ms + INVITATION_TTL.total_seconds() * 1000,
+        },
     )
 
 
@@ -56,8 +110,7 @@ async def _target(ctx: QueryCtx, org_id: str, user_id: str, my_role: str) -> dic
     row = await membership(ctx, org_id, user_id)
     if row is None:
         raise ConvexError("NOT_FOUND", "No such member")
-    if row["role"] == "owner" and my_role != "owner":
-        raise ConvexError("FORBIDDEN", "Only an owner can change an owner")
+    check_may_change(my_role, row)
     return row
 
 

@@ -51,9 +51,12 @@ async def rename(ctx: MutationCtx, orgId: str, name: str) -> None:
 
 @mutation
 async def remove(ctx: MutationCtx, orgId: str) -> None:
-    """Delete an organization and its memberships (owners only; level 4: a grant, spent)."""
+    """Delete an organization, its memberships and invitations (owners only; level 4: a grant,
+    spent)."""
     await org_for(ctx, orgId, roles=("owner",))
     await require_sensitive_action(ctx, "org.delete", resource=orgId, scope=orgId)
     async for membership in ctx.db.query("memberships").with_index("by_org", orgId=orgId):
         await ctx.db.delete(membership["_id"])
+    async for invitation in ctx.db.query("invitations").with_index("by_org", orgId=orgId):
+        await ctx.db.delete(invitation["_id"])
     await ctx.db.delete(orgId)

@@ -41,3 +41,27 @@ async def owners(ctx: QueryCtx, org_id: str) -> list[dict[str, Any]]:
         async for m in ctx.db.query("memberships").with_index("by_org", orgId=org_id)
         if m["role"] == "owner"
     ]
+
+
+def check_may_change(my_role: str, member: dict[str, Any]) -> None:
+    """An owner's membership is changed by owners only."""
+    if member["role"] == "owner" and my_role != "owner":
+        raise ConvexError("FORBIDDEN", "Only an owner can change an owner")
+
+
+async def managed_membership(
+    ctx: QueryCtx, membership_id: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The membership ``membership_id`` and the caller's own in its org, when the caller may
+    change it (an owner or admin there, and an owner for an owner's membership). NOT_FOUND for
+    a membership the caller cannot see, FORBIDDEN otherwise."""
+    row = (
+        await ctx.db.get(membership_id)
+        if membership_id and is_id_of(membership_id, "memberships")
+        else None
+    )
+    if row is None:
+        raise ConvexError("NOT_FOUND", "No such member")
+    _org, mine = await org_for(ctx, row["orgId"], roles=MANAGERS)
+    check_may_change(mine["role"], row)
+    return row, mine

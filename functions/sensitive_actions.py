@@ -1,9 +1,15 @@
-"""The demo app's protected actions, declared once (see the contract's table, section 4)."""
+"""The demo app's protected actions, declared once (see the contract's table, section 4).
+
+Each declares who may verify for it: the permission rule of the mutation that requires it
+(``functions/permissions.py``), so that a step-up code is never mailed, a description never
+shown and a grant never minted for a resource the caller may not act on.
+"""
 
 from backend import QueryCtx
 from backend.auth.users import get_profile
 from backend.sensitive import SensitiveAction, SensitiveActions
 from backend.values.ids import is_id_of
+from functions.permissions import MANAGERS, managed_membership, org_for
 
 
 async def _org_name(ctx: QueryCtx, org_id: str | None) -> str:
@@ -42,10 +48,33 @@ async def describe_removal(ctx: QueryCtx, membership_id: str | None) -> str:
     return f"Remove {who} from {org}"
 
 
+async def may_manage_org(ctx: QueryCtx, org_id: str | None) -> None:
+    """``orgs:rename``'s rule: an owner or admin of the organization."""
+    await org_for(ctx, org_id or "", roles=MANAGERS)
+
+
+async def may_delete_org(ctx: QueryCtx, org_id: str | None) -> None:
+    """``orgs:remove``'s rule: an owner of the organization."""
+    await org_for(ctx, org_id or "", roles=("owner",))
+
+
+async def may_change_member(ctx: QueryCtx, membership_id: str | None) -> None:
+    """``members:setRole`` and ``members:remove``: an owner or admin of the membership's
+    organization, and an owner when the membership is an owner's."""
+    await managed_membership(ctx, membership_id)
+
+
+def own_account(_ctx: QueryCtx, resource: str | None) -> bool:
+    """``account:remove`` acts on the caller's own account, and names no resource."""
+    return resource is None
+
+
 sensitive_actions = SensitiveActions(
-    SensitiveAction("account.delete", 4, "Delete your account. This cannot be undone."),
-    SensitiveAction("org.rename", 1, describe_rename),
-    SensitiveAction("org.delete", 4, describe_delete),
-    SensitiveAction("member.role", 2, describe_role),
-    SensitiveAction("member.remove", 3, describe_removal),
+    SensitiveAction(
+        "account.delete", 4, "Delete your account. This cannot be undone.", authorize=own_account
+    ),
+    SensitiveAction("org.rename", 1, describe_rename, authorize=may_manage_org),
+    SensitiveAction("org.delete", 4, describe_delete, authorize=may_delete_org),
+    SensitiveAction("member.role", 2, describe_role, authorize=may_change_member),
+    SensitiveAction("member.remove", 3, describe_removal, authorize=may_change_member),
 )

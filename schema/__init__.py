@@ -1,4 +1,4 @@
-"""The demo app's tables: organizations and their memberships.
+"""The demo app's tables: organizations, their memberships, and invitations.
 
 Users, sessions and accounts are the engine's own tables; a membership names its user by the
 user's id (the ``subject`` of ``ctx.auth``), and profiles come from ``backend.auth.users``.
@@ -24,9 +24,20 @@ class Membership(BaseModel):
     role: Role
 
 
+class Invitation(BaseModel):
+    """A membership waiting for its email to sign up (``members:add`` of an unknown email)."""
+
+    orgId: Annotated[str, Id("orgs")]
+    email: str  # normalised as sign-up normalises it
+    role: Role
+    invitedBy: str
+    expiresAt: float
+
+
 schema = define_schema(
     orgs=table(Org),
     memberships=table(Membership)
     .index("by_org", "orgId", "userId")
     .index("by_user", "userId", "orgId"),
+    invitations=table(Invitation).index("by_org", "orgId", "email").index("by_email", "email"),
 )

@@ -25,7 +25,7 @@ from backend.auth.passwords import Passwords, check_password_rules
 from backend.auth.tables import ACCOUNTS, USERS, VERIFICATIONS
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
-from backend.mail import Mail, queue_mail
+from backend.mail import SECRET, Mail, queue_mail
 from backend.ratelimit.limiter import TokenBucket, limit
 from backend.runtime import from_ms, to_ms
 from backend.transactions.transaction import SystemDatabase
@@ -38,6 +38,9 @@ RATE_LIMITS: dict[str, TokenBucket] = {
     "auth.signIn.email": TokenBucket(5, timedelta(minutes=1), capacity=10),
     "auth.signIn.ip": TokenBucket(30, timedelta(minutes=1), capacity=60),
     "auth.signUp.ip": TokenBucket(5, timedelta(minutes=10), capacity=10),
+    # USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL says an email has an account (Better Auth's client
+    # expects it): asking about one email is limited wherever the asking comes from
+    "auth.signUp.email": TokenBucket(3, timedelta(minutes=10), capacity=5),
     "auth.mail.email": TokenBucket(3, timedelta(minutes=10), capacity=5),
     "auth.mail.ip": TokenBucket(10, timedelta(minutes=10), capacity=20),
 }
@@ -151,7 +154,7 @@ class AuthService:
         if not isinstance(password, str):
             raise ConvexError("PASSWORD_TOO_SHORT", "Choose a password", path="password")
         check_password_rules(password, email=address)
-        await self._spend(("auth.signUp.ip", client.ip_address))
+        await self._spend(("auth.signUp.email", address), ("auth.signUp.ip", client.ip_address))
         password_hash = await self.passwords.hash(password)
 
         async def create(db: SystemDatabase) -> tuple[str, Document, Document]:
@@ -284,9 +287,10 @@ class AuthService:
                     to=address,
                     subject="Your sign-in link",
                     text=(
-                        f"Sign in by opening this link within {minutes} minutes:\n\n{link}\n\n"
+                        f"Sign in by opening this link within {minutes} minutes:\n\n{SECRET}\n\n"
                         "If you did not ask for it, ignore this mail: nothing happens without it."
                     ),
+                    secret=link,  # sealed in the outbox, rendered only at send time
                 ),
             )
 

@@ -33,6 +33,7 @@ from backend.errors import ConvexError, ErrorCode
 from backend.http.auth_routes import AuthRoutes
 from backend.http.function_api import error_response, handle_call
 from backend.http.websocket import serve_session
+from backend.mail import install_seal
 from backend.mail.smtp import transport_from_url
 from backend.runtime import Runtime, to_ms
 from backend.scheduler import SchedulerWorker
@@ -51,6 +52,9 @@ log = logging.getLogger("backend.http")
 
 
 def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
+    """The engine a server runs, from its settings. Raises ``ConfigurationError`` for a
+    production configuration without a mail transport or secret (``check_can_serve``)."""
+    settings.check_can_serve()
     sys.path.insert(0, str(Path.cwd()))
     app = load_app(settings.app_schema, settings.app_functions)
     runtime = runtime or Runtime()
@@ -83,6 +87,7 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
     engine.services[SENSITIVE] = SensitiveService(
         engine, settings.resolved_secret_key(), service.passwords
     )
+    install_seal(engine, settings.resolved_secret_key())
     return service, keyring
 
 

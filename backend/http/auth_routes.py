@@ -22,6 +22,7 @@ from backend.auth.timestamps import iso
 from backend.errors import ConvexError, ErrorCode
 from backend.http.bodies import read_json
 from backend.http.function_api import error_response
+from backend.mail import dev_outbox
 from backend.udf.context import ClientInfo
 
 MAX_AUTH_BODY = 64 * 1024
@@ -253,23 +254,10 @@ class AuthRoutes:
         to = request.query_params.get("to")
         address = to.strip().lower() if to else None
 
-        async def read(db: Any) -> list[dict[str, Any]]:
-            query = db.query("_outbox")
-            if address:
-                query = query.with_index("by_to", to=address)
-            rows = await query.order("desc").take(100)
-            return [
-                {
-                    "to": r["to"],
-                    "subject": r["subject"],
-                    "text": r["text"],
-                    "sentAt": iso(r["sentAt"]) if r.get("sentAt") else None,
-                }
-                for r in rows
-            ]
-
+        shown = await dev_outbox(self.service.engine, address)
         return JSONResponse(
-            await self.service.engine.system_read(read), headers={"cache-control": "no-store"}
+            [{**m, "sentAt": iso(m["sentAt"]) if m["sentAt"] else None} for m in shown],
+            headers={"cache-control": "no-store"},
         )
 
     def routes(self) -> list[Route]:

@@ -1,13 +1,81 @@
-"""Serving the app with uvicorn (``python -m backend serve`` / ``dev``)."""
+"""Serving the app with uvicorn (``python -m backend serve`` / ``dev``), and what its logs keep.
+
+Secrets travel in query strings: a magic link's ``token`` (and Better Auth's verify-email
+link), an OAuth callback's ``code`` and ``state``. uvicorn's access log writes every request
+line whole, so each of them would be written to the log of every server, readable by whoever
+reads logs, kept as long as logs are kept. ``RedactSecrets`` replaces their values with
+``[redacted]`` in every record our servers write (access lines, WebSocket lines, our own), for
+``serve`` and ``dev`` alike (``log_config``), before any handler formats them.
+"""
 
 from __future__ import annotations
 
+import copy
 import gc
+import logging
+import re
 from typing import Any
+from urllib.parse import unquote
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from backend.config import Settings
+
+REDACTED = "[redacted]"
+# Query parameters whose values are secrets (compared in lower case, "-" as "_"), and name
+# endings that say so whatever the rest of the name (``access_token``, ``client_secret``).
+SECRET_PARAMETERS = frozenset({"token", "code", "state", "otp", "password", "ticket", "sig"})
+SECRET_ENDINGS = ("token", "secret", "password", "_key", "_code", "signature")
+_PARAMETER = re.compile(r"([?&;])([^=&;#\s\"']+)=([^&;#\s\"']*)")
+
+
+def _is_secret(name: str) -> bool:
+    plain = unquote(name).strip().lower().replace("-", "_")
+    return plain in SECRET_PARAMETERS or plain.endswith(SECRET_ENDINGS)
+
+
+def redact_query(text: str) -> str:
+    """``text`` with the values of secret query parameters replaced:
+    ``/verify?token=abc&callbackURL=%2F`` → ``/verify?token=[redacted]&callbackURL=%2F``."""
+    if "=" not in text:
+        return text
+    return _PARAMETER.sub(
+        lambda m: f"{m[1]}{m[2]}={REDACTED}" if m[3] and _is_secret(m[2]) else m[0], text
+    )
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts secret query values in a record's message and arguments, in place, so that the
+    formatter (uvicorn's access formatter reads the arguments) never sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: redact_query(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration, with ``RedactSecrets`` on every handler, and our own
+    loggers (``backend.*``, and anything else that reaches the root) through one of them too."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"redact_secrets": {"()": f"{__name__}.RedactSecrets"}}
+    config["formatters"]["named"] = {"format": "%(levelname)s %(name)s: %(message)s"}
+    config["handlers"]["named"] = {
+        "formatter": "named",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    for handler in config["handlers"].values():
+        handler["filters"] = ["redact_secrets"]
+    config["root"] = {"handlers": ["named"], "level": "INFO"}
+    return config
 
 
 def server_options(settings: Settings | None = None) -> dict[str, Any]:
@@ -42,6 +110,7 @@ def serve_forever(
         reload=reload,
         reload_dirs=["backend", settings.app_functions, settings.app_schema] if reload else None,
         log_level="info",
+        log_config=log_config(),  # the reloading child configures its logging from it too
         **server_options(settings),
     )
     return 0

@@ -205,10 +205,12 @@ def transport_from_url(
     from_address: str = DEFAULT_FROM,
     runtime: Runtime | None = None,
 ) -> MailTransport:
-    """An ``SmtpTransport`` for an ``SMTP_URL``; without one (None or blank), the dev outbox,
-    which keeps mail in the ``_outbox`` table only. Raises ``ValueError`` for a bad URL."""
+    """An ``SmtpTransport`` for an ``SMTP_URL``; without one (None or blank), the dev mailbox
+    (``DevOutboxTransport``), which keeps mail in this process's memory for
+    ``/api/dev/outbox``. A server with ``DEV_MODE=0`` refuses to start without an
+    ``SMTP_URL`` (``Settings.check_can_serve``). Raises ``ValueError`` for a bad URL."""
     if url is None or not url.strip():
-        return DevOutboxTransport()
+        return DevOutboxTransport(runtime=runtime)
     return SmtpTransport(url, from_address=from_address, runtime=runtime)
 
 

@@ -44,13 +44,16 @@ class EmailCode(BaseModel):
 
 
 class Failures(BaseModel):
-    """Consecutive failed password checks of one user, and the lockout they earned."""
+    """Consecutive failed checks of one user by one method (``password``, ``email``), and
+    the lockout they earned. ``stoppedAt`` (email codes): the account's hard stop, after which
+    no session signed in before it may check a code again."""
 
     userId: str
     method: str
     count: int
     lockedUntil: float | None = None
     lastFailureAt: float
+    stoppedAt: float | None = None
 
 
 TABLES: dict[str, TableDef] = {

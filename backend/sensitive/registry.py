@@ -7,7 +7,14 @@
 | 3     | a grant                                    |
 | 4     | a grant, which the call spends             |
 
-An action that is not registered fails closed, as level 4.
+An action that is not registered fails closed: ``require_sensitive_action`` treats it as level
+4, and no verification is ever made for it.
+
+Each action may declare who may verify for it (``authorize``): the same permission rule its
+mutation applies before it calls ``require_sensitive_action``. The verification functions run
+it before anything else (rate limits, codes, mail, descriptions, grants); a caller it refuses
+gets ``FORBIDDEN`` and nothing is sent, described or minted. Declare one for every action whose
+resource belongs to someone: without it, any signed-in user may verify for any resource.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from backend.errors import ConvexError
+
 DEFAULT_WINDOWS = {1: timedelta(minutes=60), 2: timedelta(minutes=10)}
 DEFAULT_GRANT_TTL = timedelta(minutes=5)
 MAX_GRANT_TTL = timedelta(minutes=10)
 
 Describe = str | Callable[[Any, str | None], "str | Awaitable[str]"]
+Authorize = Callable[[Any, str | None], "bool | Awaitable[bool | None] | None"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,12 @@ class SensitiveAction:
     string (``{resource}`` is replaced by the resource), or a function ``(ctx, resource)``
     returning one, which may read the database. ``fresh_for`` overrides the freshness window
     of levels 1-2; ``grant_ttl`` the grant's lifetime (capped at 10 minutes).
+
+    ``authorize`` is a function ``(ctx, resource)`` (a read-only ``QueryCtx``; it may be
+    async) that refuses a caller who may not perform the action on ``resource``, by raising a
+    ``ConvexError`` (``FORBIDDEN``, ``NOT_FOUND``, ...) or returning ``False``. Whatever the
+    refusal, the verification functions answer ``FORBIDDEN`` alike, so that they tell nobody
+    whether a resource exists.
     """
 
     name: str
@@ -40,6 +56,8 @@ class SensitiveAction:
     description: Describe = "Confirm this action"
     fresh_for: timedelta | None = None
     grant_ttl: timedelta | None = None
+    authorize: Authorize | None = None
+    registered: bool = True  # False only for the stand-in of an undeclared action
 
     def __post_init__(self) -> None:
         if self.level not in (1, 2, 3, 4):
@@ -59,6 +77,22 @@ class SensitiveAction:
     @property
     def grant_lifetime(self) -> timedelta:
         return min(self.grant_ttl or DEFAULT_GRANT_TTL, MAX_GRANT_TTL)
+
+    async def allows(self, ctx: Any, resource: str | None) -> bool:
+        """Whether the caller of ``ctx`` may verify for this action on ``resource``: never for
+        an undeclared action; otherwise what ``authorize`` says (raising ``ConvexError`` or
+        returning ``False`` refuses; other exceptions are bugs and propagate)."""
+        if not self.registered:
+            return False
+        if self.authorize is None:
+            return True
+        try:
+            verdict = self.authorize(ctx, resource)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+        except ConvexError:
+            return False
+        return verdict is not False
 
     async def describe(self, ctx: Any, resource: str | None) -> str:
         if isinstance(self.description, str):
@@ -87,7 +121,7 @@ class SensitiveActions:
         found = self._actions.get(name)
         if found is not None:
             return found
-        return SensitiveAction(name if name else "?", 4, "Confirm this action")
+        return SensitiveAction(name if name else "?", 4, "Confirm this action", registered=False)
 
     def __contains__(self, name: object) -> bool:
         return name in self._actions

@@ -3,7 +3,10 @@
 
 They answer ``{ok: true, ...}`` or ``{ok: false, code, ...}`` instead of throwing for a wrong
 password or code, so that the failed attempt (its count, its audit event, the rate limit it
-spent) commits. Bad arguments and a missing session still throw.
+spent) commits. Bad arguments and a missing session still throw, and so does ``FORBIDDEN``:
+before anything else, each function runs the action's own permission rule
+(``SensitiveAction.authorize``) for the caller and the resource, so that nobody is mailed,
+described or granted anything about a resource they may not act on.
 
 Every abuse-prone step is rate limited per user and per client address, and the limits are
 spent *before* the check they guard, in a transaction of their own where the check itself is
@@ -20,7 +23,7 @@ from typing import Any
 from backend import audit
 from backend.engine import Engine, MutationResult
 from backend.errors import ConvexError, ErrorCode
-from backend.mail import Mail, queue_mail
+from backend.mail import SECRET, Mail, queue_mail
 from backend.ratelimit.limiter import TokenBucket, check, limit
 from backend.sensitive.grants import CODES, FAILURES, current_code, failures, live_grant, mint_grant
 from backend.sensitive.registry import SensitiveAction
@@ -39,6 +42,13 @@ from backend.udf.registry import mutation, query
 CODE_TTL = timedelta(minutes=10)
 MAX_CODE_FAILURES = 5
 FAILURES_REMEMBERED = timedelta(hours=1)
+# The account's hard stop for email codes: this many wrong codes in a row (across codes,
+# actions and sessions) and every session signed in before the last of them loses the email
+# method for good; signing in again (a stronger proof than a code) starts afresh. A guesser
+# holding a stolen session therefore makes at most this many guesses at one-in-a-million
+# codes: a chance of 2e-5 (BENCHMARKS.md), where rate limits alone allowed 5 an hour forever.
+EMAIL_CODE_HARD_STOP = 20
+VERIFICATION_LOCKED = "VERIFICATION_LOCKED"
 LOCKOUT_AFTER = 5
 LOCKOUT_BASE = timedelta(minutes=1)
 LOCKOUT_MAX = timedelta(hours=1)
@@ -77,6 +87,41 @@ def _trail(
         "resource": resource,
         "method": method,
     }
+
+
+async def _authorize(
+    engine: Engine,
+    txn: Transaction,
+    auth: Auth,
+    who: Caller,
+    spec: SensitiveAction,
+    resource: str | None,
+    method: str,
+    *,
+    audited: bool = True,
+) -> None:
+    """Refuse, before anything else is done, a caller the action's own permission rule
+    refuses (``SensitiveAction.authorize``), and any caller of an undeclared action:
+    ``FORBIDDEN`` alike whatever the reason (a resource that does not exist or is not theirs),
+    with nothing sent, described or minted. A refusal by a mutation is audited even though the
+    call fails."""
+    if await spec.allows(QueryCtx(engine, txn, auth), resource):
+        return
+    if audited:
+        trail = _trail(txn, who, spec, resource, method)
+
+        async def refused(durable: SystemDatabase) -> None:
+            await audit.record(
+                durable, audit.EventKind.VERIFICATION_FAILED, outcome="forbidden", **trail
+            )
+
+        txn.durably(refused)
+    raise ConvexError(
+        ErrorCode.FORBIDDEN,
+        "You may not verify for this action",
+        action=spec.name,
+        resource=resource,
+    )
 
 
 async def _spend(
@@ -136,6 +181,40 @@ async def _grant(
     return {"ok": True, "expiresAt": grant["expiresAt"]}
 
 
+async def _stopped(db: SystemDatabase, who: Caller) -> bool:
+    """Whether the account's hard stop for email codes holds this caller's session."""
+    record = await failures(db, who.user_id, "email")
+    stopped_at = record.get("stoppedAt") if record is not None else None
+    return stopped_at is not None and who.session["createdAt"] <= stopped_at
+
+
+async def _locked(db: SystemDatabase, trail: dict[str, Any]) -> dict[str, Any]:
+    await audit.record(db, audit.EventKind.RATE_LIMITED, outcome="locked", **trail)
+    return {
+        "ok": False,
+        "code": VERIFICATION_LOCKED,
+        "message": "Too many wrong codes. Sign in again to use email codes.",
+    }
+
+
+async def _count_code_failure(db: SystemDatabase, who: Caller) -> None:
+    record = await failures(db, who.user_id, "email")
+    count = (int(record["count"]) if record is not None else 0) + 1
+    fields: dict[str, Any] = {"count": count, "lastFailureAt": db.now_ms}
+    if count >= EMAIL_CODE_HARD_STOP:
+        fields.update(count=0, stoppedAt=db.now_ms)
+    if record is None:
+        await db.insert(FAILURES, {"userId": who.user_id, "method": "email", **fields})
+    else:
+        await db.patch(record["_id"], fields)
+
+
+async def _clear_code_failures(db: SystemDatabase, who: Caller) -> None:
+    record = await failures(db, who.user_id, "email")
+    if record is not None and record["count"]:
+        await db.patch(record["_id"], {"count": 0})
+
+
 def mask_email(address: str) -> str:
     """``ada@example.com`` → ``a**@example.com``: enough to recognise, not to harvest."""
     local, _, domain = address.partition("@")
@@ -152,6 +231,7 @@ async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dic
     _check_target(action, resource)
     spec = service_of(ctx._engine).registry.get(action)
     who = await caller(ctx._txn, ctx.auth)
+    await _authorize(ctx._engine, ctx._txn, ctx.auth, who, spec, resource, "", audited=False)
     db = SystemDatabase(ctx._txn)
     window = spec.window
     fresh = (
@@ -182,8 +262,11 @@ async def sendEmailCode(
     spec = service.registry.get(action)
     txn = ctx._txn
     who = await caller(txn, ctx.auth)
+    await _authorize(engine, txn, ctx.auth, who, spec, resource, "email")
     trail = _trail(txn, who, spec, resource, "email")
     db = SystemDatabase(txn)
+    if await _stopped(db, who):
+        return await _locked(db, trail)
     refused = await _spend(
         service,
         txn,
@@ -193,7 +276,10 @@ async def sendEmailCode(
     )
     if refused is not None:
         return refused
+    description = await spec.describe(ctx, resource)
     code = f"{engine.runtime.random.randbelow(10**6):06d}"
+    while code in description:  # (a name with digits in it): the mail names its code once
+        code = f"{engine.runtime.random.randbelow(10**6):06d}"
     previous = await current_code(db, who.session_id, spec.name, resource)
     carried = 0
     if previous is not None:
@@ -222,20 +308,20 @@ async def sendEmailCode(
             "createdAt": db.now_ms,
         },
     )
-    description = await spec.describe(ctx, resource)
     minutes = int(CODE_TTL.total_seconds() // 60)
     await queue_mail(
         engine,
         db,
         Mail(
             to=who.user["email"],
-            subject=f"Your verification code: {code}",
+            subject=f"Your verification code: {SECRET}",
             text=(
-                f"Your code is {code}\n\nIt confirms: {description}\n"
+                f"Your code is {SECRET}\n\nIt confirms: {description}\n"
                 f"It expires in {minutes} minutes and works once.\n\n"
                 "If you did not ask for it, someone may be using your session: sign out of "
                 "your other sessions and change your password."
             ),
+            secret=code,  # sealed in the outbox, rendered only at send time
         ),
     )
     await audit.record(db, audit.EventKind.CODE_SENT, outcome="sent", **trail)
@@ -252,8 +338,11 @@ async def verifyEmailCode(
     spec = service.registry.get(action)
     txn = ctx._txn
     who = await caller(txn, ctx.auth)
+    await _authorize(ctx._engine, txn, ctx.auth, who, spec, resource, "email")
     trail = _trail(txn, who, spec, resource, "email")
     db = SystemDatabase(txn)
+    if await _stopped(db, who):
+        return await _locked(db, trail)
     refused = await _spend(
         service, txn, who, ("sensitive.code.check.user", "sensitive.code.check.ip"), trail
     )
@@ -281,11 +370,15 @@ async def verifyEmailCode(
     if not (_CODE.fullmatch(code.strip()) and hmac.compare_digest(expected, entry["codeHash"])):
         count = int(entry["failures"]) + 1
         await db.patch(entry["_id"], {"failures": count})
+        await _count_code_failure(db, who)
+        if await _stopped(db, who):
+            return await failed(await _locked(db, trail), "hard stop")
         left = max(0, MAX_CODE_FAILURES - count)
         return await failed(
             {"ok": False, "code": "INVALID_CODE", "attemptsLeft": left}, "wrong code"
         )
     await db.delete(entry["_id"])  # single use
+    await _clear_code_failures(db, who)
     return await _grant(db, who, spec, resource, "email", trail)
 
 
@@ -322,7 +415,9 @@ async def run_verify_password(
     state: dict[str, Any] = {}
 
     async def spend(txn: Transaction) -> Any:
-        who = await caller(txn, Auth(identity, txn, engine.identity_resolver))
+        auth = Auth(identity, txn, engine.identity_resolver)
+        who = await caller(txn, auth)
+        await _authorize(engine, txn, auth, who, spec, resource, "password")
         trail = _trail(txn, who, spec, resource, "password")
         db = SystemDatabase(txn)
         stored = await password_hash(db, who.user_id)

@@ -81,7 +81,7 @@ async def live_server(
             **settings,
         )
         clock = clock or FakeClock()
-        mail = CaptureTransport()
+        mail = CaptureTransport(runtime=Runtime(clock=clock))
         engine = Engine(
             store,
             load_app(schema_module, functions_package),

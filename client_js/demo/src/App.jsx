@@ -1,7 +1,7 @@
 // The page: signed out, the auth screen; signed in, the workspace (top bar, the live list of
 // my organizations beside the selected one, or my account).
 
-import { useConvexAuth } from "convex/react";
+import { useConvexAuth, useMutation } from "convex/react";
 import { useCallback, useEffect, useState } from "react";
 
 import { api } from "./api.js";
@@ -51,6 +51,12 @@ function Workspace({ user }) {
   const route = useRoute();
   const orgs = useLiveQuery(api.orgs.list, {});
   const [flash, setFlash] = useState(null);
+  const acceptInvitations = useMutation(api.invitations.accept);
+
+  // Organizations that invited this (proven) email before it had an account: join them now.
+  useEffect(() => {
+    acceptInvitations({}).catch(() => {});
+  }, [acceptInvitations]);
 
   useEffect(() => {
     if (!flash) return undefined;

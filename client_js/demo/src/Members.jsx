@@ -70,7 +70,7 @@ function AddMember({ org }) {
         if (task.pending) return;
         const address = email.trim();
         const result = await task.run(() => add({ orgId: org._id, email: address, role }), {
-          done: `Added ${address} as ${roleLabel(role).toLowerCase()}.`,
+          done: `Added ${address} as ${roleLabel(role).toLowerCase()} (invited, if they have no account yet).`,
         });
         if (result.ok) {
           setEmail("");
@@ -125,7 +125,7 @@ function AddMember({ org }) {
       <div id="add-member-status">
         <InlineStatus error={task.error} notice={task.notice} />
       </div>
-      <p className="field-hint">They need an account first: ask them to sign up with this email.</p>
+      <p className="field-hint">Someone without an account joins once they sign in with this email.</p>
     </form>
   );
 }

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from backend.errors import ConvexError
+from backend.sensitive.grants import mint_grant
 from backend.testing import TestBackend, UserHandle
 from tests.backend.sensitive.conftest import PASSWORD
 
@@ -171,7 +172,23 @@ async def test_a_forbidden_caller_is_forbidden_whatever_its_grants(demo: TestBac
     alice, org = await setup_org(demo)
     bob = await demo.sign_up("bob@example.com", PASSWORD)
     await alice.mutation("members:add", {"orgId": org, "email": bob.email, "role": "member"})
-    await verify_by_password(bob, "org.delete", org)
+    with pytest.raises(ConvexError) as info:  # no verification for what one may not do...
+        await verify_by_password(bob, "org.delete", org)
+    assert info.value.code == "FORBIDDEN"
+
+    async def grant(ctx: Any) -> None:  # ...and a grant that got there anyway changes nothing
+        await mint_grant(
+            ctx.db,
+            user_id=bob.user_id,
+            session_id=str(bob.session_id),
+            action="org.delete",
+            resource=org,
+            level=4,
+            method="password",
+            lifetime_ms=60_000,
+        )
+
+    await demo.run(grant)
     with pytest.raises(ConvexError) as info:
         await bob.mutation("orgs:remove", {"orgId": org})
     assert info.value.code == "FORBIDDEN"

@@ -1,0 +1,3 @@
+from tests.backend.sensitive.conftest import demo
+
+__all__ = ["demo"]
