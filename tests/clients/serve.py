@@ -128,15 +128,16 @@ async def build(args: argparse.Namespace, record: IO[str]) -> uvicorn.Server:
     )
 
 
-async def main(args: argparse.Namespace) -> None:
-    with open(args.record, "a", encoding="utf-8") as record:
-        server = await build(args, record)
-        serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.02)
-        if server.started:
-            print("READY", flush=True)
-        await serving
+async def main(args: argparse.Namespace, record: IO[str]) -> None:
+    server = await build(args, record)
+    serving = asyncio.create_task(server.serve())
+    for _ in range(3000):
+        if server.started or serving.done():
+            break
+        await asyncio.sleep(0.02)
+    if server.started:
+        print("READY", flush=True)
+    await serving
 
 
 if __name__ == "__main__":
@@ -146,4 +147,6 @@ if __name__ == "__main__":
     parser.add_argument("--pg-schema", default=None)
     parser.add_argument("--record", required=True)
     parser.add_argument("--run", default="0")
-    asyncio.run(main(parser.parse_args(sys.argv[1:])))
+    arguments = parser.parse_args(sys.argv[1:])
+    with open(arguments.record, "a", encoding="utf-8") as frames:
+        asyncio.run(main(arguments, frames))

@@ -30,6 +30,7 @@ from backend.storage.engine import create_db_engine
 from tests.support.live_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
 
 
 @dataclass
@@ -160,7 +161,7 @@ class ServerProcess:
 
     # ---- accounts -------------------------------------------------------------------------
 
-    def sign_up(self, email: str, password: str = "correct horse battery", name: str = "") -> str:
+    def sign_up(self, email: str, password: str = PASSWORD, name: str = "") -> str:
         """A new user's session token (Better Auth's sign-up)."""
         response = httpx.post(
             f"{self.url}/api/auth/sign-up/email",

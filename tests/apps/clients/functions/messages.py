@@ -1,12 +1,13 @@
 """What the official clients are driven through: every kind of function, result and failure."""
 
+import builtins
 from typing import Any
 
 from backend import ActionCtx, ConvexError, MutationCtx, QueryCtx, action, mutation, query
 
 
 @query
-async def list(ctx: QueryCtx, channel: str) -> list[str]:
+async def list(ctx: QueryCtx, channel: str) -> builtins.list[str]:
     rows = await ctx.db.query("messages").with_index("by_channel", channel=channel).collect()
     return [row["body"] for row in rows]
 
