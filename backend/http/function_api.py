@@ -10,6 +10,10 @@ clients read (the JS ``ConvexHttpClient`` and the Python one):
   function failure is not an HTTP failure: the Python client calls ``raise_for_status()``
   before it looks at ``status``, so a 5xx would hide the error data from it. (The JS client
   also accepts 560 for this; Convex's backend does not send it.)
+- Numbers are written as Convex's backend writes its float64s, always with a fraction
+  (``1.0``): the Python client refuses a JSON integer in a value (``Bad JSON value: 1``), and
+  to JavaScript ``1.0`` and ``1`` are the same number. 64-bit integers still travel as
+  ``{"$integer": ...}``.
 - The request never reached a function (a bad body, a bad token, an outage): a 4xx or 5xx
   with ``{code, message}``, which the Python client reports as ``"<status> <code>: <message>"``
   and the JS client as an ``Error`` carrying the body.
@@ -39,6 +43,19 @@ def error_response(error: ConvexError) -> JSONResponse:
         {"code": data.get("code"), "message": data.get("message")},
         status_code=http_status(error.code),
     )
+
+
+def numbers_as_floats(data: Any) -> Any:
+    """Convex JSON with every plain integer written as a float, as Convex's backend does."""
+    if isinstance(data, bool) or data is None or isinstance(data, str | float):
+        return data
+    if isinstance(data, int):
+        return float(data)
+    if isinstance(data, list):
+        return [numbers_as_floats(item) for item in data]
+    if isinstance(data, dict):
+        return {key: numbers_as_floats(value) for key, value in data.items()}
+    return data
 
 
 def convex_error_message(data_json: Any) -> str:
@@ -83,7 +100,11 @@ async def handle_call(
     except ConvexError as error:
         data = to_json(error.data)
         return JSONResponse(
-            {"status": "error", "errorMessage": convex_error_message(data), "errorData": data},
+            {
+                "status": "error",
+                "errorMessage": convex_error_message(data),
+                "errorData": numbers_as_floats(data),
+            },
             status_code=FUNCTION_ERROR_STATUS,
         )
     except FunctionFailed as failure:
@@ -91,4 +112,4 @@ async def handle_call(
             {"status": "error", "errorMessage": failure.public_message},
             status_code=FUNCTION_ERROR_STATUS,
         )
-    return JSONResponse({"status": "success", "value": to_json(value)})
+    return JSONResponse({"status": "success", "value": numbers_as_floats(to_json(value))})
