@@ -37,12 +37,14 @@ def test_query_mutation_and_action(server: ServerProcess, channel: str) -> None:
     assert isinstance(message_id, str)
     assert client.query("messages:list", {"channel": channel}) == ["hello"]
     # 7 travels as a number (the client sends ints as floats); the action reads through a query.
-    assert client.action("messages:echo", {"value": {"n": 7, "tags": ["x"]}}) == {
+    value: dict[str, Any] = {"n": 7, "tags": ["x"]}
+    assert client.action("messages:echo", {"value": value}) == {
         "echoed": {"n": 7, "tags": ["x"]},
         "count": client.query("messages:count", {"channel": "a"}),
     }
-    # An int argument arrives as 3.0 and still satisfies an `int` parameter.
     assert client.query("messages:count", {"channel": channel}) == 1
+    # The client sends the int 1 as 1.0; an `int` parameter takes it.
+    assert client.query("messages:first", {"channel": channel, "n": 1}) == ["hello"]
 
 
 def test_a_subscription_sees_another_clients_write(server: ServerProcess, channel: str) -> None:

@@ -13,6 +13,11 @@ async def list(ctx: QueryCtx, channel: str) -> builtins.list[str]:
 
 
 @query
+async def first(ctx: QueryCtx, channel: str, n: int) -> builtins.list[str]:
+    return (await list(ctx, channel))[:n]
+
+
+@query
 async def count(ctx: QueryCtx, channel: str) -> int:
     return len(await ctx.db.query("messages").with_index("by_channel", channel=channel).collect())
 
