@@ -10,6 +10,8 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from convex import ConvexClient, ConvexError
@@ -28,13 +30,14 @@ def python_session(server: ServerProcess, channel: str, token: str) -> None:
     assert next(updates) == []
     client.mutation("messages:send", {"channel": channel, "body": "from python"})
     assert next(updates) == ["from python"]
-    for call, name, args in [
+    calls: list[tuple[Callable[[str, dict[str, Any]], Any], str, dict[str, Any]]] = [
         (client.mutation, "messages:send_then_refuse", {"channel": channel, "body": "no"}),
         (client.query, "messages:refuse", {"channel": channel}),
         (client.query, "messages:nope", {}),
         (client.query, "messages:list", {"channel": 5}),
         (client.action, "messages:refuse_action", {}),
-    ]:
+    ]
+    for call, name, args in calls:
         with pytest.raises(ConvexError):
             call(name, args)
     with pytest.raises(Exception, match="Server Error"):
