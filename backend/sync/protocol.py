@@ -41,14 +41,16 @@ MAX_UDF_PATH_LENGTH: Final = 256
 MAX_CLOSE_REASON_LENGTH: Final = 1024
 # Integers in client messages come from JavaScript numbers, so nothing above 2**53 is genuine.
 MAX_CLIENT_INTEGER: Final = 2**53
-# The Rust client (Python, Swift and Kotlin clients share it) reads Convex's protocol types with
-# serde: ``clientClockSkew`` and ``serverTs`` are ``i64``, the versions, query and request ids
-# ``u32``. A float (even ``12.0``) or a value out of range fails its whole message, and the client
-# then drops the socket and reconnects, so every integer the server sends is a Python ``int``
-# checked against these bounds before it is written.
+# Convex's protocol types, as its Rust client (shared by the Python, Swift and Kotlin clients)
+# reads them with serde: versions, query ids, request ids and connection counts are ``u32``;
+# ``clientClockSkew`` and ``serverTs`` are ``i64``. A float (even ``12.0``) or a value out of
+# range fails the whole message, and that client then drops the socket and reconnects. So the
+# parser takes those fields only as integers within ``u32`` (what Convex's backend accepts too),
+# the values the server echoes back (querySet, queryId, requestId) stay within it, and the
+# ``i64`` fields are checked as they are written.
+U32_MAX: Final = 2**32 - 1
 I64_MIN: Final = -(2**63)
 I64_MAX: Final = 2**63 - 1
-U32_MAX: Final = 2**32 - 1
 _U64_MAX: Final = 2**64 - 1
 
 
@@ -254,7 +256,7 @@ class _Fields:
         # bool is an int subclass and 1.0 is a float: neither is what the client sends.
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._fail(name, "an integer", value)
-        if not 0 <= value <= MAX_CLIENT_INTEGER:
+        if not 0 <= value <= U32_MAX:
             raise ProtocolError(_MALFORMED, f"{self._where}.{name} is out of range")
         return value
 

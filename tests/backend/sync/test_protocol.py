@@ -270,9 +270,11 @@ def test_unknown_extra_fields_are_ignored() -> None:
     assert parse_client_message(raw) == Mutation(1, "m:f", {})
 
 
-def test_largest_safe_integer_and_limits_are_accepted() -> None:
-    raw = json.dumps({"type": "Mutation", "requestId": 2**53, "udfPath": "m" * 256, "args": [{}]})
-    assert parse_client_message(raw) == Mutation(2**53, "m" * 256, {})
+def test_largest_u32_and_limits_are_accepted() -> None:
+    raw = json.dumps(
+        {"type": "Mutation", "requestId": 2**32 - 1, "udfPath": "m" * 256, "args": [{}]}
+    )
+    assert parse_client_message(raw) == Mutation(2**32 - 1, "m" * 256, {})
     connect = json.dumps({"type": "Connect", "sessionId": "s" * 128, "connectionCount": 0})
     assert parse_client_message(connect) == Connect("s" * 128, 0, None, None, None)
 
@@ -368,6 +370,7 @@ def test_unknown_message_types_are_named_as_such(kind: str) -> None:
         connect(connectionCount=True),
         connect(connectionCount="0"),
         connect(connectionCount=2**53 + 1),
+        connect(connectionCount=2**32),  # Convex types it u32
         connect(lastCloseReason=5),
         connect(lastCloseReason="x" * 2000),
         connect(maxObservedTimestamp=5),
@@ -383,6 +386,7 @@ def test_unknown_message_types_are_named_as_such(kind: str) -> None:
         mutation(requestId=REMOVE),
         mutation(requestId=-5),
         mutation(requestId=1.5),
+        mutation(requestId=2**32),
         mutation(udfPath=REMOVE),
         mutation(udfPath=["m:f"]),
         mutation(udfPath="m" * 257),
@@ -640,7 +644,7 @@ convex_values = st.recursive(
     max_leaves=8,
 )
 convex_args = st.dictionaries(convex_keys, convex_values, max_size=4)
-client_ints = st.integers(min_value=0, max_value=2**53)
+client_ints = st.integers(min_value=0, max_value=2**32 - 1)
 udf_paths = st.text(max_size=256)
 
 
@@ -676,7 +680,7 @@ def valid_messages(draw: st.DrawFn) -> tuple[dict[str, Any], ClientMessage]:
             data["clientTs"] = client_ts
         return data, Connect(session_id, count, reason, max_ts, client_ts)
     if kind == "ModifyQuerySet":
-        base = draw(st.integers(min_value=0, max_value=2**53 - 1))
+        base = draw(st.integers(min_value=0, max_value=2**32 - 2))
         pairs = draw(st.lists(query_modifications(), max_size=4))
         data = {
             "type": kind,
