@@ -36,7 +36,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install $(JS_STAMP)
 	$(PY) -m pytest -q
 
 jstest: $(JS_STAMP) install

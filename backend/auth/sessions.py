@@ -9,7 +9,7 @@ measure freshness from it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -112,13 +112,40 @@ async def revoke_all(db: SystemDatabase, user_id: str, *, keep: str | None = Non
 
 async def resolve_identity(txn: Transaction, identity: Identity) -> Identity | None:
     """``ctx.auth``'s check: the token's session must still exist, be unexpired and belong to
-    the token's user. The read lands in the query's read set, so revoking a session re-runs
-    every live query that looked at the caller: the identity is gone within one round."""
+    the token's user, and the user must still exist. The reads land in the query's read set, so
+    revoking a session re-runs every live query that looked at the caller: the identity is gone
+    within one round.
+
+    The identity then carries the standard claims Convex's ``UserIdentity`` has, as the user's
+    account states them now (not as they were when the token was minted): ``name`` and
+    ``email``, ``emailVerified``, ``pictureUrl`` (the account's image) and ``updatedAt``. A
+    renamed user is seen renamed by every live query that read the identity.
+    """
     db = SystemDatabase(txn)
     session = await live_session(db, identity.session_id, to_ms(txn.now))
     if session is None or session["userId"] != identity.subject:
         return None
-    return identity
+    user = await db.get(identity.subject)
+    if user is None:
+        return None
+    return replace(identity, claims={**identity.claims, **user_claims(user)})
+
+
+def user_claims(user: Document) -> dict[str, Any]:
+    """The standard claims (Convex's names) that a ``_users`` document holds."""
+    from backend.auth.timestamps import iso
+
+    claims: dict[str, Any] = {}
+    if user.get("email"):
+        claims["email"] = user["email"]
+        claims["emailVerified"] = bool(user.get("emailVerified"))
+    if user.get("name"):
+        claims["name"] = user["name"]
+    if user.get("image"):
+        claims["pictureUrl"] = user["image"]
+    if user.get("updatedAt") is not None:
+        claims["updatedAt"] = iso(user["updatedAt"])
+    return claims
 
 
 def user_json(user: Document) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -31,6 +30,7 @@ from backend.config import Settings, load_settings
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
 from backend.http.auth_routes import AuthRoutes
+from backend.http.cors import CorsByPath
 from backend.http.function_api import error_response, handle_call
 from backend.http.websocket import serve_session
 from backend.mail import install_seal
@@ -192,7 +192,6 @@ def create_app(
     async def sync(websocket: WebSocket) -> None:
         await serve_session(
             websocket,
-            settings.allowed_origins,
             engine=engine,
             coordinator=coordinator,
             verifier=verifier,
@@ -206,6 +205,9 @@ def create_app(
         *auth_routes.routes(),
         Route("/api/health", health, methods=["GET"]),
         Route("/api/{kind:str}", call, methods=["POST"]),
+        # The JS client adds its version (/api/1.48.0/sync); the Rust-based clients (Python,
+        # Swift, Kotlin) ask for /api/sync.
+        WebSocketRoute("/api/sync", sync),
         WebSocketRoute("/api/{version:str}/sync", sync),
     ]
     web = Path(settings.web_dir)
@@ -213,14 +215,7 @@ def create_app(
         routes.append(Mount("/", StaticFiles(directory=web, html=True), name="web"))
     middleware = [
         Middleware(CollapseSlashes),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=settings.allowed_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Convex-Client", "Authorization"],
-            max_age=600,
-        ),
+        Middleware(CorsByPath, allowed_origins=settings.allowed_origins),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.engine = engine

@@ -1,9 +1,22 @@
 """Convex's HTTP function API: ``POST /api/query``, ``/api/mutation``, ``/api/action``.
 
-Shapes as ``ConvexHttpClient`` expects them (convex-protocol.md, section 12): 200 with
-``{status: "success", value, logLines}``, or 560 with ``{status: "error", errorMessage,
-errorData?, logLines}`` when the function failed. A request that never reached a function
-(bad JSON, too large, a bad token) is a 4xx ``{code, message}``.
+The answers are shaped as Convex's own backend shapes them, which is what both official HTTP
+clients read (the JS ``ConvexHttpClient`` and the Python one):
+
+- The function ran: **200** with ``{status: "success", value}``, or, when it failed, **200**
+  with ``{status: "error", errorMessage, errorData?}``. ``errorData`` is present exactly for a
+  ConvexError (an unknown function and bad arguments are ConvexErrors here, with ``code``
+  ``NOT_FOUND`` / ``INVALID_ARGUMENT``); ``logLines`` appears only when there are lines. A
+  function failure is not an HTTP failure: the Python client calls ``raise_for_status()``
+  before it looks at ``status``, so a 5xx would hide the error data from it. (The JS client
+  also accepts 560 for this; Convex's backend does not send it.)
+- Numbers are written as Convex's backend writes its float64s, always with a fraction
+  (``1.0``): the Python client refuses a JSON integer in a value (``Bad JSON value: 1``), and
+  to JavaScript ``1.0`` and ``1`` are the same number. 64-bit integers still travel as
+  ``{"$integer": ...}``.
+- The request never reached a function (a bad body, a bad token, an outage): a 4xx or 5xx
+  with ``{code, message}``, which the Python client reports as ``"<status> <code>: <message>"``
+  and the JS client as an ``Error`` carrying the body.
 """
 
 from __future__ import annotations
@@ -19,15 +32,30 @@ from backend.http.bodies import read_json
 from backend.udf.context import ClientInfo, Identity
 from backend.values.convex_json import dumps, from_json, to_json
 
-FUNCTION_ERROR_STATUS = 560
+FUNCTION_ERROR_STATUS = 200
+"""The status of a function that ran and failed (the body says ``status: "error"``)."""
 
 
 def error_response(error: ConvexError) -> JSONResponse:
+    """A request that did not reach a function: its status from the code, ``{code, message}``."""
     data = error.data if isinstance(error.data, dict) else {"code": "ERROR", "message": str(error)}
     return JSONResponse(
         {"code": data.get("code"), "message": data.get("message")},
         status_code=http_status(error.code),
     )
+
+
+def numbers_as_floats(data: Any) -> Any:
+    """Convex JSON with every plain integer written as a float, as Convex's backend does."""
+    if isinstance(data, bool) or data is None or isinstance(data, str | float):
+        return data
+    if isinstance(data, int):
+        return float(data)
+    if isinstance(data, list):
+        return [numbers_as_floats(item) for item in data]
+    if isinstance(data, dict):
+        return {key: numbers_as_floats(value) for key, value in data.items()}
+    return data
 
 
 def convex_error_message(data_json: Any) -> str:
@@ -75,14 +103,13 @@ async def handle_call(
             {
                 "status": "error",
                 "errorMessage": convex_error_message(data),
-                "errorData": data,
-                "logLines": [],
+                "errorData": numbers_as_floats(data),
             },
             status_code=FUNCTION_ERROR_STATUS,
         )
     except FunctionFailed as failure:
         return JSONResponse(
-            {"status": "error", "errorMessage": failure.public_message, "logLines": []},
+            {"status": "error", "errorMessage": failure.public_message},
             status_code=FUNCTION_ERROR_STATUS,
         )
-    return JSONResponse({"status": "success", "value": to_json(value), "logLines": []})
+    return JSONResponse({"status": "success", "value": numbers_as_floats(to_json(value))})

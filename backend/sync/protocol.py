@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 import struct
 from collections.abc import Iterable, Sequence
@@ -42,6 +41,16 @@ MAX_UDF_PATH_LENGTH: Final = 256
 MAX_CLOSE_REASON_LENGTH: Final = 1024
 # Integers in client messages come from JavaScript numbers, so nothing above 2**53 is genuine.
 MAX_CLIENT_INTEGER: Final = 2**53
+# Convex's protocol types, as its Rust client (shared by the Python, Swift and Kotlin clients)
+# reads them with serde: versions, query ids, request ids and connection counts are ``u32``;
+# ``clientClockSkew`` and ``serverTs`` are ``i64``. A float (even ``12.0``) or a value out of
+# range fails the whole message, and that client then drops the socket and reconnects. So the
+# parser takes those fields only as integers within ``u32`` (what Convex's backend accepts too),
+# the values the server echoes back (querySet, queryId, requestId) stay within it, and the
+# ``i64`` fields are checked as they are written.
+U32_MAX: Final = 2**32 - 1
+I64_MIN: Final = -(2**63)
+I64_MAX: Final = 2**63 - 1
 _U64_MAX: Final = 2**64 - 1
 
 
@@ -134,7 +143,9 @@ class Connect:
     connection_count: int
     last_close_reason: str | None
     max_observed_timestamp: int | None
-    client_ts: float | None
+    client_ts: int | None
+    """The client's clock in ms (the Rust client always sends 0); an integer, as Convex's
+    ``i64`` type says: a fractional value is refused like any other ill-typed field."""
 
 
 @dataclass(frozen=True)
@@ -245,7 +256,7 @@ class _Fields:
         # bool is an int subclass and 1.0 is a float: neither is what the client sends.
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._fail(name, "an integer", value)
-        if not 0 <= value <= MAX_CLIENT_INTEGER:
+        if not 0 <= value <= U32_MAX:
             raise ProtocolError(_MALFORMED, f"{self._where}.{name} is out of range")
         return value
 
@@ -276,16 +287,16 @@ class _Fields:
         except ProtocolError as exc:
             raise ProtocolError(exc.reason, f"{self._where}.{name}: {exc.message}") from exc
 
-    def optional_number(self, name: str) -> float | None:
+    def optional_signed_integer(self, name: str) -> int | None:
+        """An integer in the safe range (either sign), or ``None`` when absent or ``null``."""
         value = self._data.get(name)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._fail(name, "a number", value)
-        number = float(value)
-        if not math.isfinite(number):  # 1e400 parses as inf
-            raise ProtocolError(_MALFORMED, f"{self._where}.{name} must be finite")
-        return number
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(name, "an integer", value)
+        if not -MAX_CLIENT_INTEGER <= value <= MAX_CLIENT_INTEGER:
+            raise ProtocolError(_MALFORMED, f"{self._where}.{name} is out of range")
+        return value
 
     def array(self, name: str) -> list[Any]:
         value = self._required(name)
@@ -329,7 +340,7 @@ def _parse_connect(fields: _Fields) -> Connect:
             "lastCloseReason", max_length=MAX_CLOSE_REASON_LENGTH
         ),
         max_observed_timestamp=fields.optional_timestamp("maxObservedTimestamp"),
-        client_ts=fields.optional_number("clientTs"),
+        client_ts=fields.optional_signed_integer("clientTs"),
     )
 
 
@@ -550,12 +561,21 @@ def query_removed(query_id: int) -> dict[str, Any]:
     return {"type": "QueryRemoved", "queryId": query_id}
 
 
-def _transition_tail(client_clock_skew: float | None, server_ts: int | None) -> dict[str, Any]:
+def _wire_integer(name: str, value: int, low: int, high: int) -> int:
+    """``value`` if it is an ``int`` in ``low..high``; anything else is a server bug."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def _transition_tail(client_clock_skew: int | None, server_ts: int | None) -> dict[str, Any]:
     tail: dict[str, Any] = {}
     if client_clock_skew is not None:
-        tail["clientClockSkew"] = client_clock_skew
+        tail["clientClockSkew"] = _wire_integer(
+            "clientClockSkew", client_clock_skew, I64_MIN, I64_MAX
+        )
     if server_ts is not None:
-        tail["serverTs"] = server_ts
+        tail["serverTs"] = _wire_integer("serverTs", server_ts, 0, I64_MAX)
     return tail
 
 
@@ -564,7 +584,7 @@ def transition(
     end: StateVersion,
     modifications: Sequence[dict[str, Any]],
     *,
-    client_clock_skew: float | None = None,
+    client_clock_skew: int | None = None,
     server_ts: int | None = None,
 ) -> str:
     """A ``Transition`` from ``start`` to ``end`` (``start`` must be the last ``end`` sent)."""
@@ -584,7 +604,7 @@ def transition_from_parts(
     end: StateVersion,
     modification_json_texts: Iterable[str],
     *,
-    client_clock_skew: float | None = None,
+    client_clock_skew: int | None = None,
     server_ts: int | None = None,
 ) -> str:
     """The same text as ``transition``, spliced from modifications encoded once beforehand.

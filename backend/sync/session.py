@@ -81,7 +81,7 @@ class SyncSession:
         self._caller: Identity | None = None  # for mutations and actions, as of receipt
         self._identity_version = 0
         self._chain = VersionChain()
-        self._skew: float | None = None
+        self._skew: int | None = None
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
         self._mutations: asyncio.Queue[tuple[protocol.Mutation, Identity | None]] = asyncio.Queue(
             self.limits.max_queued_mutations
@@ -246,7 +246,9 @@ class SyncSession:
             return
         self.session_id = message.session_id
         if message.client_ts is not None:
-            self._skew = message.client_ts - self.runtime.now_ms()
+            # Whole milliseconds: the Rust client reads clientClockSkew as an i64 and drops
+            # the whole Transition (then the socket) when it holds a fraction.
+            self._skew = message.client_ts - round(self.runtime.now_ms())
 
     async def _on_authenticate(self, message: protocol.Authenticate) -> None:
         if message.base_version != self._identity_version:
@@ -320,6 +322,11 @@ class SyncSession:
         except Exception as error:
             text, data = _failure(error)
             self._enqueue(protocol.mutation_response_failure(message.request_id, text, data))
+            # As Convex's sync worker does, a Transition follows every mutation result, even a
+            # failure: the Rust client (and so the Python client) settles a mutation that
+            # failed with a ConvexError only when the next Transition arrives. The round's
+            # snapshot is at or past anything this failed mutation could have read.
+            self.coordinator.transition_after(self, 0)
             return
         self._enqueue(
             protocol.mutation_response_success(message.request_id, to_json(result.value), result.ts)

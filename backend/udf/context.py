@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, overload
 
 from backend.errors import ConvexError, ErrorCode
 from backend.transactions.transaction import (
@@ -30,9 +31,72 @@ class ClientInfo:
     user_agent: str | None = None
 
 
+# Convex's ``UserIdentity`` field, and the OpenID Connect claim a token carries it in.
+STANDARD_CLAIMS: Final[tuple[tuple[str, str], ...]] = (
+    ("name", "name"),
+    ("givenName", "given_name"),
+    ("familyName", "family_name"),
+    ("nickname", "nickname"),
+    ("preferredUsername", "preferred_username"),
+    ("profileUrl", "profile"),
+    ("pictureUrl", "picture"),
+    ("websiteUrl", "website"),
+    ("email", "email"),
+    ("emailVerified", "email_verified"),
+    ("gender", "gender"),
+    ("birthday", "birthdate"),
+    ("timezone", "zoneinfo"),
+    ("language", "locale"),
+    ("phoneNumber", "phone_number"),
+    ("phoneNumberVerified", "phone_number_verified"),
+    ("address", "address"),
+    ("updatedAt", "updated_at"),
+)
+_FROM_OIDC: Final = {oidc: convex for convex, oidc in STANDARD_CLAIMS if oidc != convex}
+# Registered JWT claims: they describe the token, not the user, and Convex leaves them out.
+_TOKEN_CLAIMS: Final = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti"})
+_FIXED: Final = frozenset({"tokenIdentifier", "subject", "issuer"})
+
+T = TypeVar("T")
+
+
+class _Claim(Generic[T]):
+    """An attribute that reads one of the identity's claims (``None`` when the user has none)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    @overload
+    def __get__(self, identity: None, owner: type[Any]) -> _Claim[T]: ...
+
+    @overload
+    def __get__(self, identity: Identity, owner: type[Any]) -> T | None: ...
+
+    def __get__(self, identity: Identity | None, owner: type[Any]) -> _Claim[T] | T | None:
+        if identity is None:
+            return self
+        value: T | None = identity.get(self.key)
+        return value
+
+
 @dataclass(frozen=True)
-class Identity:
-    """Who is calling: the user (``subject``) and the session behind their token."""
+class Identity(Mapping[str, Any]):
+    """Who is calling: Convex's ``UserIdentity``, plus the session behind the caller's token.
+
+    Read it as Convex code does, by attribute (``identity.name``, ``identity.email``,
+    ``identity.tokenIdentifier``; each multi-word claim also has its Python spelling,
+    ``identity.email_verified``, ``identity.picture_url``, ``identity.token_identifier``) or as
+    a mapping with Convex's keys (``identity["emailVerified"]``, ``identity.get("pictureUrl")``,
+    and custom claims by their name). ``dict(identity)`` is exactly the object Convex's
+    ``ctx.auth.getUserIdentity()`` returns: ``tokenIdentifier``, ``subject``, ``issuer``, then the
+    standard claims the user has and any custom claims. A claim the user does not have is
+    ``None`` as an attribute and absent from the mapping.
+
+    ``claims`` may use OpenID Connect names (``email_verified``, ``picture``) or Convex's
+    (``emailVerified``, ``pictureUrl``); both read the same. Inside a function, the identity
+    comes from a live session, and its standard claims from the user's account, read in the
+    same transaction (``backend.auth.sessions.resolve_identity``).
+    """
 
     subject: str
     session_id: str | None = None
@@ -41,11 +105,83 @@ class Identity:
 
     @property
     def token_identifier(self) -> str:
+        """``issuer|subject``: unique and stable per user, as Convex builds it."""
         return f"{self.issuer}|{self.subject}"
+
+    @property
+    def tokenIdentifier(self) -> str:
+        return self.token_identifier
 
     @property
     def user_id(self) -> str:
         return self.subject
+
+    # Convex's claims, each under its Convex spelling (for code ported from TypeScript) and,
+    # when that is camelCase, its Python one too.
+    name = _Claim[str]("name")
+    email = _Claim[str]("email")
+    emailVerified = _Claim[bool]("emailVerified")
+    email_verified = _Claim[bool]("emailVerified")
+    pictureUrl = _Claim[str]("pictureUrl")
+    picture_url = _Claim[str]("pictureUrl")
+    givenName = _Claim[str]("givenName")
+    given_name = _Claim[str]("givenName")
+    familyName = _Claim[str]("familyName")
+    family_name = _Claim[str]("familyName")
+    nickname = _Claim[str]("nickname")
+    preferredUsername = _Claim[str]("preferredUsername")
+    preferred_username = _Claim[str]("preferredUsername")
+    profileUrl = _Claim[str]("profileUrl")
+    profile_url = _Claim[str]("profileUrl")
+    websiteUrl = _Claim[str]("websiteUrl")
+    website_url = _Claim[str]("websiteUrl")
+    gender = _Claim[str]("gender")
+    birthday = _Claim[str]("birthday")
+    timezone = _Claim[str]("timezone")
+    language = _Claim[str]("language")
+    phoneNumber = _Claim[str]("phoneNumber")
+    phone_number = _Claim[str]("phoneNumber")
+    phoneNumberVerified = _Claim[bool]("phoneNumberVerified")
+    phone_number_verified = _Claim[bool]("phoneNumberVerified")
+    address = _Claim[str]("address")
+    updatedAt = _Claim[str]("updatedAt")
+    updated_at = _Claim[str]("updatedAt")
+
+    @cached_property
+    def _user_identity(self) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "tokenIdentifier": self.token_identifier,
+            "subject": self.subject,
+            "issuer": self.issuer,
+        }
+        custom: dict[str, Any] = {}
+        for key, value in self.claims.items():
+            if value is None or key in _TOKEN_CLAIMS or key in _FIXED:
+                continue
+            key = _FROM_OIDC.get(key, key)
+            (view if key in _STANDARD_KEYS else custom)[key] = value
+        ordered = {k: view[k] for k in (*_FIXED_ORDER, *_STANDARD_ORDER) if k in view}
+        return {**ordered, **custom}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._user_identity[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._user_identity)
+
+    def __len__(self) -> int:
+        return len(self._user_identity)
+
+    def __bool__(self) -> bool:
+        return True  # an identity is someone, whatever claims it carries
+
+    def __repr__(self) -> str:
+        return f"Identity(subject={self.subject!r}, session_id={self.session_id!r})"
+
+
+_FIXED_ORDER: Final = ("tokenIdentifier", "subject", "issuer")
+_STANDARD_ORDER: Final = tuple(convex for convex, _oidc in STANDARD_CLAIMS)
+_STANDARD_KEYS: Final = frozenset(_STANDARD_ORDER)
 
 
 IdentityResolver = Callable[[Transaction, Identity], Awaitable[Identity | None]]

@@ -28,6 +28,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from backend.errors import invalid_argument
+from backend.udf.validation import argument_error, integral_floats_as_ints
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -84,12 +85,12 @@ class RegisteredFunction(Generic[C, P, R]):
         """
         if not isinstance(args, dict):
             raise invalid_argument("arguments must be an object", "args")
+        args = integral_floats_as_ints(args)
         try:
             parsed = self._model.model_validate(args, strict=True)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            path = ".".join(str(p) for p in first["loc"]) or "args"
-            raise invalid_argument(f"{path}: {first['msg']}", path) from None
+            name = self.path or self.__qualname__
+            raise argument_error(name, self._model, args, exc.errors()[0]) from None
         if self._single is not None:
             return (parsed,), {}
         return (), {name: getattr(parsed, name) for name in type(parsed).model_fields}

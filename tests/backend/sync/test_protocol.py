@@ -141,7 +141,7 @@ def test_parses_connect_example() -> None:
         connection_count=0,
         last_close_reason="InitialConnect",
         max_observed_timestamp=None,
-        client_ts=1795908379159.0,
+        client_ts=1795908379159,
     )
 
 
@@ -270,9 +270,11 @@ def test_unknown_extra_fields_are_ignored() -> None:
     assert parse_client_message(raw) == Mutation(1, "m:f", {})
 
 
-def test_largest_safe_integer_and_limits_are_accepted() -> None:
-    raw = json.dumps({"type": "Mutation", "requestId": 2**53, "udfPath": "m" * 256, "args": [{}]})
-    assert parse_client_message(raw) == Mutation(2**53, "m" * 256, {})
+def test_largest_u32_and_limits_are_accepted() -> None:
+    raw = json.dumps(
+        {"type": "Mutation", "requestId": 2**32 - 1, "udfPath": "m" * 256, "args": [{}]}
+    )
+    assert parse_client_message(raw) == Mutation(2**32 - 1, "m" * 256, {})
     connect = json.dumps({"type": "Connect", "sessionId": "s" * 128, "connectionCount": 0})
     assert parse_client_message(connect) == Connect("s" * 128, 0, None, None, None)
 
@@ -368,6 +370,7 @@ def test_unknown_message_types_are_named_as_such(kind: str) -> None:
         connect(connectionCount=True),
         connect(connectionCount="0"),
         connect(connectionCount=2**53 + 1),
+        connect(connectionCount=2**32),  # Convex types it u32
         connect(lastCloseReason=5),
         connect(lastCloseReason="x" * 2000),
         connect(maxObservedTimestamp=5),
@@ -375,10 +378,15 @@ def test_unknown_message_types_are_named_as_such(kind: str) -> None:
         connect(clientTs="now"),
         connect(clientTs=True),
         connect(clientTs=[1]),
+        # Convex types clientTs as an i64: a fraction is as wrong as a string.
+        connect(clientTs=1795908379159.5),
+        connect(clientTs=0.0),
+        connect(clientTs=2**53 + 1),
         '{"type":"Connect","sessionId":"s","connectionCount":0,"clientTs":1e400}',
         mutation(requestId=REMOVE),
         mutation(requestId=-5),
         mutation(requestId=1.5),
+        mutation(requestId=2**32),
         mutation(udfPath=REMOVE),
         mutation(udfPath=["m:f"]),
         mutation(udfPath="m" * 257),
@@ -636,7 +644,7 @@ convex_values = st.recursive(
     max_leaves=8,
 )
 convex_args = st.dictionaries(convex_keys, convex_values, max_size=4)
-client_ints = st.integers(min_value=0, max_value=2**53)
+client_ints = st.integers(min_value=0, max_value=2**32 - 1)
 udf_paths = st.text(max_size=256)
 
 
@@ -659,7 +667,7 @@ def valid_messages(draw: st.DrawFn) -> tuple[dict[str, Any], ClientMessage]:
         session_id = draw(st.text(min_size=1, max_size=128))
         count, reason = draw(client_ints), draw(st.none() | st.text(max_size=100))
         max_ts = draw(st.none() | st.integers(min_value=0, max_value=2**64 - 1))
-        client_ts = draw(st.none() | st.integers(0, 2**53) | st.floats(0, 1e15))
+        client_ts = draw(st.none() | st.integers(-(2**53), 2**53))
         data: dict[str, Any] = {
             "type": kind,
             "sessionId": session_id,
@@ -670,10 +678,9 @@ def valid_messages(draw: st.DrawFn) -> tuple[dict[str, Any], ClientMessage]:
             data["maxObservedTimestamp"] = encode_ts(max_ts)
         if client_ts is not None:
             data["clientTs"] = client_ts
-        expected_ts = None if client_ts is None else float(client_ts)
-        return data, Connect(session_id, count, reason, max_ts, expected_ts)
+        return data, Connect(session_id, count, reason, max_ts, client_ts)
     if kind == "ModifyQuerySet":
-        base = draw(st.integers(min_value=0, max_value=2**53 - 1))
+        base = draw(st.integers(min_value=0, max_value=2**32 - 2))
         pairs = draw(st.lists(query_modifications(), max_size=4))
         data = {
             "type": kind,
@@ -916,14 +923,14 @@ modifications = st.lists(
     versions,
     versions,
     modifications,
-    st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**6), 10**6),
-    st.none() | st.integers(0, 2**64 - 1),
+    st.none() | st.integers(-(2**63), 2**63 - 1),
+    st.none() | st.integers(0, 2**63 - 1),
 )
 def test_transition_from_parts_equals_transition(
     start: StateVersion,
     end: StateVersion,
     mods: list[dict[str, Any]],
-    skew: float | None,
+    skew: int | None,
     server_ts: int | None,
 ) -> None:
     whole = transition(start, end, mods, client_clock_skew=skew, server_ts=server_ts)
@@ -932,6 +939,28 @@ def test_transition_from_parts_equals_transition(
     )
     assert json.loads(spliced) == json.loads(whole)
     assert spliced == whole
+
+
+@pytest.mark.parametrize(
+    ("skew", "server_ts"),
+    [
+        (12.0, None),
+        (-1796154542140.455, None),
+        (True, None),
+        (2**63, None),
+        (None, 1.5),
+        (None, -1),
+    ],
+)
+def test_transition_refuses_to_write_a_non_integer_skew_or_server_ts(
+    skew: Any, server_ts: Any
+) -> None:
+    # The Rust client reads both as i64 and drops the whole Transition on a float: a server
+    # bug must fail here, loudly, rather than on every client.
+    with pytest.raises(ValueError, match="must be an integer"):
+        transition(INITIAL, INITIAL, [], client_clock_skew=skew, server_ts=server_ts)
+    with pytest.raises(ValueError, match="must be an integer"):
+        transition_from_parts(INITIAL, INITIAL, [], client_clock_skew=skew, server_ts=server_ts)
 
 
 def test_one_encoded_result_splices_into_many_transitions() -> None:

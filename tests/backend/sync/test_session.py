@@ -182,14 +182,35 @@ async def test_errors_carry_convex_error_data_only_for_convex_errors(sync: Harne
     assert failed["errorData"]["code"] == "NOT_FOUND"
     assert failed["result"].startswith("Uncaught ConvexError: ")
     assert "ts" not in failed
+    await client.next("Transition")
     client.push(mutation(1, "counters:crash", {}))
     crashed = await client.next("MutationResponse")
     assert "errorData" not in crashed
     assert crashed["result"].startswith("Server Error")
+    await client.next("Transition")
     client.push(add(0, "counters:nope", {}, 0))
     transition = await client.next("Transition")
     assert transition["modifications"][0]["type"] == "QueryFailed"
     assert transition["modifications"][0]["errorData"]["code"] == "NOT_FOUND"
+
+
+async def test_a_failed_mutation_is_followed_by_a_transition_at_or_past_the_latest_commit(
+    sync: Harness,
+) -> None:
+    # The Rust client (and so the Python one) settles a mutation that failed with a ConvexError
+    # only when a Transition arrives after its response; without one it waits forever.
+    client = sync.connect()
+    client.push(mutation(0, "counters:create", {"name": "c"}))
+    created = await client.next("MutationResponse")
+    first = await client.next("Transition")
+    client.push(mutation(1, "counters:increment_then_fail", {"name": "c"}))
+    failed = await client.next("MutationResponse")
+    assert failed["success"] is False
+    assert failed["errorData"]["code"] == "BOOM"
+    after = await client.next("Transition")
+    assert after["startVersion"] == first["endVersion"]
+    assert after["modifications"] == []
+    assert decode_ts(after["endVersion"]["ts"]) >= decode_ts(created["ts"])
 
 
 async def test_authenticate_reruns_queries_under_the_new_identity(sync: Harness) -> None:
@@ -328,7 +349,7 @@ async def test_transitions_report_the_client_clock_skew(sync: Harness) -> None:
     transport = QueueTransport()
     session = SyncSession(transport, sync.t.engine, sync.coordinator)
     sync.tasks.append(asyncio.create_task(session.run()))
-    client_ms = sync.t.engine.runtime.now_ms() + 5000
+    client_ms = round(sync.t.engine.runtime.now_ms()) + 5000
     transport.push(
         {"type": "Connect", "sessionId": "skewed", "connectionCount": 0, "clientTs": client_ms}
     )

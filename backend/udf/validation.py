@@ -1,0 +1,243 @@
+"""Argument validation errors that read like Convex's ``ArgumentValidationError``.
+
+A function's arguments are checked by pydantic (strictly) against the function's parameters;
+when they fail, the caller gets ``INVALID_ARGUMENT`` with ``path`` naming the field at fault
+(``name``, ``items.0.qty``), and a message in the form Convex's backend writes, so a ported
+app's logs and error screens read the same::
+
+    ArgumentValidationError: Value does not match validator.
+    Path: .limit
+    Value: "ten"
+    Validator: v.number()
+    Function: notes:by_author
+
+(or ``Object is missing the required field `x`.`` / ``Object contains extra field `x` that
+is not in the validator.`` with the ``Object``). Parameter types are written in Convex's
+validator notation (``v.string()``, ``v.optional(v.id("orgs"))``, ``v.array(...)``); a Python
+``int`` is ``v.number()`` that must be integral. A value under a key that names a secret
+(``password``, ``token``, ``secret``, ``code``) is never echoed.
+
+This module also undoes one artefact of the wire: the Rust-based clients (Python, Swift,
+Kotlin) send every number as a float, ``5.0`` for ``5``, so an integral float becomes an
+``int`` before validation (``float`` parameters accept it as before).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+
+from backend.errors import ConvexError, invalid_argument
+from backend.schema import Id
+from backend.values.convex_json import Int64, dumps, to_json
+
+MAX_SHOWN: Final = 200
+_SECRET_PARTS: Final = ("password", "secret", "token")
+_SECRET_NAMES: Final = frozenset({"code", "otp"})
+_MAX_INTEGRAL: Final = 2**53
+
+
+def integral_floats_as_ints(value: Any) -> Any:
+    """``value`` with every float that holds a safe integer (not ``-0.0``) made an ``int``."""
+    if isinstance(value, float):
+        negative_zero = value == 0 and math.copysign(1.0, value) < 0
+        if value.is_integer() and abs(value) <= _MAX_INTEGRAL and not negative_zero:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {k: integral_floats_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral_floats_as_ints(v) for v in value]
+    return value
+
+
+def argument_error(
+    function: str, model: type[BaseModel], args: Any, error: ErrorDetails
+) -> ConvexError:
+    """The ``INVALID_ARGUMENT`` error for pydantic's first complaint about ``args``."""
+    loc = tuple(error["loc"])
+    path = ".".join(str(p) for p in loc) or "args"
+    kind = error["type"]
+    if kind == "missing" and loc:
+        parent = _walk(model, loc[:-1])
+        body = (
+            f"Object is missing the required field `{loc[-1]}`. Consider wrapping the field "
+            f"validator in `v.optional(...)` if this is expected.\n{_context(loc[:-1])}\n"
+            f"Object: {_show(_value_at(args, loc[:-1]))}\nValidator: {validator_of(parent)}"
+        )
+    elif kind == "extra_forbidden" and loc:
+        parent = _walk(model, loc[:-1])
+        body = (
+            f"Object contains extra field `{loc[-1]}` that is not in the validator.\n"
+            f"{_context(loc[:-1])}\n"
+            f"Object: {_show(_value_at(args, loc[:-1]))}\nValidator: {validator_of(parent)}"
+        )
+    else:
+        body = (
+            f"Value does not match validator.\n{_context(loc)}\n"
+            f"Value: {_show(error.get('input'), _last_key(loc))}\n"
+            f"Validator: {validator_of(_walk(model, loc))}"
+        )
+    message = f"ArgumentValidationError: {body}\nFunction: {function}"
+    return invalid_argument(message, path)
+
+
+def _context(loc: Sequence[Any]) -> str:
+    # Convex's "Path: .items[0].qty" line, empty at the top level.
+    if not loc:
+        return ""
+    return "Path: " + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+
+
+def _last_key(loc: Sequence[Any]) -> str | None:
+    for part in reversed(loc):
+        if isinstance(part, str):
+            return part
+    return None
+
+
+def _secret(key: str | None) -> bool:
+    if key is None:
+        return False
+    lowered = key.lower()
+    return lowered in _SECRET_NAMES or any(part in lowered for part in _SECRET_PARTS)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "<redacted>" if _secret(str(k)) else _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def _show(value: Any, key: str | None = None) -> str:
+    if _secret(key):
+        return "<redacted>"
+    try:
+        text = dumps(to_json(_redacted(value)))
+    except (ConvexError, TypeError, ValueError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
+def _value_at(args: Any, loc: Sequence[Any]) -> Any:
+    value = args
+    for part in loc:
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
+def _strip(annotation: Any) -> tuple[Any, list[Any]]:
+    """The annotation without ``Annotated[...]``, and its metadata."""
+    if get_origin(annotation) is Annotated:
+        inner, *metadata = get_args(annotation)
+        stripped, more = _strip(inner)
+        return stripped, [*metadata, *more]
+    return annotation, []
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    origin = get_origin(annotation)
+    if origin is Union or origin is types.UnionType:
+        return get_args(annotation)
+    return ()
+
+
+def _walk(model: Any, loc: Sequence[Any]) -> Any:
+    """The annotation that validates the value at ``loc`` (as far as it can be followed)."""
+    current: Any = model
+    for part in loc:
+        current, _ = _strip(current)
+        members = [m for m in _members(current) if m is not type(None)]
+        if members:
+            named = [m for m in members if _name_of(m) == part]
+            if named:  # pydantic names the union member it tried in the location
+                current = named[0]
+                continue
+            current = members[0] if len(members) == 1 else current
+            current, _ = _strip(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return current
+            current = _field_annotation(field)
+        elif get_origin(current) in (list, tuple, set, frozenset) or current in (list, tuple):
+            items = get_args(current)
+            current = items[0] if items else Any
+        elif get_origin(current) in (dict, Mapping) or current is dict:
+            items = get_args(current)
+            current = items[1] if len(items) == 2 else Any
+        else:
+            return current
+    return current
+
+
+def _field_annotation(field: FieldInfo) -> Any:
+    # pydantic moves Annotated metadata (our Id) off the annotation; put it back.
+    if field.metadata:
+        return Annotated[(field.annotation, *field.metadata)]
+    return field.annotation
+
+
+def _name_of(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def validator_of(annotation: Any, *, optional: bool = False) -> str:
+    """``annotation`` in Convex's validator notation (``v.string()``, ``v.array(...)``)."""
+    text = _validator(annotation)
+    return f"v.optional({text})" if optional else text
+
+
+def _validator(annotation: Any) -> str:
+    annotation, metadata = _strip(annotation)
+    for meta in metadata:
+        if isinstance(meta, Id):
+            return f'v.id("{meta.table}")'
+    if annotation is Any or annotation is object:
+        return "v.any()"
+    if annotation is type(None) or annotation is None:
+        return "v.null()"
+    if annotation is bool:
+        return "v.boolean()"
+    if annotation is str:
+        return "v.string()"
+    if isinstance(annotation, type) and issubclass(annotation, Int64):
+        return "v.int64()"
+    if annotation is int:
+        return "v.number() (an integer)"
+    if annotation is float:
+        return "v.number()"
+    if annotation is bytes:
+        return "v.bytes()"
+    origin = get_origin(annotation)
+    if origin is Literal:
+        literals = [f"v.literal({dumps(to_json(v))})" for v in get_args(annotation)]
+        return literals[0] if len(literals) == 1 else f"v.union({', '.join(literals)})"
+    members = _members(annotation)
+    if members:
+        return f"v.union({', '.join(_validator(m) for m in members)})"
+    if origin in (list, tuple, set, frozenset) or annotation in (list, tuple):
+        items = get_args(annotation)
+        return f"v.array({_validator(items[0]) if items else 'v.any()'})"
+    if origin in (dict, Mapping) or annotation is dict:
+        items = get_args(annotation)
+        value = _validator(items[1]) if len(items) == 2 else "v.any()"
+        return f"v.record(v.string(), {value})"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        fields = []
+        for name, field in annotation.model_fields.items():
+            inner = _field_annotation(field)
+            fields.append(f"{name}: {validator_of(inner, optional=not field.is_required())}")
+        return "v.object({" + ", ".join(fields) + "})"
+    return _name_of(annotation)
