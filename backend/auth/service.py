@@ -31,8 +31,9 @@ from urllib.parse import urlencode, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from backend.auth import devices, sessions
+from backend.auth import devices, mails, sessions
 from backend.auth.devices import Device, DeviceCookies
+from backend.auth.limits import Budgets
 from backend.auth.lockout import Attempt, Lockout, Refusal, RefusalCode
 from backend.auth.oauth import OAuthClient, PendingLogin, VerifiedProfile
 from backend.auth.passwords import Passwords, check_password_rules
@@ -40,8 +41,7 @@ from backend.auth.proof import credential, password_binding, prove_address
 from backend.auth.tables import ACCOUNTS, USERS, VERIFICATIONS
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
-from backend.mail import Mail, queue_mail
-from backend.ratelimit.limiter import TokenBucket, check, limit
+from backend.mail import queue_mail
 from backend.runtime import from_ms, to_ms
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import ClientInfo
@@ -49,21 +49,6 @@ from backend.values.ids import make_id
 
 Document = dict[str, Any]
 CREDENTIAL = "credential"
-
-RATE_LIMITS: dict[str, TokenBucket] = {
-    # Password sign-in: unknown clients by address and by the address they try; a known
-    # device by itself, so that nobody else's attempts can use up its budget.
-    "auth.signIn.email": TokenBucket(5, timedelta(minutes=1), capacity=10),
-    "auth.signIn.ip": TokenBucket(30, timedelta(minutes=1), capacity=60),
-    "auth.signIn.device": TokenBucket(30, timedelta(minutes=1), capacity=60),
-    "auth.signUp.ip": TokenBucket(5, timedelta(minutes=10), capacity=10),
-    # Mail (magic links, verification links): what one client asked for one inbox, what one
-    # client asked for in all, and a generous ceiling per inbox that protects it from
-    # floods by everyone else together (the account's known devices are not held by it).
-    "auth.mail.client": TokenBucket(3, timedelta(minutes=10), capacity=5),
-    "auth.mail.sender": TokenBucket(10, timedelta(minutes=10), capacity=20),
-    "auth.mail.inbox": TokenBucket(10, timedelta(hours=1), capacity=20),
-}
 
 
 @dataclass(frozen=True)
@@ -166,6 +151,7 @@ class AuthService:
         self.oauth = oauth
         self.lockout = Lockout(config.secret)
         self.devices = DeviceCookies(config.secret)
+        self.budgets = Budgets(config.secret)
 
     @property
     def runtime(self) -> Any:
@@ -178,30 +164,9 @@ class AuthService:
         message = f"{purpose}\x1f{value}".encode()
         return hmac.new(self.config.secret.encode(), message, hashlib.sha256).hexdigest()
 
-    def _key(self, value: str) -> str:
-        """Rate-limit keys: a keyed hash, so the table holds no emails or addresses."""
-        return hmac.new(self.config.secret.encode(), value.encode(), hashlib.sha256).hexdigest()[
-            :32
-        ]
-
-    async def _over(self, db: SystemDatabase, limits: list[tuple[str, str | None]]) -> int | None:
-        """Spend one from each limit (those without a key do not apply), or, if any is spent
-        out, nothing at all: the longest wait then."""
-        keyed = [(name, self._key(key)) for name, key in limits if key]
-        waits = []
-        for name, key in keyed:
-            result = await check(db.txn, name, RATE_LIMITS[name], key=key)
-            if not result.ok:
-                waits.append(result.retry_after_ms or 0)
-        if waits:
-            return max(waits)
-        for name, key in keyed:
-            await limit(db.txn, name, RATE_LIMITS[name], key=key)
-        return None
-
     async def _spend(self, *limits: tuple[str, str | None]) -> None:
         async def spend(db: SystemDatabase) -> int | None:
-            return await self._over(db, list(limits))
+            return await self.budgets.spend(db, list(limits))
 
         retry_after, _ts = await self.engine.system_write(spend, label="_system/auth:rateLimit")
         if retry_after is not None:
@@ -239,23 +204,6 @@ class AuthService:
     ) -> SignedIn:
         token, session, device = await self._sign_in_user(db, user["_id"], client, device)
         return SignedIn(token, session, user, callback_url, device)
-
-    def _client_key(self, client: ClientInfo, device: Device | None) -> str:
-        return f"device:{device.hash}" if device else f"ip:{client.ip_address or 'unknown'}"
-
-    async def _mail_budget(
-        self, db: SystemDatabase, address: str, client: ClientInfo, device: Device | None
-    ) -> int | None:
-        """Spend what one mail to ``address`` costs this client; the wait if it cannot."""
-        who = self._client_key(client, device)
-        limits: list[tuple[str, str | None]] = [
-            ("auth.mail.client", f"{who}|{address}"),
-            ("auth.mail.sender", who),
-        ]
-        user = await db.query(USERS).with_index("by_email", email=address).first()
-        if user is None or not await devices.is_known(db, user["_id"], device):
-            limits.append(("auth.mail.inbox", address))
-        return await self._over(db, limits)
 
     # ---- email and password -------------------------------------------------------------
 
@@ -358,12 +306,11 @@ class AuthService:
                 and await devices.is_known(db, found[0]["_id"], presented)
             )
             if known and presented is not None and found is not None:
-                limits: list[tuple[str, str | None]] = [("auth.signIn.device", presented.hash)]
                 attempt = self.lockout.attempt(address or "", (found[0]["_id"], presented.hash))
             else:
-                limits = [("auth.signIn.email", address), ("auth.signIn.ip", client.ip_address)]
                 attempt = self.lockout.attempt(address or "", None)
-            wait = await self._over(db, limits)
+            limits = Budgets.sign_in(address, client, presented if known else None)
+            wait = await self.budgets.spend(db, limits)
             if wait is not None:
                 return _Admission(found, None, _rate_limited(wait))
             if address is None:
@@ -398,7 +345,7 @@ class AuthService:
                 raise ConvexError("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
             if self.config.require_email_verification and not user["emailVerified"]:
                 # Better Auth's sendOnSignIn: another link, within the mail budget.
-                if await self._mail_budget(db, user["email"], client, presented) is None:
+                if await self.budgets.mail(db, user["email"], client, presented) is None:
                     await self._queue_verification(db, user, account, callback)
                 return Unverified(user)
             return await self._signed_in(db, user, client, presented)
@@ -463,7 +410,7 @@ class AuthService:
         minutes = int(self.config.magic_link_ttl.total_seconds() // 60)
 
         async def store(db: SystemDatabase) -> int | None:
-            wait = await self._mail_budget(db, address, client, device)
+            wait = await self.budgets.mail(db, address, client, device)
             if wait is not None:
                 return wait
             now = db.now_ms
@@ -477,18 +424,7 @@ class AuthService:
                     "createdAt": now,
                 },
             )
-            await queue_mail(
-                self.engine,
-                db,
-                Mail(
-                    to=address,
-                    subject="Your sign-in link",
-                    text=(
-                        f"Sign in by opening this link within {minutes} minutes:\n\n{link}\n\n"
-                        "If you did not ask for it, ignore this mail: nothing happens without it."
-                    ),
-                ),
-            )
+            await queue_mail(self.engine, db, mails.magic_link(address, link, minutes))
             return None
 
         wait, _ = await self.engine.system_write(store, label="_system/auth:magicLink")
@@ -577,38 +513,12 @@ class AuthService:
         )
         minutes = int(self.config.verification_ttl.total_seconds() // 60)
         site = self.config.base_url.rstrip("/")
-        await queue_mail(
-            self.engine,
-            db,
-            Mail(
-                to=user["email"],
-                subject="Confirm your email address",
-                text=(
-                    f"An account was created at {site} with this email address. If you "
-                    f"created it, confirm it by opening this link within {minutes} minutes:"
-                    f"\n\n{link}\n\n"
-                    "If you did not, do not open the link. To make the address yours alone, "
-                    f"ask {site} for a sign-in link instead: signing in with it ends every "
-                    "session and password that someone else set up with your address."
-                ),
-            ),
-        )
+        mail = mails.verification(user["email"], link, minutes, site)
+        await queue_mail(self.engine, db, mail)
 
     async def _mail_existing_owner(self, db: SystemDatabase, address: str) -> None:
         site = self.config.base_url.rstrip("/")
-        await queue_mail(
-            self.engine,
-            db,
-            Mail(
-                to=address,
-                subject="Someone tried to create an account with your address",
-                text=(
-                    f"Someone tried to create an account at {site} with this email address, "
-                    "which already has one. If it was you, sign in instead, or ask for a "
-                    "sign-in link. If it was not, ignore this mail: nothing has changed."
-                ),
-            ),
-        )
+        await queue_mail(self.engine, db, mails.existing_account(address, site))
 
     async def send_verification_email(
         self,
@@ -634,7 +544,7 @@ class AuthService:
                 raise ConvexError("EMAIL_ALREADY_VERIFIED", "Email is already verified")
 
         async def send(db: SystemDatabase) -> int | None:
-            wait = await self._mail_budget(db, address, client, device)
+            wait = await self.budgets.mail(db, address, client, device)
             if wait is not None:
                 return wait
             user = await db.query(USERS).with_index("by_email", email=address).first()
