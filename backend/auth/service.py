@@ -249,8 +249,10 @@ class AuthService:
                         "An account with this email already exists. Use another email.",
                     )
                 # As Better Auth does under requireEmailVerification: the answer a new
-                # account gets, so that sign-up does not tell who has an account here.
-                await self._mail_existing_owner(db, address)
+                # account gets, so that sign-up does not tell who has an account here. The
+                # owner hears of it, within the inbox's mail budget.
+                if await self.budgets.mail(db, address, client, device) is None:
+                    await self._mail_existing_owner(db, address)
                 fake_id = make_id(USERS, self.engine.runtime.random.token_bytes(16))
                 return Unverified({"_id": fake_id, **user_fields})
             user_id = await db.insert(USERS, user_fields)

@@ -44,7 +44,9 @@ class EmailCode(BaseModel):
 
 
 class Failures(BaseModel):
-    """Consecutive failed password checks of one user, and the lockout they earned."""
+    """Consecutive failed password checks of one user, as counted before password sign-in and
+    step-up shared one record (``backend/auth/lockout.py``). No longer written; kept so that
+    stored documents still validate."""
 
     userId: str
     method: str
@@ -109,7 +111,3 @@ async def current_code(
         .with_index("by_target", sessionId=session_id, action=action, resource=resource)
         .first()
     )
-
-
-async def failures(db: SystemDatabase, user_id: str, method: str) -> Document | None:
-    return await db.query(FAILURES).with_index("by_user", userId=user_id, method=method).first()
