@@ -338,13 +338,18 @@ class AuthService:
             raise ConvexError("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
         user_id, account, passed = found[0]["_id"], found[1], attempt
 
-        async def start(db: SystemDatabase) -> SignedIn | Unverified:
+        async def start(db: SystemDatabase) -> SignedIn | Unverified | None:
+            # The password checked must still be the account's: a takeover (proof.py) may
+            # have dropped it while argon2 ran.
+            current = await db.get(account["_id"])
+            if current is None or current.get("passwordHash") != account["passwordHash"]:
+                return None
             await self.lockout.settle(db, passed, ok=True)
             if rehash is not None:
                 await db.patch(account["_id"], {"passwordHash": rehash, "updatedAt": db.now_ms})
             user = await db.get(user_id)
             if user is None:
-                raise ConvexError("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
+                return None
             if self.config.require_email_verification and not user["emailVerified"]:
                 # Better Auth's sendOnSignIn: another link, within the mail budget.
                 if await self.budgets.mail(db, user["email"], client, presented) is None:
@@ -353,6 +358,8 @@ class AuthService:
             return await self._signed_in(db, user, client, presented)
 
         started, _ = await self.engine.system_write(start, label="_system/auth:signIn")
+        if started is None:
+            raise ConvexError("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
         if isinstance(started, Unverified):
             raise ConvexError("EMAIL_NOT_VERIFIED", "Email not verified")
         return started

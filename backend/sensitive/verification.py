@@ -377,12 +377,13 @@ async def run_verify_password(
 
     async def record(txn: Transaction) -> dict[str, Any]:
         db = SystemDatabase(txn)
-        await service.lockout.settle(db, attempt, ok=ok)
-        if ok:
+        account = await credential(db, who.user_id)
+        # Still the account's password (a takeover may have dropped it while argon2 ran)?
+        right = ok and account is not None and account.get("passwordHash") == state["stored"]
+        await service.lockout.settle(db, attempt, ok=right)
+        if right and account is not None:
             if rehash is not None:
-                account = await credential(db, who.user_id)
-                if account is not None:
-                    await db.patch(account["_id"], {"passwordHash": rehash})
+                await db.patch(account["_id"], {"passwordHash": rehash})
             return await _grant(db, who, spec, resource, "password", trail)
         await audit.record(
             db,

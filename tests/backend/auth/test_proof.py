@@ -3,11 +3,13 @@ failure count. Through the engine, on each database."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from backend.auth.passwords import Passwords
 from backend.auth.service import Unverified
 from backend.errors import ConvexError
 from backend.testing import RunCtx, TestBackend
@@ -102,3 +104,37 @@ async def test_with_required_verification_the_harness_user_still_signs_up_and_ac
         with pytest.raises(ConvexError) as unverified:
             await strict.sign_in("bob@example.com", PASSWORD)
         assert unverified.value.code == "EMAIL_NOT_VERIFIED"
+
+
+class GatedPasswords(Passwords):
+    """Real argon2, but a check waits at a gate: a takeover can land while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024)
+        self.closed = False
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def verify(self, stored: str | None, password: str) -> tuple[bool, str | None]:
+        if self.closed:
+            self.entered.set()
+            await self.gate.wait()
+        return await super().verify(stored, password)
+
+
+async def test_a_sign_in_whose_password_was_dropped_while_it_was_checked_gets_nothing(
+    database_url: str | None,
+) -> None:
+    passwords = GatedPasswords()
+    async with TestBackend(database_url, app=basic_app(), passwords=passwords) as gated:
+        await gated.sign_up(VICTIM, PLANTED)
+        passwords.closed = True
+        attempt = asyncio.create_task(gated.sign_in(VICTIM, PLANTED))
+        await passwords.entered.wait()
+        owner = await gated.sign_in_magic_link(VICTIM)  # the takeover, mid-check
+        passwords.gate.set()
+        with pytest.raises(ConvexError) as refused:
+            await attempt
+        assert refused.value.code == "INVALID_EMAIL_OR_PASSWORD"
+        sessions = await rows(gated, "_sessions", owner.user_id)
+        assert [s["_id"] for s in sessions] == [owner.session_id]
