@@ -2,7 +2,7 @@
 
 Every password check goes through here: signing in by email and password, and the step-up
 check ``sensitive:verifyPassword``. Both share the account's record, so a guess spent on one
-is a guess spent on the other, and a lock on one is a lock on the other.
+is a guess spent on the other, and a client locked out of one is locked out of the other.
 
 Who is counted. A check is made by a *client*: either a device the account knows (its signed
 device cookie names a device that has signed in to this account before, ``devices.py``; a
@@ -14,6 +14,10 @@ What is locked. Unknown clients are refused while the account's record is locked
 device only while its own record is. So an attacker, who is an unknown client, can lock other
 unknown clients out of the owner's account but never the owner's known devices: others'
 failures do not lock a client that has signed in before (OWASP's "device cookies").
+
+What is forgiven. A right password from an unknown client clears the account's record; from a
+known device it clears the device's record and the account's consecutive count, but not the
+lock that strangers earned, so the owner signing in hands an attacker no fresh guesses.
 
 How the delays grow (OWASP: lock after about ten consecutive failures, for longer and longer,
 up to about an hour). The first ``FREE_FAILURES`` failures cost nothing; the tenth locks for a
