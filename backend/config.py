@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     app_functions: str = "functions"
     web_dir: str = "client_js/demo/dist"  # the built demo web app, served at /
     ws_compression: bool = False  # per-message deflate on the sync socket
+    # No session for a password account until its address is proven (a verification link)
+    require_email_verification: bool = False
 
     def resolved_secret_key(self) -> str:
         """The server secret; generated once under ``./data/`` in dev, required otherwise."""

@@ -31,7 +31,7 @@ from sqlalchemy import text
 
 from backend.auth.oauth import VerifiedProfile
 from backend.auth.passwords import Passwords
-from backend.auth.service import AuthConfig, AuthService, SignedIn
+from backend.auth.service import AuthConfig, AuthService, SignedIn, Unverified
 from backend.auth.sessions import resolve_identity
 from backend.engine import Engine, MutationResult
 from backend.mail import CaptureTransport, Mail, install_seal
@@ -48,7 +48,8 @@ from backend.udf.context import Auth, ClientInfo, Identity, MutationCtx
 
 T = TypeVar("T")
 _CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="TestBackend")
-_LINK_TOKEN = re.compile(r"[?&]token=([^&\s]+)")
+_MAGIC_LINK = re.compile(r"/api/auth/magic-link/verify\?(?:\S*&)?token=([^&\s]+)")
+_VERIFY_LINK = re.compile(r"/api/auth/verify-email\?(?:\S*&)?token=([^&\s]+)")
 _template: dict[str, Path] = {}
 # Test databases live in a memory-backed directory where there is one (private mkdtemp dirs).
 _MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
@@ -135,6 +136,7 @@ class TestBackend(Caller):
         hold_scheduled: bool = False,
         dev_mode: bool = True,
         passwords: Passwords | None = None,
+        require_email_verification: bool = False,
     ) -> None:
         super().__init__(self, None)
         self.database_url = database_url
@@ -144,6 +146,7 @@ class TestBackend(Caller):
         self.hold_scheduled = hold_scheduled
         self.dev_mode = dev_mode
         self.passwords = passwords or Passwords()
+        self.require_email_verification = require_email_verification
         self._mail = CaptureTransport(runtime=Runtime(clock=self.clock))
         self._tmpdir: Path | None = None
         self._pg_schema: str | None = None
@@ -178,7 +181,11 @@ class TestBackend(Caller):
         self.worker = SchedulerWorker(self._engine)
         self.auth = AuthService(
             self._engine,
-            AuthConfig(secret="test-secret-key", base_url="http://testserver"),  # noqa: S106
+            AuthConfig(
+                secret="test-secret-key",  # noqa: S106
+                base_url="http://testserver",
+                require_email_verification=self.require_email_verification,
+            ),
             passwords=self.passwords,
         )
         self._engine.services[SERVICE] = SensitiveService(
@@ -227,12 +234,16 @@ class TestBackend(Caller):
         return Caller(self, Identity(subject=user_id, session_id=session_id))
 
     async def sign_up(self, email: str, password: str, name: str | None = None) -> UserHandle:
-        """Create a user with a password; returns it signed in on a fresh session."""
+        """Create a user with a password; returns it signed in on a fresh session. (With
+        ``require_email_verification`` the user first follows the verification link mailed
+        at sign-up, as a person would.)"""
         try:
-            signed_in = await self.auth.sign_up(email, password, name, _CLIENT)
+            created = await self.auth.sign_up(email, password, name, _CLIENT)
         finally:
             await self._after_call()
-        return UserHandle(self, signed_in)
+        if isinstance(created, Unverified):
+            return await self.verify_email(email)
+        return UserHandle(self, created)
 
     async def sign_in(self, email: str, password: str) -> UserHandle:
         """A new, fresh session for an existing password user."""
@@ -243,17 +254,33 @@ class TestBackend(Caller):
         return UserHandle(self, signed_in)
 
     async def sign_in_magic_link(self, email: str) -> UserHandle:
-        """Request a magic link, read it from the captured mail, follow it (creates the user)."""
+        """Request a magic link, read it from the captured mail, follow it (creates the user).
+        Like any proof of the address, the first one takes an unverified account over."""
         await self.auth.request_magic_link(email, None, _CLIENT)
         await self.worker.run_due()
+        token = self._newest_link(email, _MAGIC_LINK)
+        signed_in = await self.auth.verify_magic_link(token, _CLIENT)
+        await self._after_call()
+        return UserHandle(self, signed_in)
+
+    async def verify_email(self, email: str) -> UserHandle:
+        """Follow the newest verification link mailed to ``email``; returns the user signed
+        in by it (the link proves the address and confirms the account's password)."""
+        await self.worker.run_due()
+        token = self._newest_link(email, _VERIFY_LINK)
+        verified = await self.auth.verify_email(token, _CLIENT)
+        await self._after_call()
+        if verified.signed_in is None:
+            raise AssertionError(f"the address {email} was verified already")
+        return UserHandle(self, verified.signed_in)
+
+    def _newest_link(self, email: str, pattern: re.Pattern[str]) -> str:
         address = email.strip().lower()
         for mail in reversed(self._mail.sent):
-            match = _LINK_TOKEN.search(mail.text)
+            match = pattern.search(mail.text)
             if mail.to == address and match:
-                signed_in = await self.auth.verify_magic_link(unquote(match.group(1)), _CLIENT)
-                await self._after_call()
-                return UserHandle(self, signed_in)
-        raise AssertionError(f"no magic link was mailed to {email}")
+                return unquote(match.group(1))
+        raise AssertionError(f"no such link was mailed to {email}")
 
     async def sign_in_oauth(
         self, provider: str, email: str, *, name: str | None = None, email_verified: bool = True

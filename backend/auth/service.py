@@ -1,11 +1,23 @@
-"""Signing in and out: email and password, magic links, OAuth, and tokens for the client.
+"""Signing in and out: email and password, magic links, email verification, OAuth, and tokens
+for the client.
 
 Each flow is a few short serializable transactions around the slow parts (argon2 runs between
 transactions, off the event loop; OAuth calls the provider between them). Rate limits are
-spent in a transaction of their own *before* the check they guard, so a failed attempt still
-counts. Answers never reveal whether an email is known: sign-in for an unknown email does the
-same argon2 work and fails the same way; a magic-link request always answers ``{status: true}``
-and always sends a mail.
+spent, and a password attempt is counted as a failure, in a transaction of their own *before*
+the check they guard, so a failed attempt still counts and parallel guesses cannot outrun the
+count (``lockout.py``). Answers never reveal whether an email is known: sign-in for an unknown
+email does the same argon2 work, is counted and locked the same way, and fails the same way;
+a magic-link request always answers ``{status: true}`` and always sends a mail; a request for
+a verification mail always answers ``{status: true}``.
+
+Clients. A caller that presents a valid device cookie for the account (``devices.py``) is one
+of the account's known devices: its failures and rate limits are its own, so strangers'
+guesses never lock it out. Everyone else is counted by address and on the account's record.
+
+Addresses. An account's address is unproven until a magic link, a verification link or an
+OAuth provider that vouches for it proves it; the first proof takes the account over
+(``proof.py``). With ``require_email_verification`` an unproven password account gets no
+session at all (Better Auth's ``requireEmailVerification``).
 """
 
 from __future__ import annotations
@@ -19,31 +31,24 @@ from urllib.parse import urlencode, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
-from backend.auth import sessions
+from backend.auth import devices, mails, sessions
+from backend.auth.devices import Device, DeviceCookies
+from backend.auth.limits import Budgets
+from backend.auth.lockout import Attempt, Lockout, Refusal, RefusalCode
 from backend.auth.oauth import OAuthClient, PendingLogin, VerifiedProfile
 from backend.auth.passwords import Passwords, check_password_rules
+from backend.auth.proof import credential, password_binding, prove_address
 from backend.auth.tables import ACCOUNTS, USERS, VERIFICATIONS
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
-from backend.mail import SECRET, Mail, queue_mail
-from backend.ratelimit.limiter import TokenBucket, limit
+from backend.mail import queue_mail
 from backend.runtime import from_ms, to_ms
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import ClientInfo
+from backend.values.ids import make_id
 
 Document = dict[str, Any]
 CREDENTIAL = "credential"
-
-RATE_LIMITS: dict[str, TokenBucket] = {
-    "auth.signIn.email": TokenBucket(5, timedelta(minutes=1), capacity=10),
-    "auth.signIn.ip": TokenBucket(30, timedelta(minutes=1), capacity=60),
-    "auth.signUp.ip": TokenBucket(5, timedelta(minutes=10), capacity=10),
-    # USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL says an email has an account (Better Auth's client
-    # expects it): asking about one email is limited wherever the asking comes from
-    "auth.signUp.email": TokenBucket(3, timedelta(minutes=10), capacity=5),
-    "auth.mail.email": TokenBucket(3, timedelta(minutes=10), capacity=5),
-    "auth.mail.ip": TokenBucket(10, timedelta(minutes=10), capacity=20),
-}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,25 @@ class SignedIn:
     token: str
     session: Document
     user: Document
+    callback_url: str | None = None
+    device: Device | None = None  # the device cookie to set
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """An answer without a session: the account exists (or seems to) but its address is not
+    proven yet, and ``require_email_verification`` is on."""
+
+    user: Document
+
+
+@dataclass(frozen=True)
+class EmailVerified:
+    """A verification link was followed: the user, signed in when this link proved the
+    address (None when it had been proven already)."""
+
+    user: Document | None
+    signed_in: SignedIn | None
     callback_url: str | None = None
 
 
@@ -61,7 +85,9 @@ class AuthConfig:
     trusted_origins: list[str] = field(default_factory=list)
     session_ttl: timedelta = sessions.DEFAULT_SESSION_TTL
     magic_link_ttl: timedelta = timedelta(minutes=10)
+    verification_ttl: timedelta = timedelta(hours=1)
     oauth_ttl: timedelta = timedelta(minutes=10)
+    require_email_verification: bool = False
 
 
 def normalise_email(email: Any) -> str:
@@ -87,6 +113,29 @@ def _text(value: Any, name: str, *, max_length: int, required: bool = True) -> s
     return value.strip()
 
 
+def _rate_limited(retry_after_ms: int | None) -> ConvexError:
+    return ConvexError(
+        ErrorCode.RATE_LIMITED, "Too many attempts. Try again later.", retryAfterMs=retry_after_ms
+    )
+
+
+def _refused(refusal: Refusal) -> ConvexError:
+    if refusal.code is RefusalCode.PASSWORD_LOCKED:
+        return ConvexError(
+            "PASSWORD_LOCKED",
+            "Too many wrong passwords: sign in with a link sent to your email to unlock "
+            "password sign-in.",
+        )
+    return _rate_limited(refusal.retry_after_ms)
+
+
+@dataclass(frozen=True)
+class _Admission:
+    found: tuple[Document, Document] | None  # the user and their credential
+    attempt: Attempt | None
+    refused: ConvexError | None
+
+
 class AuthService:
     def __init__(
         self,
@@ -100,6 +149,9 @@ class AuthService:
         self.config = config
         self.passwords = passwords or Passwords()
         self.oauth = oauth
+        self.lockout = Lockout(config.secret)
+        self.devices = DeviceCookies(config.secret)
+        self.budgets = Budgets(config.secret)
 
     @property
     def runtime(self) -> Any:
@@ -108,35 +160,29 @@ class AuthService:
     def _now_ms(self) -> float:
         return to_ms(self.engine.runtime.now())
 
-    def _key(self, value: str) -> str:
-        """Rate-limit keys: a keyed hash, so the table holds no emails or addresses."""
-        return hmac.new(self.config.secret.encode(), value.encode(), hashlib.sha256).hexdigest()[
-            :32
-        ]
+    def _mac(self, purpose: str, value: str) -> str:
+        message = f"{purpose}\x1f{value}".encode()
+        return hmac.new(self.config.secret.encode(), message, hashlib.sha256).hexdigest()
 
     async def _spend(self, *limits: tuple[str, str | None]) -> None:
-        wanted = [(name, key) for name, key in limits if key]
-
         async def spend(db: SystemDatabase) -> int | None:
-            worst: int | None = None
-            for name, key in wanted:
-                result = await limit(db.txn, name, RATE_LIMITS[name], key=self._key(key or ""))
-                if not result.ok:
-                    worst = max(worst or 0, result.retry_after_ms or 0)
-            return worst
+            return await self.budgets.spend(db, list(limits))
 
         retry_after, _ts = await self.engine.system_write(spend, label="_system/auth:rateLimit")
         if retry_after is not None:
-            raise ConvexError(
-                ErrorCode.RATE_LIMITED,
-                "Too many attempts. Try again later.",
-                retryAfterMs=retry_after,
-            )
+            raise _rate_limited(retry_after)
+
+    def _link(self, path: str, **query: str) -> str:
+        return f"{self.config.base_url.rstrip('/')}{path}?{urlencode(query)}"
 
     async def _sign_in_user(
-        self, db: SystemDatabase, user_id: str, client: ClientInfo
-    ) -> tuple[str, Document]:
-        return await sessions.create_session(
+        self, db: SystemDatabase, user_id: str, client: ClientInfo, device: Device | None
+    ) -> tuple[str, Document, Device]:
+        """A new session for ``user_id`` on ``device`` (a new device if None), which the user
+        now knows."""
+        device = device or self.devices.mint(self.engine.runtime)
+        await devices.remember(db, user_id, device)
+        token, session = await sessions.create_session(
             db,
             self.engine.runtime,
             user_id,
@@ -144,55 +190,107 @@ class AuthService:
             ttl=self.config.session_ttl,
             ip_address=client.ip_address,
             user_agent=client.user_agent,
+            device_hash=device.hash,
         )
+        return token, session, device
+
+    async def _signed_in(
+        self,
+        db: SystemDatabase,
+        user: Document,
+        client: ClientInfo,
+        device: Device | None,
+        callback_url: str | None = None,
+    ) -> SignedIn:
+        token, session, device = await self._sign_in_user(db, user["_id"], client, device)
+        return SignedIn(token, session, user, callback_url, device)
 
     # ---- email and password -------------------------------------------------------------
 
-    async def sign_up(self, email: Any, password: Any, name: Any, client: ClientInfo) -> SignedIn:
+    async def sign_up(
+        self,
+        email: Any,
+        password: Any,
+        name: Any,
+        client: ClientInfo,
+        *,
+        callback_url: Any = None,
+        device_cookie: str | None = None,
+    ) -> SignedIn | Unverified:
+        """Create a password account and mail a link that confirms it. Signed in at once,
+        unless ``require_email_verification``: then ``Unverified``, and an address that has
+        an account already gets the same answer (and its owner a mail saying so)."""
         address = normalise_email(email)
         display = _text(name, "name", max_length=200, required=False) or address.split("@")[0]
         if not isinstance(password, str):
             raise ConvexError("PASSWORD_TOO_SHORT", "Choose a password", path="password")
         check_password_rules(password, email=address)
+        callback = self.check_callback(callback_url)
+        # USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL says an email has an account (Better Auth's
+        # client expects it): asking about one email is limited wherever the asking comes from
         await self._spend(("auth.signUp.email", address), ("auth.signUp.ip", client.ip_address))
         password_hash = await self.passwords.hash(password)
+        required = self.config.require_email_verification
+        device = self.devices.read(device_cookie)
 
-        async def create(db: SystemDatabase) -> tuple[str, Document, Document]:
+        async def create(db: SystemDatabase) -> SignedIn | Unverified:
             existing = await db.query(USERS).with_index("by_email", email=address).first()
-            if existing is not None:
-                raise ConvexError(
-                    "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
-                    "An account with this email already exists. Use another email.",
-                )
             now = db.now_ms
             user_fields = {
                 "email": address,
                 "name": display,
                 "emailVerified": False,
+                "image": None,
                 "createdAt": now,
                 "updatedAt": now,
             }
+            if existing is not None:
+                if not required:
+                    raise ConvexError(
+                        "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+                        "An account with this email already exists. Use another email.",
+                    )
+                # As Better Auth does under requireEmailVerification: the answer a new
+                # account gets, so that sign-up does not tell who has an account here. The
+                # owner hears of it, within the inbox's mail budget.
+                if await self.budgets.mail(db, address, client, device) is None:
+                    await self._mail_existing_owner(db, address)
+                fake_id = make_id(USERS, self.engine.runtime.random.token_bytes(16))
+                return Unverified({"_id": fake_id, **user_fields})
             user_id = await db.insert(USERS, user_fields)
-            await db.insert(
-                ACCOUNTS,
-                {
-                    "userId": user_id,
-                    "providerId": CREDENTIAL,
-                    "accountId": user_id,
-                    "passwordHash": password_hash,
-                    "createdAt": now,
-                    "updatedAt": now,
-                },
-            )
-            token, session = await self._sign_in_user(db, user_id, client)
-            return token, session, {"_id": user_id, **user_fields}
+            account = {
+                "userId": user_id,
+                "providerId": CREDENTIAL,
+                "accountId": user_id,
+                "passwordHash": password_hash,
+                "passwordSetAt": now,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+            account_id = await db.insert(ACCOUNTS, account)
+            user = {"_id": user_id, **user_fields}
+            await self._queue_verification(db, user, {"_id": account_id, **account}, callback)
+            if required:
+                return Unverified(user)
+            return await self._signed_in(db, user, client, device)
 
-        (token, session, user), _ = await self.engine.system_write(
-            create, label="_system/auth:signUp"
-        )
-        return SignedIn(token, session, user)
+        created, _ = await self.engine.system_write(create, label="_system/auth:signUp")
+        return created
 
-    async def sign_in(self, email: Any, password: Any, client: ClientInfo) -> SignedIn:
+    async def sign_in(
+        self,
+        email: Any,
+        password: Any,
+        client: ClientInfo,
+        *,
+        callback_url: Any = None,
+        device_cookie: str | None = None,
+    ) -> SignedIn:
+        """Check the password and open a session. ``INVALID_EMAIL_OR_PASSWORD`` alike for a
+        wrong password and an unknown email; ``RATE_LIMITED`` (with ``retryAfterMs``) while
+        this client is locked out, and ``PASSWORD_LOCKED`` at the hard stop, both without
+        looking at the password; ``EMAIL_NOT_VERIFIED`` for the right password of an
+        unproven account under ``require_email_verification`` (a new link is mailed)."""
         if not isinstance(password, str) or len(password) > 1024:
             raise ConvexError(
                 ErrorCode.INVALID_ARGUMENT, "password must be a string", path="password"
@@ -201,39 +299,87 @@ class AuthService:
             address = normalise_email(email)
         except ConvexError:
             address = None
-        await self._spend(("auth.signIn.email", address), ("auth.signIn.ip", client.ip_address))
+        callback = self.check_callback(callback_url)
+        presented = self.devices.read(device_cookie)
 
-        async def lookup(db: SystemDatabase) -> tuple[Document, Document] | None:
-            if address is None:
-                return None
-            user = await db.query(USERS).with_index("by_email", email=address).first()
-            if user is None:
-                return None
-            account = await (
-                db.query(ACCOUNTS)
-                .with_index("by_user", userId=user["_id"], providerId=CREDENTIAL)
-                .first()
+        async def admit(db: SystemDatabase) -> _Admission:
+            found = await self._password_account(db, address)
+            known = (
+                found is not None
+                and presented is not None
+                and await devices.is_known(db, found[0]["_id"], presented)
             )
-            return None if account is None else (user, account)
+            if known and presented is not None and found is not None:
+                attempt = self.lockout.attempt(address or "", (found[0]["_id"], presented.hash))
+            else:
+                attempt = self.lockout.attempt(address or "", None)
+            limits = Budgets.sign_in(address, client, presented if known else None)
+            wait = await self.budgets.spend(db, limits)
+            if wait is not None:
+                return _Admission(found, None, _rate_limited(wait))
+            if address is None:
+                return _Admission(None, None, None)
+            refusal = await self.lockout.admit(db, attempt)
+            return _Admission(found, attempt, _refused(refusal) if refusal else None)
 
-        found = await self.engine.system_read(lookup)
+        admission, _ = await self.engine.system_write(admit, label="_system/auth:signInAttempt")
+        if admission.refused is not None:
+            raise admission.refused
+        found, attempt = admission.found, admission.attempt
         # Same argon2 work whether or not the email is known (a dummy hash stands in).
         ok, rehash = await self.passwords.verify(
             found[1]["passwordHash"] if found else None, password
         )
-        if not ok or found is None:
+        if not ok or found is None or attempt is None:
+            if attempt is not None and attempt.device_key is not None:
+                failed: Attempt = attempt  # counted on the account only now (lockout.py)
+                await self.engine.system_write(
+                    lambda db: self.lockout.settle(db, failed, ok=False),
+                    label="_system/auth:signInFailed",
+                )
             raise ConvexError("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
-        user, account = found
+        user_id, account, passed = found[0]["_id"], found[1], attempt
 
-        async def start(db: SystemDatabase) -> tuple[str, Document]:
+        async def start(db: SystemDatabase) -> SignedIn | Unverified | None:
+            # The password checked must still be the account's: a takeover (proof.py) may
+            # have dropped it while argon2 ran.
+            current = await db.get(account["_id"])
+            if current is None or current.get("passwordHash") != account["passwordHash"]:
+                return None
+            await self.lockout.settle(db, passed, ok=True)
             if rehash is not None:
                 await db.patch(account["_id"], {"passwordHash": rehash, "updatedAt": db.now_ms})
-            return await self._sign_in_user(db, user["_id"], client)
+            user = await db.get(user_id)
+            if user is None:
+                return None
+            if self.config.require_email_verification and not user["emailVerified"]:
+                # Better Auth's sendOnSignIn: another link, within the mail budget.
+                if await self.budgets.mail(db, user["email"], client, presented) is None:
+                    await self._queue_verification(db, user, account, callback)
+                return Unverified(user)
+            return await self._signed_in(db, user, client, presented)
 
-        (token, session), _ = await self.engine.system_write(start, label="_system/auth:signIn")
-        return SignedIn(token, session, user)
+        started, _ = await self.engine.system_write(start, label="_system/auth:signIn")
+        if started is None:
+            raise ConvexError("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
+        if isinstance(started, Unverified):
+            raise ConvexError("EMAIL_NOT_VERIFIED", "Email not verified")
+        return started
 
-    # ---- magic links --------------------------------------------------------------------
+    async def _password_account(
+        self, db: SystemDatabase, address: str | None
+    ) -> tuple[Document, Document] | None:
+        if address is None:
+            return None
+        user = await db.query(USERS).with_index("by_email", email=address).first()
+        if user is None:
+            return None
+        account = await credential(db, user["_id"])
+        if account is None or account.get("passwordHash") is None:
+            return None
+        return user, account
+
+    # ---- links by mail: magic links and email verification ------------------------------
 
     def check_callback(self, callback_url: Any) -> str | None:
         """Only same-site or trusted destinations: no open redirects."""
@@ -257,18 +403,27 @@ class AuthService:
             return callback_url
         raise ConvexError("INVALID_CALLBACK_URL", "callbackURL is not allowed", path="callbackURL")
 
-    async def request_magic_link(self, email: Any, callback_url: Any, client: ClientInfo) -> None:
+    async def request_magic_link(
+        self,
+        email: Any,
+        callback_url: Any,
+        client: ClientInfo,
+        *,
+        device_cookie: str | None = None,
+    ) -> None:
         address = normalise_email(email)
         callback = self.check_callback(callback_url)
-        await self._spend(("auth.mail.email", address), ("auth.mail.ip", client.ip_address))
+        device = self.devices.read(device_cookie)
         token = sessions.new_token(self.engine.runtime)
         # A person clicking the link in a browser lands on the site, signed in (Better Auth
         # does the same); a client calling verify itself passes no callbackURL and gets JSON.
-        query = {"token": token, "callbackURL": callback or "/"}
-        link = f"{self.config.base_url.rstrip('/')}/api/auth/magic-link/verify?{urlencode(query)}"
+        link = self._link("/api/auth/magic-link/verify", token=token, callbackURL=callback or "/")
         minutes = int(self.config.magic_link_ttl.total_seconds() // 60)
 
-        async def store(db: SystemDatabase) -> None:
+        async def store(db: SystemDatabase) -> int | None:
+            wait = await self.budgets.mail(db, address, client, device)
+            if wait is not None:
+                return wait
             now = db.now_ms
             await db.insert(
                 VERIFICATIONS,
@@ -280,38 +435,43 @@ class AuthService:
                     "createdAt": now,
                 },
             )
-            await queue_mail(
-                self.engine,
-                db,
-                Mail(
-                    to=address,
-                    subject="Your sign-in link",
-                    text=(
-                        f"Sign in by opening this link within {minutes} minutes:\n\n{SECRET}\n\n"
-                        "If you did not ask for it, ignore this mail: nothing happens without it."
-                    ),
-                    secret=link,  # sealed in the outbox, rendered only at send time
-                ),
-            )
+            await queue_mail(self.engine, db, mails.magic_link(address, link, minutes))
+            return None
 
-        await self.engine.system_write(store, label="_system/auth:magicLink")
+        wait, _ = await self.engine.system_write(store, label="_system/auth:magicLink")
+        if wait is not None:
+            raise _rate_limited(wait)
 
-    async def verify_magic_link(self, token: Any, client: ClientInfo) -> SignedIn:
+    async def _take_link(
+        self, db: SystemDatabase, purpose: str, token: str
+    ) -> tuple[Document | None, bool]:
+        """Consume a link's entry (single use): ``(entry, expired)``."""
+        entry = await (
+            db.query(VERIFICATIONS)
+            .with_index("by_identifier", purpose=purpose, identifierHash=sessions.token_hash(token))
+            .first()
+        )
+        if entry is None:
+            return None, False
+        await db.delete(entry["_id"])
+        if entry["expiresAt"] <= db.now_ms:
+            return None, True
+        return entry, False
+
+    async def verify_magic_link(
+        self, token: Any, client: ClientInfo, *, device_cookie: str | None = None
+    ) -> SignedIn:
+        """Sign in by a magic link, creating the user if new. The link proves the address:
+        the first proof takes the account over (``proof.py``)."""
         if not isinstance(token, str) or not token or len(token) > 256:
             raise ConvexError("INVALID_TOKEN", "This link is invalid or has expired")
+        device = self.devices.read(device_cookie)
 
-        async def consume(db: SystemDatabase) -> SignedIn:
-            entry = await (
-                db.query(VERIFICATIONS)
-                .with_index(
-                    "by_identifier", purpose="magic-link", identifierHash=sessions.token_hash(token)
-                )
-                .first()
-            )
+        async def consume(db: SystemDatabase) -> SignedIn | None:
+            entry, _expired = await self._take_link(db, "magic-link", token)
+            if entry is None:
+                return None
             now = db.now_ms
-            if entry is None or entry["expiresAt"] <= now:
-                raise ConvexError("INVALID_TOKEN", "This link is invalid or has expired")
-            await db.delete(entry["_id"])  # single use: the same transaction signs in
             address = entry["value"]["email"]
             user = await db.query(USERS).with_index("by_email", email=address).first()
             if user is None:
@@ -323,14 +483,123 @@ class AuthService:
                     "updatedAt": now,
                 }
                 user = {"_id": await db.insert(USERS, fields), **fields}
-            elif not user["emailVerified"]:
-                await db.patch(user["_id"], {"emailVerified": True, "updatedAt": now})
-                user = {**user, "emailVerified": True}
-            session_token, session = await self._sign_in_user(db, user["_id"], client)
-            return SignedIn(session_token, session, user, entry["value"].get("callbackURL"))
+            else:
+                user, _ = await prove_address(db, user, self.lockout)
+            return await self._signed_in(
+                db, user, client, device, entry["value"].get("callbackURL")
+            )
 
         signed_in, _ = await self.engine.system_write(consume, label="_system/auth:magicLinkVerify")
+        if signed_in is None:  # the spent (or expired) entry is gone either way
+            raise ConvexError("INVALID_TOKEN", "This link is invalid or has expired")
         return signed_in
+
+    async def _queue_verification(
+        self,
+        db: SystemDatabase,
+        user: Document,
+        account: Document | None,
+        callback: str | None,
+    ) -> None:
+        """Mail a link that proves ``user``'s address and confirms the account as it stands
+        (its password included: the mail asks whether the reader created it)."""
+        token = sessions.new_token(self.engine.runtime)
+        link = self._link("/api/auth/verify-email", token=token, callbackURL=callback or "/")
+        now = db.now_ms
+        value: Document = {"email": user["email"], "userId": user["_id"]}
+        binding = password_binding(account)
+        if binding is not None:
+            value["password"] = binding
+        if callback:
+            value["callbackURL"] = callback
+        await db.insert(
+            VERIFICATIONS,
+            {
+                "purpose": "email-verification",
+                "identifierHash": sessions.token_hash(token),
+                "value": value,
+                "expiresAt": now + self.config.verification_ttl.total_seconds() * 1000,
+                "createdAt": now,
+            },
+        )
+        minutes = int(self.config.verification_ttl.total_seconds() // 60)
+        site = self.config.base_url.rstrip("/")
+        mail = mails.verification(user["email"], link, minutes, site)
+        await queue_mail(self.engine, db, mail)
+
+    async def _mail_existing_owner(self, db: SystemDatabase, address: str) -> None:
+        site = self.config.base_url.rstrip("/")
+        await queue_mail(self.engine, db, mails.existing_account(address, site))
+
+    async def send_verification_email(
+        self,
+        email: Any,
+        callback_url: Any,
+        client: ClientInfo,
+        *,
+        session_token: str | None = None,
+        device_cookie: str | None = None,
+    ) -> None:
+        """Mail a verification link (Better Auth's ``/send-verification-email``). Signed in:
+        for the caller's own address only (``EMAIL_MISMATCH``), and not twice
+        (``EMAIL_ALREADY_VERIFIED``). Signed out: the same answer for every address, and a
+        mail only to an account that is not verified yet."""
+        address = normalise_email(email)
+        callback = self.check_callback(callback_url)
+        device = self.devices.read(device_cookie)
+        info = await self.session(session_token)
+        if info is not None:
+            if info.user["email"] != address:
+                raise ConvexError("EMAIL_MISMATCH", "Email mismatch")
+            if info.user["emailVerified"]:
+                raise ConvexError("EMAIL_ALREADY_VERIFIED", "Email is already verified")
+
+        async def send(db: SystemDatabase) -> int | None:
+            wait = await self.budgets.mail(db, address, client, device)
+            if wait is not None:
+                return wait
+            user = await db.query(USERS).with_index("by_email", email=address).first()
+            if user is not None and not user["emailVerified"]:
+                account = await credential(db, user["_id"])
+                await self._queue_verification(db, user, account, callback)
+            return None
+
+        wait, _ = await self.engine.system_write(send, label="_system/auth:sendVerification")
+        if wait is not None:
+            raise _rate_limited(wait)
+
+    async def verify_email(
+        self, token: Any, client: ClientInfo, *, device_cookie: str | None = None
+    ) -> EmailVerified:
+        """Follow a verification link: the address is proven (the first proof takes the
+        account over, keeping the password the link names) and the follower signed in.
+        ``INVALID_TOKEN`` for an unknown or spent link, ``TOKEN_EXPIRED`` for a late one."""
+        if not isinstance(token, str) or not token or len(token) > 256:
+            raise ConvexError("INVALID_TOKEN", "Invalid token")
+        device = self.devices.read(device_cookie)
+
+        async def consume(db: SystemDatabase) -> EmailVerified | str:
+            entry, expired = await self._take_link(db, "email-verification", token)
+            if entry is None:
+                return "TOKEN_EXPIRED" if expired else "INVALID_TOKEN"
+            value = entry["value"]
+            callback = value.get("callbackURL")
+            user = await db.get(value["userId"])
+            if user is None or user["email"] != value["email"]:
+                return "INVALID_TOKEN"
+            if user["emailVerified"]:  # proven meanwhile (Better Auth: {status, user: null})
+                return EmailVerified(None, None, callback)
+            user, _ = await prove_address(
+                db, user, self.lockout, confirms_password=value.get("password")
+            )
+            signed_in = await self._signed_in(db, user, client, device, callback)
+            return EmailVerified(user, signed_in, callback)
+
+        verified, _ = await self.engine.system_write(consume, label="_system/auth:verifyEmail")
+        if isinstance(verified, str):
+            message = "Token expired" if verified == "TOKEN_EXPIRED" else "Invalid token"
+            raise ConvexError(verified, message)
+        return verified
 
     # ---- OAuth --------------------------------------------------------------------------
 
@@ -339,7 +608,13 @@ class AuthService:
             raise ConvexError("PROVIDER_NOT_FOUND", "No sign-in provider is configured")
         return self.oauth
 
-    async def begin_oauth(self, provider: Any, callback_url: Any) -> str:
+    def state_binding(self, state: str) -> str:
+        """What the OAuth state cookie holds: a keyed hash of the state, which only the server
+        can make, so the callback knows the browser bringing ``state`` is the one that began."""
+        return self._mac("oauth-state", state)
+
+    async def begin_oauth(self, provider: Any, callback_url: Any) -> tuple[str, str]:
+        """The provider's authorization URL, and the state binding to set as a cookie."""
         if not isinstance(provider, str) or len(provider) > 64:
             raise ConvexError("PROVIDER_NOT_FOUND", "Unknown provider", path="provider")
         callback = self.check_callback(callback_url)
@@ -367,15 +642,30 @@ class AuthService:
             )
 
         await self.engine.system_write(store, label="_system/auth:oauthBegin")
-        return url
+        return url, self.state_binding(pending.state)
 
     async def finish_oauth(
-        self, provider: str, code: Any, state: Any, client: ClientInfo
+        self,
+        provider: str,
+        code: Any,
+        state: Any,
+        client: ClientInfo,
+        *,
+        state_cookie: str | None = None,
+        device_cookie: str | None = None,
     ) -> SignedIn:
+        """Finish a sign-in begun in *this* browser: ``state_cookie`` must bind ``state``
+        (login CSRF: otherwise an attacker's callback URL, opened by a victim, would sign the
+        victim in as the attacker)."""
         if not isinstance(code, str) or not isinstance(state, str) or not code or not state:
             raise ConvexError("OAUTH_FAILED", "The provider's answer is incomplete")
         if len(code) > 2048 or len(state) > 256:
             raise ConvexError("OAUTH_FAILED", "The provider's answer is malformed")
+        # Bytes: compare_digest refuses non-ASCII str, and both come from the request.
+        expected = self.state_binding(state).encode()
+        presented = (state_cookie or "").encode("utf-8", "replace")
+        if not hmac.compare_digest(expected, presented):
+            raise ConvexError("OAUTH_FAILED", "This sign-in was not started in this browser")
 
         async def take(db: SystemDatabase) -> Document | None:
             entry = await (
@@ -406,19 +696,27 @@ class AuthService:
             created_at=from_ms(value["createdAt"]),
         )
         profile = await self._oauth().finish(pending, code=code, state=state)
-        signed_in = await self.sign_in_with_profile(profile, client)
+        signed_in = await self.sign_in_with_profile(profile, client, device_cookie=device_cookie)
         return SignedIn(
-            signed_in.token, signed_in.session, signed_in.user, value.get("callbackURL")
+            signed_in.token,
+            signed_in.session,
+            signed_in.user,
+            value.get("callbackURL"),
+            signed_in.device,
         )
 
-    async def sign_in_with_profile(self, profile: VerifiedProfile, client: ClientInfo) -> SignedIn:
+    async def sign_in_with_profile(
+        self, profile: VerifiedProfile, client: ClientInfo, *, device_cookie: str | None = None
+    ) -> SignedIn:
         """Link or create the user behind a provider's verified profile, and sign them in.
 
         An existing user is linked by email only when the provider vouches for the address
         (``email_verified``): otherwise anyone could claim an account by registering its email
-        at a lax provider.
+        at a lax provider. A provider that vouches for the address proves it: the first proof
+        takes the account over (``proof.py``).
         """
         address = normalise_email(profile.email) if profile.email else None
+        device = self.devices.read(device_cookie)
 
         async def link(db: SystemDatabase) -> SignedIn:
             now = db.now_ms
@@ -430,39 +728,48 @@ class AuthService:
             user: Document | None
             if account is not None:
                 user = await db.get(account["userId"])
-            else:
-                if address is None:
-                    raise ConvexError("OAUTH_FAILED", "The provider did not share an email address")
-                user = await db.query(USERS).with_index("by_email", email=address).first()
-                if user is not None and not profile.email_verified:
-                    raise ConvexError(
-                        "OAUTH_ACCOUNT_NOT_LINKED",
-                        "Sign in another way first: the provider has not verified this email",
-                    )
                 if user is None:
-                    fields = {
-                        "email": address,
-                        "name": profile.name or address.split("@")[0],
-                        "emailVerified": profile.email_verified,
-                        "image": profile.picture,
-                        "createdAt": now,
-                        "updatedAt": now,
-                    }
-                    user = {"_id": await db.insert(USERS, fields), **fields}
-                await db.insert(
-                    ACCOUNTS,
-                    {
-                        "userId": user["_id"],
-                        "providerId": profile.provider,
-                        "accountId": profile.subject,
-                        "createdAt": now,
-                        "updatedAt": now,
-                    },
+                    raise ConvexError("OAUTH_FAILED", "The linked user no longer exists")
+                if profile.email_verified and address == user["email"]:
+                    if account.get("emailVerified") is not True:
+                        await db.patch(account["_id"], {"emailVerified": True, "updatedAt": now})
+                    user, _ = await prove_address(
+                        db, user, self.lockout, keep_identity=account["_id"]
+                    )
+                return await self._signed_in(db, user, client, device)
+            if address is None:
+                raise ConvexError("OAUTH_FAILED", "The provider did not share an email address")
+            user = await db.query(USERS).with_index("by_email", email=address).first()
+            if user is not None and not profile.email_verified:
+                raise ConvexError(
+                    "OAUTH_ACCOUNT_NOT_LINKED",
+                    "Sign in another way first: the provider has not verified this email",
                 )
+            existed = user is not None
             if user is None:
-                raise ConvexError("OAUTH_FAILED", "The linked user no longer exists")
-            token, session = await self._sign_in_user(db, user["_id"], client)
-            return SignedIn(token, session, user)
+                fields = {
+                    "email": address,
+                    "name": profile.name or address.split("@")[0],
+                    "emailVerified": profile.email_verified,
+                    "image": profile.picture,
+                    "createdAt": now,
+                    "updatedAt": now,
+                }
+                user = {"_id": await db.insert(USERS, fields), **fields}
+            identity = await db.insert(
+                ACCOUNTS,
+                {
+                    "userId": user["_id"],
+                    "providerId": profile.provider,
+                    "accountId": profile.subject,
+                    "emailVerified": profile.email_verified,
+                    "createdAt": now,
+                    "updatedAt": now,
+                },
+            )
+            if existed:  # linked by a vouched-for address: that proves it
+                user, _ = await prove_address(db, user, self.lockout, keep_identity=identity)
+            return await self._signed_in(db, user, client, device)
 
         signed_in, _ = await self.engine.system_write(link, label="_system/auth:oauthLink")
         return signed_in

@@ -51,8 +51,10 @@ async def create_session(
     ttl: timedelta = DEFAULT_SESSION_TTL,
     ip_address: str | None = None,
     user_agent: str | None = None,
+    device_hash: str | None = None,
 ) -> tuple[str, Document]:
-    """Create a session for ``user_id``; returns the token (shown once) and the document."""
+    """Create a session for ``user_id`` (signed in on the device ``device_hash`` names, if
+    any); returns the token (shown once) and the document."""
     token = new_token(runtime)
     fields = {
         "userId": user_id,
@@ -62,6 +64,7 @@ async def create_session(
         "expiresAt": now_ms + ttl.total_seconds() * 1000,
         "ipAddress": ip_address,
         "userAgent": (user_agent or "")[:512] or None,
+        "deviceHash": device_hash,
     }
     session_id = await db.insert(SESSIONS, fields)
     return token, {"_id": session_id, **fields}

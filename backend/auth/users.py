@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.auth.devices import forget_all
 from backend.auth.sessions import revoke_all
 from backend.auth.tables import ACCOUNTS, USERS
 from backend.transactions.transaction import SystemDatabase
@@ -55,10 +56,11 @@ async def has_password(ctx: QueryCtx, user_id: str) -> bool:
 
 
 async def delete_account(ctx: MutationCtx, user_id: str) -> None:
-    """Delete the user, their linked accounts and every session. Cannot be undone; the audit
-    trail stays."""
+    """Delete the user, their linked accounts, every session and every known device. Cannot be
+    undone; the audit trail stays."""
     db = SystemDatabase(ctx._txn)
     await revoke_all(db, user_id)
+    await forget_all(db, user_id)
     async for account in db.query(ACCOUNTS).with_index("by_user", userId=user_id):
         await db.delete(account["_id"])
     await db.delete(user_id)

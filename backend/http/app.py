@@ -81,6 +81,7 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
             secret=settings.resolved_secret_key(),
             base_url=base_url,
             trusted_origins=list(settings.allowed_origins),
+            require_email_verification=settings.require_email_verification,
         ),
         oauth=OAuthClient(providers, engine.runtime) if providers else None,
     )

@@ -3,6 +3,14 @@
 A session travels as ``Authorization: Bearer <token>`` or as the HttpOnly session cookie set
 by the sign-in answers. Requests that change state and ride on the cookie must come from this
 site or a trusted origin (CSRF); so must the sign-in forms themselves (login CSRF).
+
+Two more cookies, both HttpOnly and SameSite=Lax, neither of them a credential on its own:
+
+- the device cookie (``stepup.device``, path ``/api/auth``, a year), set by every successful
+  sign-in: it makes this browser a known device of the account (``backend/auth/devices.py``);
+- the OAuth state cookie (``stepup.oauth_state``, path ``/api/auth/callback``, ten minutes),
+  set by ``/sign-in/social`` and required by the callback: an OAuth sign-in finishes only in
+  the browser that began it.
 """
 
 from __future__ import annotations
@@ -15,8 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from backend.auth.devices import COOKIE_PATH as DEVICE_COOKIE_PATH
+from backend.auth.devices import DEVICE_TTL, Device
 from backend.auth.jwt import KeyRing
-from backend.auth.service import AuthService, SignedIn
+from backend.auth.service import AuthService, SignedIn, Unverified
 from backend.auth.sessions import session_json, user_json
 from backend.auth.timestamps import iso
 from backend.errors import ConvexError, ErrorCode
@@ -26,6 +36,7 @@ from backend.mail import dev_outbox
 from backend.udf.context import ClientInfo
 
 MAX_AUTH_BODY = 64 * 1024
+OAUTH_STATE_PATH = "/api/auth/callback"
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -42,7 +53,10 @@ class AuthRoutes:
         self.dev_mode = dev_mode
         base = urlsplit(service.config.base_url)
         self.secure = base.scheme == "https"
-        self.cookie_name = ("__Secure-" if self.secure else "") + "stepup.session_token"
+        prefix = "__Secure-" if self.secure else ""
+        self.cookie_name = prefix + "stepup.session_token"
+        self.device_cookie = prefix + "stepup.device"
+        self.state_cookie = prefix + "stepup.oauth_state"
         self.origins = {f"{base.scheme}://{base.netloc}", *service.config.trusted_origins}
 
     # ---- plumbing -----------------------------------------------------------------------
@@ -87,6 +101,9 @@ class AuthRoutes:
             raise ConvexError(ErrorCode.INVALID_ARGUMENT, "The body must be a JSON object")
         return body
 
+    def _device(self, request: Request) -> str | None:
+        return request.cookies.get(self.device_cookie)
+
     def _set_cookie(self, response: Response, signed_in: SignedIn) -> None:
         max_age = int(self.service.config.session_ttl.total_seconds())
         response.set_cookie(
@@ -94,6 +111,19 @@ class AuthRoutes:
             signed_in.token,
             max_age=max_age,
             path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+        )
+        if signed_in.device is not None:
+            self._set_device_cookie(response, signed_in.device)
+
+    def _set_device_cookie(self, response: Response, device: Device) -> None:
+        response.set_cookie(
+            self.device_cookie,
+            device.cookie,
+            max_age=int(DEVICE_TTL.total_seconds()),
+            path=DEVICE_COOKIE_PATH,
             httponly=True,
             samesite="lax",
             secure=self.secure,
@@ -132,16 +162,27 @@ class AuthRoutes:
     async def sign_up(self, request: Request) -> Response:
         self._check_origin(request, required=False)
         body = await self._body(request)
-        signed_in = await self.service.sign_up(
-            body.get("email"), body.get("password"), body.get("name"), self._client(request)
+        created = await self.service.sign_up(
+            body.get("email"),
+            body.get("password"),
+            body.get("name"),
+            self._client(request),
+            callback_url=body.get("callbackURL"),
+            device_cookie=self._device(request),
         )
-        return self._signed_in(signed_in)
+        if isinstance(created, Unverified):  # Better Auth: no session until the address is proven
+            return JSONResponse({"token": None, "user": user_json(created.user)})
+        return self._signed_in(created)
 
     async def sign_in(self, request: Request) -> Response:
         self._check_origin(request, required=False)
         body = await self._body(request)
         signed_in = await self.service.sign_in(
-            body.get("email"), body.get("password"), self._client(request)
+            body.get("email"),
+            body.get("password"),
+            self._client(request),
+            callback_url=body.get("callbackURL"),
+            device_cookie=self._device(request),
         )
         return self._signed_in(signed_in, redirect=False)
 
@@ -149,34 +190,93 @@ class AuthRoutes:
         self._check_origin(request, required=False)
         body = await self._body(request)
         await self.service.request_magic_link(
-            body.get("email"), body.get("callbackURL"), self._client(request)
+            body.get("email"),
+            body.get("callbackURL"),
+            self._client(request),
+            device_cookie=self._device(request),
         )
         return JSONResponse({"status": True})
+
+    @staticmethod
+    def _dead_link(callback: str, error: ConvexError) -> Response:
+        # A person who followed a dead link lands on the site with the reason, not on JSON.
+        separator = "&" if "?" in callback else "?"
+        return RedirectResponse(f"{callback}{separator}error={error.code}", status_code=302)
 
     async def magic_link_verify(self, request: Request) -> Response:
         # The link carries its destination; a client that calls verify without one gets JSON.
         callback = self.service.check_callback(request.query_params.get("callbackURL"))
         try:
             signed_in = await self.service.verify_magic_link(
-                request.query_params.get("token"), self._client(request)
+                request.query_params.get("token"),
+                self._client(request),
+                device_cookie=self._device(request),
             )
         except ConvexError as error:
             if not callback:
                 raise
-            # A person who followed a dead link lands on the site with the reason, not on JSON.
-            separator = "&" if "?" in callback else "?"
-            return RedirectResponse(f"{callback}{separator}error={error.code}", status_code=302)
+            return self._dead_link(callback, error)
         if callback:
             response: Response = RedirectResponse(callback, status_code=302)
             self._set_cookie(response, signed_in)
             return response
         return self._signed_in(signed_in, session=session_json(signed_in.session))
 
+    async def send_verification_email(self, request: Request) -> Response:
+        token, from_cookie = self._token(request)
+        self._check_origin(request, required=from_cookie)
+        body = await self._body(request)
+        await self.service.send_verification_email(
+            body.get("email"),
+            body.get("callbackURL"),
+            self._client(request),
+            session_token=token,
+            device_cookie=self._device(request),
+        )
+        return JSONResponse({"status": True})
+
+    async def verify_email(self, request: Request) -> Response:
+        callback = self.service.check_callback(request.query_params.get("callbackURL"))
+        try:
+            verified = await self.service.verify_email(
+                request.query_params.get("token"),
+                self._client(request),
+                device_cookie=self._device(request),
+            )
+        except ConvexError as error:
+            if not callback:
+                raise
+            return self._dead_link(callback, error)
+        signed_in = verified.signed_in
+        if callback:
+            response: Response = RedirectResponse(callback, status_code=302)
+        else:
+            body: dict[str, Any] = {
+                "status": True,
+                "user": user_json(verified.user) if verified.user is not None else None,
+            }
+            if signed_in is not None:
+                body["token"] = signed_in.token
+            response = JSONResponse(body)
+        if signed_in is not None:
+            self._set_cookie(response, signed_in)
+        return response
+
     async def social(self, request: Request) -> Response:
         self._check_origin(request, required=False)
         body = await self._body(request)
-        url = await self.service.begin_oauth(body.get("provider"), body.get("callbackURL"))
-        return JSONResponse({"url": url, "redirect": True})
+        url, binding = await self.service.begin_oauth(body.get("provider"), body.get("callbackURL"))
+        response = JSONResponse({"url": url, "redirect": True})
+        response.set_cookie(
+            self.state_cookie,
+            binding,
+            max_age=int(self.service.config.oauth_ttl.total_seconds()),
+            path=OAUTH_STATE_PATH,
+            httponly=True,
+            samesite="lax",  # the provider's redirect back is a top-level GET: Lax sends it
+            secure=self.secure,
+        )
+        return response
 
     async def callback(self, request: Request) -> Response:
         provider = request.path_params["provider"]
@@ -184,10 +284,22 @@ class AuthRoutes:
         if params.get("error"):
             raise ConvexError("OAUTH_FAILED", "The provider refused the sign-in")
         signed_in = await self.service.finish_oauth(
-            provider, params.get("code"), params.get("state"), self._client(request)
+            provider,
+            params.get("code"),
+            params.get("state"),
+            self._client(request),
+            state_cookie=request.cookies.get(self.state_cookie),
+            device_cookie=self._device(request),
         )
         response: Response = RedirectResponse(signed_in.callback_url or "/", status_code=302)
         self._set_cookie(response, signed_in)
+        response.delete_cookie(
+            self.state_cookie,
+            path=OAUTH_STATE_PATH,
+            httponly=True,
+            samesite="lax",
+            secure=self.secure,
+        )
         return response
 
     async def get_session(self, request: Request) -> Response:
@@ -267,6 +379,12 @@ class AuthRoutes:
             Route("/api/auth/sign-in/email", g(self.sign_in), methods=["POST"]),
             Route("/api/auth/sign-in/magic-link", g(self.magic_link), methods=["POST"]),
             Route("/api/auth/magic-link/verify", g(self.magic_link_verify), methods=["GET"]),
+            Route(
+                "/api/auth/send-verification-email",
+                g(self.send_verification_email),
+                methods=["POST"],
+            ),
+            Route("/api/auth/verify-email", g(self.verify_email), methods=["GET"]),
             Route("/api/auth/sign-in/social", g(self.social), methods=["POST"]),
             Route("/api/auth/callback/{provider:str}", g(self.callback), methods=["GET"]),
             Route("/api/auth/get-session", g(self.get_session), methods=["GET"]),

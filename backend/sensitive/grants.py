@@ -44,9 +44,11 @@ class EmailCode(BaseModel):
 
 
 class Failures(BaseModel):
-    """Consecutive failed checks of one user by one method (``password``, ``email``), and
-    the lockout they earned. ``stoppedAt`` (email codes): the account's hard stop, after which
-    no session signed in before it may check a code again."""
+    """Consecutive failed checks of one user by one method. Email codes (``email``): the
+    count and ``stoppedAt``, the account's hard stop, after which no session signed in before
+    it may check a code again. Password records (``password``) were written before sign-in and
+    step-up shared one failure record (``backend/auth/lockout.py``); they are kept so that
+    stored documents still validate."""
 
     userId: str
     method: str

@@ -71,7 +71,9 @@ async def require_sensitive_action(
         level=spec.level,
         resource=resource,
         description=await spec.describe(ctx, resource),
-        methods=await methods_for(db, who.user_id, spec.level),
+        methods=await methods_for(
+            db, who.user_id, spec.level, lockout=service.lockout, session=who.session
+        ),
     )
 
 

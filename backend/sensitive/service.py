@@ -8,6 +8,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
+from backend.auth import devices
+from backend.auth.lockout import Attempt, Lockout
 from backend.auth.passwords import Passwords
 from backend.auth.tables import ACCOUNTS, SESSIONS
 from backend.engine import Engine
@@ -40,6 +42,8 @@ class SensitiveService:
         self.engine = engine
         self._secret = secret.encode("utf-8")
         self.passwords = passwords
+        # The same failure records as password sign-in (backend/auth/lockout.py).
+        self.lockout = Lockout(secret)
 
     @property
     def registry(self) -> SensitiveActions:
@@ -56,6 +60,14 @@ class SensitiveService:
 
     def limit_key(self, value: str) -> str:
         return hmac.new(self._secret, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    async def password_attempt(self, db: SystemDatabase, who: Caller) -> Attempt:
+        """A step-up password check, as ``lockout.py`` counts it: on the account's record, and
+        made by the device the session was signed in on (an unknown client without one)."""
+        device_hash = who.session.get("deviceHash")
+        if isinstance(device_hash, str) and await devices.is_known(db, who.user_id, device_hash):
+            return self.lockout.attempt(str(who.user["email"]), (who.user_id, device_hash))
+        return self.lockout.attempt(str(who.user["email"]), None)
 
 
 def service_of(engine: Engine) -> SensitiveService:
@@ -90,10 +102,25 @@ async def password_hash(db: SystemDatabase, user_id: str) -> str | None:
     return None if account is None else account.get("passwordHash")
 
 
-async def methods_for(db: SystemDatabase, user_id: str, level: int) -> list[str]:
+async def methods_for(
+    db: SystemDatabase,
+    user_id: str,
+    level: int,
+    *,
+    lockout: Lockout | None = None,
+    session: Document | None = None,
+) -> list[str]:
     """The verification methods this user can use for this level. Both methods mint grants,
-    which satisfy every level; a user without a password is offered the email code alone."""
+    which satisfy every level; a user without a password is offered the email code alone, and
+    so is one whose password checks are at the hard stop (``lockout.py``: given ``lockout``
+    and the caller's ``session``)."""
     methods = ["email"]
-    if await password_hash(db, user_id) is not None:
-        methods.insert(0, "password")
-    return methods
+    if await password_hash(db, user_id) is None:
+        return methods
+    if lockout is not None and session is not None:
+        user = await db.get(user_id)
+        device_hash = session.get("deviceHash")
+        known = isinstance(device_hash, str) and await devices.is_known(db, user_id, device_hash)
+        if user is not None and await lockout.stopped(db, str(user["email"]), known):
+            return methods
+    return ["password", *methods]

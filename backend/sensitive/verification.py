@@ -21,11 +21,20 @@ from datetime import timedelta
 from typing import Any
 
 from backend import audit
+from backend.auth.lockout import Attempt, RefusalCode
+from backend.auth.proof import credential
 from backend.engine import Engine, MutationResult
 from backend.errors import ConvexError, ErrorCode
 from backend.mail import SECRET, Mail, queue_mail
 from backend.ratelimit.limiter import TokenBucket, check, limit
-from backend.sensitive.grants import CODES, FAILURES, current_code, failures, live_grant, mint_grant
+from backend.sensitive.grants import (
+    CODES,
+    FAILURES,
+    current_code,
+    failures,
+    live_grant,
+    mint_grant,
+)
 from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import (
     Caller,
@@ -49,9 +58,6 @@ FAILURES_REMEMBERED = timedelta(hours=1)
 # codes: a chance of 2e-5 (BENCHMARKS.md), where rate limits alone allowed 5 an hour forever.
 EMAIL_CODE_HARD_STOP = 20
 VERIFICATION_LOCKED = "VERIFICATION_LOCKED"
-LOCKOUT_AFTER = 5
-LOCKOUT_BASE = timedelta(minutes=1)
-LOCKOUT_MAX = timedelta(hours=1)
 _CODE = re.compile(r"\d{6}")
 
 LIMITS: dict[str, TokenBucket] = {
@@ -61,7 +67,8 @@ LIMITS: dict[str, TokenBucket] = {
     "sensitive.code.send.ip": TokenBucket(20, timedelta(hours=1)),
     "sensitive.code.check.user": TokenBucket(10, timedelta(minutes=15)),
     "sensitive.code.check.ip": TokenBucket(30, timedelta(minutes=15)),
-    # a handful of password checks per 15 minutes; consecutive failures add a growing lockout
+    # a handful of password checks per 15 minutes; failures also count on the account's
+    # record shared with sign-in, whose lock grows (backend/auth/lockout.py)
     "sensitive.password.user": TokenBucket(5, timedelta(minutes=15)),
     "sensitive.password.ip": TokenBucket(20, timedelta(minutes=15)),
 }
@@ -241,7 +248,13 @@ async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dic
     answer: dict[str, Any] = {
         "level": spec.level,
         "satisfied": fresh or grant is not None,
-        "methods": await methods_for(db, who.user_id, spec.level),
+        "methods": await methods_for(
+            db,
+            who.user_id,
+            spec.level,
+            lockout=service_of(ctx._engine).lockout,
+            session=who.session,
+        ),
     }
     if grant is not None:
         answer["grantExpiresAt"] = grant["expiresAt"]
@@ -407,7 +420,9 @@ async def run_verify_password(
 ) -> MutationResult:
     """Spend an attempt (one transaction), run argon2 off the loop (none: it takes tens of
     milliseconds, and a transaction open that long would stall every writer on SQLite), then
-    record the outcome (a second transaction)."""
+    record the outcome (a second transaction). The attempt counts on the account's failure
+    record that password sign-in shares (``backend/auth/lockout.py``): while that locks this
+    client out, the password is not checked at all."""
     action, resource, password = args["action"], args.get("resource"), args["password"]
     _check_target(action, resource)
     service = service_of(engine)
@@ -430,20 +445,22 @@ async def run_verify_password(
                 **trail,
             )
             return {"ok": False, "code": "METHOD_NOT_AVAILABLE"}
-        record = await failures(db, who.user_id, "password")
-        if record is not None and (record.get("lockedUntil") or 0) > db.now_ms:
+        attempt = await service.password_attempt(db, who)
+        refusal = await service.lockout.check(db, attempt)
+        if refusal is None:
+            refused = await _spend(
+                service, txn, who, ("sensitive.password.user", "sensitive.password.ip"), trail
+            )
+            if refused is not None:
+                return refused
+            # Counted as a failure now, forgiven below if the password is right.
+            refusal = await service.lockout.admit(db, attempt)
+        if refusal is not None:
             await audit.record(db, audit.EventKind.RATE_LIMITED, outcome="locked", **trail)
-            return {
-                "ok": False,
-                "code": "RATE_LIMITED",
-                "retryAfterMs": int(record["lockedUntil"] - db.now_ms),
-            }
-        refused = await _spend(
-            service, txn, who, ("sensitive.password.user", "sensitive.password.ip"), trail
-        )
-        if refused is not None:
-            return refused
-        state.update(who=who, trail=trail, stored=stored)
+            if refusal.code is RefusalCode.PASSWORD_LOCKED:  # until the address is proven
+                return {"ok": False, "code": "METHOD_NOT_AVAILABLE"}
+            return {"ok": False, "code": "RATE_LIMITED", "retryAfterMs": refusal.retry_after_ms}
+        state.update(who=who, trail=trail, stored=stored, attempt=attempt)
         return _PROCEED
 
     first = await engine.write(
@@ -458,34 +475,18 @@ async def run_verify_password(
     ok, rehash = await service.passwords.verify(state["stored"], password)
     who: Caller = state["who"]
     trail: dict[str, Any] = state["trail"]
+    attempt: Attempt = state["attempt"]
 
     async def record(txn: Transaction) -> dict[str, Any]:
         db = SystemDatabase(txn)
-        previous = await failures(db, who.user_id, "password")
-        if ok:
-            if previous is not None:
-                await db.delete(previous["_id"])
+        account = await credential(db, who.user_id)
+        # Still the account's password (a takeover may have dropped it while argon2 ran)?
+        right = ok and account is not None and account.get("passwordHash") == state["stored"]
+        await service.lockout.settle(db, attempt, ok=right)
+        if right and account is not None:
             if rehash is not None:
-                from backend.auth.tables import ACCOUNTS
-
-                account = (
-                    await db.query(ACCOUNTS)
-                    .with_index("by_user", userId=who.user_id, providerId="credential")
-                    .first()
-                )
-                if account is not None:
-                    await db.patch(account["_id"], {"passwordHash": rehash})
+                await db.patch(account["_id"], {"passwordHash": rehash})
             return await _grant(db, who, spec, resource, "password", trail)
-        count = (int(previous["count"]) if previous else 0) + 1
-        locked = None
-        if count >= LOCKOUT_AFTER:
-            step = LOCKOUT_BASE * (2 ** (count - LOCKOUT_AFTER))
-            locked = db.now_ms + min(step, LOCKOUT_MAX).total_seconds() * 1000
-        fields = {"count": count, "lockedUntil": locked, "lastFailureAt": db.now_ms}
-        if previous is None:
-            await db.insert(FAILURES, {"userId": who.user_id, "method": "password", **fields})
-        else:
-            await db.patch(previous["_id"], fields)
         await audit.record(
             db,
             audit.EventKind.VERIFICATION_FAILED,

@@ -14,6 +14,21 @@ import { magicLinkClient } from "better-auth/client/plugins";
 
 import { startServer, stopAllServers } from "./support/harness.mjs";
 
+/** The newest link matching `pattern` mailed to `email`, from the dev outbox. */
+async function latestLink(server, email, pattern) {
+  const response = await fetch(`${server.url}/api/dev/outbox?to=${encodeURIComponent(email)}`);
+  assert.equal(response.status, 200);
+  for (const mail of await response.json()) {
+    const match = pattern.exec(mail.text);
+    if (match) return new URL(match[0]);
+  }
+  assert.fail(`no such link mailed to ${email}`);
+}
+
+function latestVerificationLink(server, email) {
+  return latestLink(server, email, /https?:\/\/\S+\/api\/auth\/verify-email\?\S+/);
+}
+
 const TIMEOUT = { timeout: 15_000 };
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const PASSWORD = "correct horse battery staple";
@@ -60,13 +75,7 @@ describe("the Better Auth client", TIMEOUT, () => {
 
   /** The newest magic link mailed to `email`, from the dev outbox. */
   async function latestMagicLink(email) {
-    const response = await fetch(`${server.url}/api/dev/outbox?to=${encodeURIComponent(email)}`);
-    assert.equal(response.status, 200);
-    const mails = await response.json();
-    assert.ok(mails.length > 0, `no mail for ${email}`);
-    const match = /https?:\/\/\S+\/api\/auth\/magic-link\/verify\?\S+/.exec(mails[0].text);
-    assert.ok(match, `no magic link in: ${mails[0].text}`);
-    return new URL(match[0]);
+    return latestLink(server, email, /https?:\/\/\S+\/api\/auth\/magic-link\/verify\?\S+/);
   }
 
   function assertDate(value, rawValue, what) {
@@ -112,6 +121,69 @@ describe("the Better Auth client", TIMEOUT, () => {
       assert.equal(again.data, null);
       assert.equal(again.error?.status, 422);
       assert.equal(again.error?.code, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL");
+    },
+  );
+
+  test(
+    "sendVerificationEmail, then verifyEmail with the mailed token: verified, password kept",
+    TIMEOUT,
+    async () => {
+      const { client, holder } = authClient();
+      assert.equal((await client.signIn.email({ email, password: PASSWORD })).error, null);
+      const before = holder.token;
+
+      const sent = await client.sendVerificationEmail({ email, callbackURL: "/welcome" });
+      assert.equal(sent.error, null, JSON.stringify(sent.error));
+      assert.deepEqual(sent.data, { status: true });
+      const link = await latestVerificationLink(server, email);
+      assert.equal(link.searchParams.get("callbackURL"), "/welcome");
+      const token = link.searchParams.get("token");
+
+      const { data, error } = await client.verifyEmail({ query: { token } });
+      assert.equal(error, null, JSON.stringify(error));
+      assert.equal(data.status, true);
+      assert.equal(data.user.id, state.user.id);
+      assert.equal(data.user.emailVerified, true);
+      assert.ok(data.user.updatedAt instanceof Date);
+      assert.notEqual(holder.token, before, "signed in afresh by the link");
+      assert.equal((await client.getSession()).data?.user.emailVerified, true);
+      assert.equal((await raw("/get-session", before)).body, null, "older sessions end");
+
+      const again = await client.verifyEmail({ query: { token } });
+      assert.equal(again.data, null);
+      assert.equal(again.error?.status, 401);
+      assert.equal(again.error?.code, "INVALID_TOKEN");
+      const verified = await client.sendVerificationEmail({ email });
+      assert.equal(verified.error?.status, 400);
+      assert.equal(verified.error?.code, "EMAIL_ALREADY_VERIFIED");
+
+      const signedIn = await authClient().client.signIn.email({ email, password: PASSWORD });
+      assert.equal(signedIn.error, null, "the confirmed password still signs in");
+      assert.equal(signedIn.data.user.emailVerified, true);
+    },
+  );
+
+  test(
+    "an attacker's sign-up with someone's address does not survive their magic link",
+    TIMEOUT,
+    async () => {
+      const victim = `ph-${process.pid}-${Date.now()}@example.com`;
+      const attacker = authClient();
+      const planted = "the attacker chose this";
+      const up = await attacker.client.signUp.email({ email: victim, password: planted, name: "X" });
+      assert.equal(up.error, null, JSON.stringify(up.error));
+
+      const owner = authClient();
+      assert.equal((await owner.client.signIn.magicLink({ email: victim })).error, null);
+      const token = (await latestMagicLink(victim)).searchParams.get("token");
+      const { data, error } = await owner.client.magicLink.verify({ query: { token } });
+      assert.equal(error, null, JSON.stringify(error));
+      assert.equal(data.user.id, up.data.user.id);
+      assert.equal(data.user.emailVerified, true);
+
+      assert.equal((await attacker.client.getSession()).data, null, "the attacker is signed out");
+      const back = await authClient().client.signIn.email({ email: victim, password: planted });
+      assert.equal(back.error?.status, 401, "and the planted password is gone");
     },
   );
 
@@ -164,7 +236,7 @@ describe("the Better Auth client", TIMEOUT, () => {
       assert.equal(user.id, state.user.id);
       assert.equal(user.email, email);
       assert.equal(user.name, "Ada");
-      assert.equal(user.emailVerified, false);
+      assert.equal(user.emailVerified, true, "verified by its link, earlier in this suite");
       for (const field of ["createdAt", "updatedAt"]) {
         assertDate(user[field], wire.body.user[field], `user.${field}`);
       }
@@ -367,6 +439,69 @@ describe("the Better Auth client", TIMEOUT, () => {
       assert.equal(error, null, JSON.stringify(error));
       assert.equal(data.session?.userId, data.user.id);
       assert.ok(data.session?.expiresAt instanceof Date);
+    },
+  );
+});
+
+describe("the Better Auth client, with email verification required", TIMEOUT, () => {
+  let server;
+
+  before(async () => {
+    server = await startServer({ realAuth: true, requireEmailVerification: true });
+  });
+
+  after(async () => {
+    await stopAllServers();
+  });
+
+  function authClient() {
+    const holder = { token: null };
+    const client = createAuthClient({
+      baseURL: server.url,
+      plugins: [magicLinkClient()],
+      fetchOptions: {
+        auth: { type: "Bearer", token: () => holder.token ?? undefined },
+        onSuccess(context) {
+          const token = context.data && typeof context.data === "object" ? context.data.token : null;
+          if (typeof token === "string") holder.token = token;
+        },
+      },
+    });
+    return { client, holder };
+  }
+
+  test(
+    "signUp gives no session; signIn is 403 EMAIL_NOT_VERIFIED until the link is followed",
+    TIMEOUT,
+    async () => {
+      const email = `rv-${process.pid}-${Date.now()}@example.com`;
+      const { client, holder } = authClient();
+      const up = await client.signUp.email({ email, password: PASSWORD, name: "Ria" });
+      assert.equal(up.error, null, JSON.stringify(up.error));
+      assert.equal(up.data.token, null);
+      assert.equal(up.data.user.emailVerified, false);
+      assert.equal(holder.token, null);
+
+      const refused = await client.signIn.email({ email, password: PASSWORD });
+      assert.equal(refused.data, null);
+      assert.equal(refused.error?.status, 403);
+      assert.equal(refused.error?.code, "EMAIL_NOT_VERIFIED");
+      const wrong = await client.signIn.email({ email, password: "not the password at all" });
+      assert.equal(wrong.error?.status, 401);
+
+      const again = await authClient().client.signUp.email({ email, password: PASSWORD, name: "R" });
+      assert.equal(again.error, null, "an address with an account gets the same answer");
+      assert.equal(again.data.token, null);
+
+      const token = (await latestVerificationLink(server, email)).searchParams.get("token");
+      const verified = await client.verifyEmail({ query: { token } });
+      assert.equal(verified.error, null, JSON.stringify(verified.error));
+      assert.equal(verified.data.user.emailVerified, true);
+      assert.equal((await client.getSession()).data?.user.email, email);
+
+      const signedIn = await authClient().client.signIn.email({ email, password: PASSWORD });
+      assert.equal(signedIn.error, null, JSON.stringify(signedIn.error));
+      assert.equal(typeof signedIn.data.token, "string");
     },
   );
 });

@@ -42,6 +42,7 @@ process.on("exit", () => {
  * @param {string} [options.app] Python package of the app (default: tests.apps.basic);
  *   `DEMO_APP` ("") serves the demo app (the top-level `schema` and `functions` packages)
  * @param {boolean} [options.realAuth] the product's own sign-in and tokens, not test tokens
+ * @param {boolean} [options.requireEmailVerification] no session until the address is proven
  * @param {string} [options.webDir] the built web app to serve at `/` (default: client_js/demo/dist)
  * @returns {Promise<{url: string, port: number, pgSchema: string | null,
  *   stop: () => Promise<void>, stderr: () => string}>}
@@ -53,6 +54,7 @@ export async function startServer(options = {}) {
   if (options.migrate === false) args.push("--no-migrate");
   if (options.app !== undefined && options.app !== null) args.push("--app", options.app);
   if (options.realAuth) args.push("--real-auth");
+  if (options.requireEmailVerification) args.push("--require-email-verification");
   if (options.webDir) args.push("--web-dir", path.resolve(options.webDir));
 
   const child = spawn(PYTHON, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });

@@ -2,7 +2,7 @@
 
     python client_js/test/support/server.py --port 0 [--database-url URL]
         [--pg-schema NAME] [--no-migrate] [--app tests.apps.basic] [--real-auth]
-        [--web-dir DIR]
+        [--require-email-verification] [--web-dir DIR]
 
 Run it from the repository root. It prints one line, ``READY <port> <pg schema or ->``, once
 it is listening, and stops cleanly on SIGTERM / SIGINT.
@@ -285,6 +285,7 @@ async def serve(args: argparse.Namespace) -> None:
             app_functions=f"{args.app}.functions" if args.app else "functions",
             allowed_origins=[],
             web_dir=args.web_dir,
+            require_email_verification=args.require_email_verification,
         )
         engine = build_engine(settings, database, real_auth=args.real_auth)
         if not args.no_migrate:
@@ -327,6 +328,11 @@ def main() -> None:
         "--app", default="tests.apps.basic", help='package of schema/functions ("": the demo app)'
     )
     parser.add_argument("--real-auth", action="store_true", help="the product's own tokens")
+    parser.add_argument(
+        "--require-email-verification",
+        action="store_true",
+        help="no session for a password account until its address is proven",
+    )
     parser.add_argument(
         "--web-dir", default=str(DEFAULT_WEB_DIR), help="the built web app to serve at /"
     )

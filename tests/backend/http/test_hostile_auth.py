@@ -15,6 +15,7 @@ POSTS = [
     "/api/auth/sign-in/email",
     "/api/auth/sign-in/magic-link",
     "/api/auth/sign-in/social",
+    "/api/auth/send-verification-email",
     "/api/auth/revoke-session",
     "/api/auth/revoke-other-sessions",
     "/api/query",
@@ -73,6 +74,7 @@ async def test_get_endpoints_tolerate_hostile_query_strings(http: httpx.AsyncCli
     ):
         for path in (
             "/api/auth/magic-link/verify",
+            "/api/auth/verify-email",
             "/api/auth/callback/google",
             "/api/auth/get-session",
         ):
@@ -81,3 +83,24 @@ async def test_get_endpoints_tolerate_hostile_query_strings(http: httpx.AsyncCli
     for token in ("Bearer", "Bearer x y", "Basic abc", "Bearer " + "z" * 10_000):
         response = await http.get("/api/auth/convex/token", headers={"authorization": token})
         assert response.status_code in (400, 401), response.text
+
+
+async def test_hostile_device_and_state_cookies_are_nobody(http: httpx.AsyncClient) -> None:
+    for value in ("", ".", "x" * 5000, "a.b.c", "\u00e9.\u00fc", "%00.%00", '"."'):
+        cookie = f"stepup.device={value}; stepup.oauth_state={value}".encode()
+        headers = {b"cookie": cookie}
+        for response in (
+            await http.post(
+                "/api/auth/sign-in/email",
+                json={"email": "a@example.com", "password": "x" * 9},
+                headers=headers,
+            ),
+            await http.post(
+                "/api/auth/sign-in/magic-link", json={"email": "a@example.com"}, headers=headers
+            ),
+            await http.get(
+                "/api/auth/callback/google", params={"code": "a", "state": "b"}, headers=headers
+            ),
+        ):
+            assert response.status_code < 500, (value, response.text[:200])
+            assert isinstance(response.json(), dict)

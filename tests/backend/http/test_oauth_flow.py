@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from backend.runtime import FakeClock
+from tests.support.accounts import MAGIC_LINK, newest_link, session_user, sign_in, sign_up
 from tests.support.live_server import LiveServer, live_server
 from tests.support.oidc_provider import (
     CLIENT_ID,
@@ -45,18 +46,34 @@ async def world(database_url: str | None, monkeypatch: pytest.MonkeyPatch) -> As
                 yield World(server, provider, http)
 
 
-async def _sign_in_as(world: World, user: str, callback: str = "/after") -> httpx.Response:
+async def _callback_url(
+    world: World, user: str, callback: str = "/after", browser: httpx.AsyncClient | None = None
+) -> str:
+    """Begin a sign-in in ``browser`` and approve it at the provider: the URL the provider
+    sends the browser back to."""
+    browser = browser or world.http
     world.provider.next_user = user
-    begin = await world.http.post(
+    begin = await browser.post(
         "/api/auth/sign-in/social", json={"provider": "google", "callbackURL": callback}
     )
     assert begin.status_code == 200, begin.text
     assert begin.json()["redirect"] is True
-    authorize = await world.http.get(begin.json()["url"])  # the provider, approving at once
+    authorize = await browser.get(begin.json()["url"])  # the provider, approving at once
     assert authorize.status_code == 302
-    location = authorize.headers["location"]
+    location = str(authorize.headers["location"])
     assert location.startswith(f"{world.server.url}/api/auth/callback/google?")
-    return await world.http.get(location)
+    return location
+
+
+async def _sign_in_as(
+    world: World, user: str, callback: str = "/after", browser: httpx.AsyncClient | None = None
+) -> httpx.Response:
+    browser = browser or world.http
+    return await browser.get(await _callback_url(world, user, callback, browser))
+
+
+def _browser(world: World) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=world.server.url, timeout=10)
 
 
 async def test_a_new_user_signs_in_with_the_provider(world: World) -> None:
@@ -112,3 +129,77 @@ async def test_a_tampered_or_unknown_state_is_refused(world: World) -> None:
 
 async def test_the_configured_providers_are_listed(world: World) -> None:
     assert (await world.http.get("/api/auth/providers")).json() == {"providers": ["google"]}
+
+
+async def test_an_attackers_callback_url_opened_in_a_victims_browser_does_not_sign_them_in(
+    world: World,
+) -> None:
+    # The attacker approves a sign-in as themselves, and sends the victim the callback URL.
+    planted = await _callback_url(world, "carol")
+    cookie = world.http.cookies.get("stepup.oauth_state")
+    assert cookie is not None
+    async with _browser(world) as victim, _browser(world) as busy_victim:
+        opened = await victim.get(planted)
+        assert opened.status_code == 400
+        assert opened.json()["code"] == "OAUTH_FAILED"
+        assert "stepup.session_token" not in opened.headers.get("set-cookie", "")
+        assert await session_user(victim) is None
+        # A victim in the middle of a sign-in of their own has a state cookie, but not this one.
+        await _callback_url(world, "ada", browser=busy_victim)
+        assert (await busy_victim.get(planted)).status_code == 400
+        assert await session_user(busy_victim) is None
+        # A forged cookie is no better.
+        victim.cookies.set("stepup.oauth_state", "0" * len(cookie), path="/api/auth/callback")
+        assert (await victim.get(planted)).status_code == 400
+    finished = await world.http.get(planted)  # in the browser that began it, it works
+    assert finished.status_code == 302
+    assert (await session_user(world.http))["email"] == "carol@example.com"
+
+
+async def test_the_state_cookie_is_signed_httponly_lax_and_scoped_to_the_callback(
+    world: World,
+) -> None:
+    begin = await world.http.post("/api/auth/sign-in/social", json={"provider": "google"})
+    cookie = begin.headers["set-cookie"]
+    assert cookie.startswith("stepup.oauth_state=")
+    assert "HttpOnly" in cookie
+    assert "samesite=lax" in cookie.lower()
+    assert "Path=/api/auth/callback" in cookie
+    assert "Max-Age=600" in cookie
+    state = httpx.URL(begin.json()["url"]).params["state"]
+    assert state not in cookie  # a keyed hash of the state, not the state
+
+
+async def test_a_provider_that_vouches_for_the_address_takes_a_planted_account_over(
+    world: World,
+) -> None:
+    async with _browser(world) as attacker:
+        planted = await sign_up(attacker, "ada@example.com", "the attacker chose this")
+        signed_in = await _sign_in_as(world, "ada")
+        assert signed_in.status_code == 302
+        mine = await session_user(world.http)
+        assert mine["id"] == planted["user"]["id"]
+        assert mine["emailVerified"] is True
+        assert await session_user(attacker, planted["token"]) is None
+        assert (
+            await sign_in(attacker, "ada@example.com", "the attacker chose this")
+        ).status_code == 401
+
+
+async def test_an_identity_the_provider_did_not_vouch_for_is_unlinked_by_the_owners_proof(
+    world: World,
+) -> None:
+    async with _browser(world) as attacker:
+        # Mallory's provider does not vouch for ada@example.com; the account is made anyway.
+        first = await _sign_in_as(world, "mallory", browser=attacker)
+        assert first.status_code == 302
+        assert (await session_user(attacker))["emailVerified"] is False
+        await world.http.post("/api/auth/sign-in/magic-link", json={"email": "ada@example.com"})
+        followed = await world.http.get(
+            await newest_link(world.http, "ada@example.com", MAGIC_LINK)
+        )
+        assert followed.status_code == 302
+        assert await session_user(attacker) is None  # Mallory's session is over
+        again = await _sign_in_as(world, "mallory", browser=attacker)
+        assert again.status_code == 400
+        assert again.json()["code"] == "OAUTH_ACCOUNT_NOT_LINKED"
