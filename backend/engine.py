@@ -36,6 +36,7 @@ from backend.transactions.readset import ReadSet, WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
 from backend.udf.app import App, canonical_path
 from backend.udf.context import (
+    ActionAuth,
     ActionCtx,
     Auth,
     ClientInfo,
@@ -423,11 +424,25 @@ class Engine:
         *,
         internal: bool = False,
     ) -> Any:
+        """Run an action. ``ctx.auth`` checks ``identity``'s session at every look, as
+        queries and mutations do (a signed-out session is nobody); the queries and mutations
+        it runs get the identity as claimed and check it themselves."""
         function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
         self._check_args(args)
+        check = self._live_identity if self.identity_resolver is not None else None
         return await self._invoke(
-            function, ActionCtx(self, Auth(identity), self.runtime.now()), args
+            function, ActionCtx(self, ActionAuth(identity, check), self.runtime.now()), args
         )
+
+    async def _live_identity(self, identity: Identity) -> Identity | None:
+        """``identity`` if its session is alive now (the resolver, in a snapshot of its own)."""
+        resolver = self.identity_resolver
+        assert resolver is not None
+        async with self.store.snapshot(timestamped=False) as reader:
+            txn = Transaction(
+                reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
+            )
+            return await resolver(txn, identity)
 
     # ---- engine-internal access ---------------------------------------------------------
 

@@ -9,6 +9,12 @@ after commit:
   of the race conflicts, retries, and finds the job done;
 - a scheduled **action** is first marked ``inProgress`` in its own transaction, then run, then
   marked ``success`` or ``failed``: at most once (a crash mid-action leaves it ``inProgress``).
+
+A job carries no identity: it runs as nobody (``ctx.auth`` sees no one), whoever scheduled it,
+as in Convex. Carrying the scheduler's session along would let work outlive a sign-out by the
+job's whole delay, and would need the session checked again at run time anyway; a job that
+acts for a user takes the user's id as an argument, and its function decides what that id may
+do. So a job scheduled by a session that has since been revoked runs as nobody too.
 """
 
 from __future__ import annotations
