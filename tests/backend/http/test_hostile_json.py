@@ -89,7 +89,7 @@ async def test_hostile_json_at_every_endpoint_is_a_coded_400(
 
 # Mutation frames, each valid but for one thing only the strict decoder refuses.
 MUTATION = '{"type":"Mutation","requestId":0,"udfPath":"counters:create","args":[{"name":%s}]}'
-HOSTILE_FRAMES = {
+HOSTILE_FRAMES: dict[str, str | bytes] = {
     "deeply nested": MUTATION % ("[" * 40_000 + "]" * 40_000),
     "deeply nested objects": MUTATION % ('{"a":' * 20_000 + "1" + "}" * 20_000),
     "a lone surrogate": MUTATION % '"\\ud800"',
