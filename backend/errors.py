@@ -49,6 +49,7 @@ TRANSPORT: dict[str, tuple[int, int]] = {
     "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL": (422, 4400),
     "INVALID_TOKEN": (401, 4401),
     "INVALID_ORIGIN": (403, 4403),
+    "INVALID_HOST": (400, 4400),
     "PROVIDER_NOT_FOUND": (404, 4404),
 }
 

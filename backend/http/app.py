@@ -32,6 +32,8 @@ from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
 from backend.http.auth_routes import AuthRoutes
 from backend.http.function_api import error_response, handle_call
+from backend.http.hosts import TrustedHosts
+from backend.http.security_headers import SecurityHeaders
 from backend.http.websocket import serve_session
 from backend.mail.smtp import transport_from_url
 from backend.runtime import Runtime, to_ms
@@ -207,6 +209,8 @@ def create_app(
     if web.is_dir():  # the demo web app, after the API routes so they win
         routes.append(Mount("/", StaticFiles(directory=web, html=True), name="web"))
     middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(TrustedHosts, allowed_hosts=settings.served_hosts()),
         Middleware(CollapseSlashes),
         Middleware(
             CORSMiddleware,
