@@ -143,7 +143,9 @@ _GET_DOCUMENT = select(documents.c.table_name, documents.c.value).where(
 )
 _LATEST_TS = select(func.max(commits.c.ts))
 _COMMITS_AFTER = select(commits).where(commits.c.ts > bindparam("after")).order_by(commits.c.ts)
-_FIND_OUTCOME = select(mutation_outcomes.c.ts, mutation_outcomes.c.outcome).where(
+_FIND_OUTCOME = select(
+    mutation_outcomes.c.ts, mutation_outcomes.c.outcome, mutation_outcomes.c.owner
+).where(
     mutation_outcomes.c.session_id == bindparam("session_id"),
     mutation_outcomes.c.request_id == bindparam("request_id"),
 )
@@ -170,7 +172,7 @@ def _scan_statement(lower: bool, upper: bool, descending: bool) -> Select[Any]:
 
 _SQLITE_GET_DOCUMENT = "SELECT table_name, value FROM documents WHERE doc_id = ?"
 _SQLITE_FIND_OUTCOME = (
-    "SELECT ts, outcome FROM mutation_outcomes WHERE session_id = ? AND request_id = ?"
+    "SELECT ts, outcome, owner FROM mutation_outcomes WHERE session_id = ? AND request_id = ?"
 )
 
 
@@ -298,12 +300,12 @@ new_log AS (
     ) AS e (seq, table_name, doc_id, value)
 ),
 new_outcome AS (
-    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms)
-    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms
+    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)
+    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms, o.owner
     FROM stamp, (VALUES (
         CAST(:outcome_session AS text), CAST(:outcome_request AS bigint),
-        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint)
-    )) AS o (session_id, request_id, outcome, created_ms)
+        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint), CAST(:outcome_owner AS text)
+    )) AS o (session_id, request_id, outcome, created_ms, owner)
     WHERE o.session_id IS NOT NULL
 )
 SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
@@ -317,12 +319,28 @@ _SQLITE_INSERT_COMMIT = (
 )
 _SQLITE_INSERT_LOG = "INSERT INTO log (ts, seq, table_name, doc_id, value) VALUES (?, ?, ?, ?, ?)"
 _SQLITE_INSERT_OUTCOME = (
-    "INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 
-Outcome = tuple[str, int, str, int]
-"""A wire mutation's answer to remember: session id, request id, outcome JSON, created (ms)."""
+
+@dataclass(frozen=True)
+class Outcome:
+    """A wire mutation's answer to remember, under ``(session_id, request_id)``; ``owner``
+    names who made it (None: nobody), and only that caller is ever answered from it."""
+
+    session_id: str
+    request_id: int
+    outcome_json: str
+    created_ms: int
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    ts: int
+    outcome_json: str
+    owner: str | None
 
 
 def _sqlite_apply(db: sqlite3.Connection, writes: Sequence[Write]) -> None:
@@ -346,9 +364,14 @@ def _sqlite_commit(
     db.execute(_SQLITE_INSERT_COMMIT, (ts, *commit_row))
     db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(log_rows)])
     if outcome is not None:
-        session_id, request_id, outcome_json, created_ms = outcome
-        db.execute(_SQLITE_INSERT_OUTCOME, (session_id, request_id, ts, outcome_json, created_ms))
+        db.execute(_SQLITE_INSERT_OUTCOME, _outcome_row(outcome, ts))
     return ts
+
+
+def _outcome_row(outcome: Outcome, ts: int) -> tuple[Any, ...]:
+    """``outcome`` in the column order of ``_SQLITE_INSERT_OUTCOME``."""
+    o = outcome
+    return (o.session_id, o.request_id, ts, o.outcome_json, o.created_ms, o.owner)
 
 
 async def _in_worker(conn: AsyncConnection, fn: Callable[..., T], *args: Any) -> T:
@@ -507,7 +530,8 @@ class StoreWriter(StoreReader):
             await self._flush()
         return await super().commits_after(after_ts)
 
-    async def find_outcome(self, session_id: str, request_id: int) -> tuple[int, str] | None:
+    async def find_outcome(self, session_id: str, request_id: int) -> StoredOutcome | None:
+        """The remembered answer to ``(session_id, request_id)``, whoever made it."""
         if self._pending:
             await self._flush()
         if self._sqlite:
@@ -516,7 +540,7 @@ class StoreWriter(StoreReader):
         else:
             params = {"session_id": session_id, "request_id": request_id}
             row = (await self.conn.execute(_FIND_OUTCOME, params)).first()
-        return None if row is None else (int(row[0]), str(row[1]))
+        return None if row is None else StoredOutcome(int(row[0]), str(row[1]), row[2])
 
     async def current_ts(self) -> int:
         """The newest commit timestamp (for an attempt that wrote nothing)."""
@@ -562,7 +586,6 @@ class StoreWriter(StoreReader):
             [row for kind, row in folded if kind is _INSERT_KEY], 3
         )
         log_tables, log_doc_ids, log_values = _columns(self._log, 3)
-        session_id, request_id, outcome_json, created_ms = outcome or (None, None, None, None)
         result = await self.conn.execute(
             _PG_COMMIT,
             {
@@ -581,29 +604,29 @@ class StoreWriter(StoreReader):
                 "log_tables": log_tables,
                 "log_doc_ids": log_doc_ids,
                 "log_values": log_values,
-                "outcome_session": session_id,
-                "outcome_request": request_id,
-                "outcome": outcome_json,
-                "outcome_created_ms": created_ms,
+                "outcome_session": outcome.session_id if outcome else None,
+                "outcome_request": outcome.request_id if outcome else None,
+                "outcome": outcome.outcome_json if outcome else None,
+                "outcome_created_ms": outcome.created_ms if outcome else None,
+                "outcome_owner": outcome.owner if outcome else None,
                 "channel": self._store.notify_channel,
             },
         )
         return int(result.scalar_one())
 
-    async def save_outcome(
-        self, session_id: str, request_id: int, ts: int, outcome_json: str, created_ms: int
-    ) -> None:
+    async def save_outcome(self, outcome: Outcome, ts: int) -> None:
         """Remember a wire mutation's answer, so a resend is answered instead of re-run."""
         if self._pending:
             await self._flush()
         await self.conn.execute(
             _INSERT_OUTCOME,
             {
-                "session_id": session_id,
-                "request_id": request_id,
+                "session_id": outcome.session_id,
+                "request_id": outcome.request_id,
                 "ts": ts,
-                "outcome": outcome_json,
-                "created_ms": created_ms,
+                "outcome": outcome.outcome_json,
+                "created_ms": outcome.created_ms,
+                "owner": outcome.owner,
             },
         )
 

@@ -6,6 +6,7 @@ replayed ``requestId``) rather than what the official client sends.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,8 @@ from typing import Any
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Close
 
 PASSWORD = "correct horse battery"
 
@@ -107,6 +110,19 @@ class SyncSocket:
             {"type": kind, "requestId": request_id, "udfPath": path, "args": [args or {}]}
         )
         return await self.response(f"{kind}Response", request_id)
+
+
+async def close_of(socket: ClientConnection) -> Close:
+    """Read until the server closes ``socket`` (within 15 s); the close frame it sent."""
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                await socket.recv()
+    except ConnectionClosed as closed:
+        received = closed.rcvd
+    if received is None:
+        raise AssertionError("the socket ended without a close frame")
+    return received
 
 
 @asynccontextmanager
