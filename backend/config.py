@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     app_functions: str = "functions"
     web_dir: str = "client_js/demo/dist"  # the built demo web app, served at /
     ws_compression: bool = False  # per-message deflate on the sync socket
+    body_timeout: float = 30.0  # seconds a request body may take to arrive (else 408)
 
     def resolved_secret_key(self) -> str:
         """The server secret; generated once under ``./data/`` in dev, required otherwise."""

@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
 
 
 # code -> (HTTP status for a plain HTTP endpoint, WebSocket close code when it ends a socket)
@@ -43,6 +44,7 @@ TRANSPORT: dict[str, tuple[int, int]] = {
     ErrorCode.PAYLOAD_TOO_LARGE: (413, 1009),
     ErrorCode.METHOD_NOT_ALLOWED: (405, 4405),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, 4415),
+    ErrorCode.REQUEST_TIMEOUT: (408, 4408),
     ErrorCode.INTERNAL: (500, 1011),
     # auth (Better Auth's codes and statuses)
     "INVALID_EMAIL_OR_PASSWORD": (401, 4401),

@@ -33,6 +33,7 @@ from backend.errors import ConvexError, ErrorCode
 from backend.http.auth_routes import AuthRoutes
 from backend.http.function_api import error_response, handle_call
 from backend.http.hosts import TrustedHosts
+from backend.http.request_body import RequestBodyGuard
 from backend.http.security_headers import SecurityHeaders
 from backend.http.websocket import serve_session
 from backend.mail.smtp import transport_from_url
@@ -211,6 +212,7 @@ def create_app(
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(TrustedHosts, allowed_hosts=settings.served_hosts()),
+        Middleware(RequestBodyGuard, timeout=settings.body_timeout),
         Middleware(CollapseSlashes),
         Middleware(
             CORSMiddleware,
