@@ -31,6 +31,7 @@ from backend.storage.store import (
     StorageError,
     Store,
     StoreReader,
+    StoreUnavailable,
     StoreWriter,
 )
 from backend.transactions.limits import Limits
@@ -281,6 +282,8 @@ class Engine:
         try:
             self._check_args(args)
             value = await self._invoke(function, QueryCtx(self, txn, auth), args)
+        except StoreUnavailable:
+            raise  # not the query's outcome: nothing it read may be kept, it runs again later
         except (ConvexError, FunctionFailed) as error:
             return QueryOutcome(None, error, txn.read_set, reader.snapshot_ts, auth.used, None)
         return QueryOutcome(
@@ -378,6 +381,8 @@ class Engine:
                 "The write kept conflicting with concurrent writes; nothing was written. "
                 "Try again.",
             )
+        except StoreUnavailable:
+            raise  # nothing can be kept while the database is out of reach
         except BaseException:
             if attempts and attempts[-1].durable and not attempts[-1].committed:
                 await self._write_durably(attempts[-1], function_path)
@@ -392,6 +397,8 @@ class Engine:
 
         try:
             await self.system_write(keep, label=f"{function_path or '_system'}#durable")
+        except StoreUnavailable:  # the outage itself is logged once, by the store
+            log.warning("the durable writes of a failed %s were lost: no database", function_path)
         except Exception:  # never hide the call's own error behind this one
             log.exception("could not keep the durable writes of a failed %s", function_path)
 

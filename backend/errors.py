@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    UNAVAILABLE = "UNAVAILABLE"
 
 
 # code -> (HTTP status for a plain HTTP endpoint, WebSocket close code when it ends a socket)
@@ -46,6 +47,8 @@ TRANSPORT: dict[str, tuple[int, int]] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, 4415),
     ErrorCode.REQUEST_TIMEOUT: (408, 4408),
     ErrorCode.INTERNAL: (500, 1011),
+    # the database is out of reach: try again shortly (1013 is WebSocket's "Try Again Later")
+    ErrorCode.UNAVAILABLE: (503, 1013),
     # auth (Better Auth's codes and statuses)
     "INVALID_EMAIL_OR_PASSWORD": (401, 4401),
     "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL": (422, 4400),

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import from_ms, to_ms
 from backend.schema import TableDef, table
+from backend.storage.store import StoreUnavailable
 from backend.transactions.readset import WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
 from backend.udf.context import Auth, MutationCtx
@@ -172,6 +173,8 @@ class SchedulerWorker:
 
         try:
             await engine.write(body, function_path=target.path)
+        except StoreUnavailable:
+            raise  # not the job's failure: it stays pending, and runs once the database is back
         except Exception as exc:  # the job's own failure: record it, keep the worker alive
             log.warning("scheduled %s failed: %s", target.path, exc)
             await self._finish(job_id, "failed", _describe(exc))
@@ -219,6 +222,8 @@ class SchedulerWorker:
                 next_ms = await self.next_due_ms()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:  # logged once per outage by the store; just try again
+                next_ms = None
             except Exception:
                 log.exception("scheduler round failed; trying again")
                 next_ms = None

@@ -3,7 +3,8 @@
 Shapes as ``ConvexHttpClient`` expects them (convex-protocol.md, section 12): 200 with
 ``{status: "success", value, logLines}``, or 560 with ``{status: "error", errorMessage,
 errorData?, logLines}`` when the function failed. A request that never reached a function
-(bad JSON, too large, a bad token) is a 4xx ``{code, message}``.
+(bad JSON, too large, a bad token) is a 4xx ``{code, message}``; one that could not reach
+the database is ``503 {code: "UNAVAILABLE", message}`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,15 @@ FUNCTION_ERROR_STATUS = 560
 
 def error_response(error: ConvexError) -> JSONResponse:
     data = error.data if isinstance(error.data, dict) else {"code": "ERROR", "message": str(error)}
-    return JSONResponse(
+    response = JSONResponse(
         {"code": data.get("code"), "message": data.get("message")},
         status_code=http_status(error.code),
     )
+    if error.code == ErrorCode.UNAVAILABLE:  # 503: say when to come back
+        retry_ms = data.get("retryAfterMs")
+        seconds = -(-int(retry_ms) // 1000) if isinstance(retry_ms, int) else 1
+        response.headers["Retry-After"] = str(max(1, seconds))
+    return response
 
 
 def convex_error_message(data_json: Any) -> str:
@@ -70,6 +76,8 @@ async def handle_call(
         else:
             value = await engine.run_action(path, args, identity)
     except ConvexError as error:
+        if error.code == ErrorCode.UNAVAILABLE:  # no answer from the function: the store's
+            return error_response(error)
         data = to_json(error.data)
         return JSONResponse(
             {

@@ -59,6 +59,7 @@ class SyncSocket:
         self.socket = socket
         self._next_request = 0
         self._auth_version = 0
+        self._query_set = 0
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.socket.send(json.dumps(message))
@@ -83,6 +84,27 @@ class SyncSocket:
             }
         )
         self._auth_version += 1
+
+    async def subscribe(self, query_id: int, path: str, args: dict[str, Any]) -> None:
+        """Add one query to the query set (the next version after the last one added)."""
+        await self.send(
+            {
+                "type": "ModifyQuerySet",
+                "baseVersion": self._query_set,
+                "newVersion": self._query_set + 1,
+                "modifications": [
+                    {"type": "Add", "queryId": query_id, "udfPath": path, "args": [args]}
+                ],
+            }
+        )
+        self._query_set += 1
+
+    async def transition(self) -> dict[str, Any]:
+        """The next ``Transition`` (other messages are skipped)."""
+        while True:
+            message = await self.receive()
+            if message["type"] == "Transition":
+                return message
 
     async def receive(self) -> dict[str, Any]:
         return dict(json.loads(await self.socket.recv()))
