@@ -407,7 +407,7 @@ _STRICT_DECODER = json.JSONDecoder(
     parse_constant=_reject_constant, object_pairs_hook=_one_value_per_key
 )
 _COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
 _BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
@@ -415,7 +415,11 @@ _BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 def _nesting(text: str) -> int:
     """How deeply ``text``'s arrays and objects nest (brackets inside strings do not count)."""
-    brackets = _NOT_A_BRACKET.sub("", _STRING_LITERAL.sub("", text))
+    if '\\"' in text:  # an escaped quote: find where strings end the careful way
+        outside = _STRING_LITERAL.sub("", text)
+    else:  # every quote opens or closes a string: what lies outside is every other piece
+        outside = "".join(text.split('"')[::2])
+    brackets = _NOT_A_BRACKET.sub("", outside)
     return max(itertools.accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
 
 
@@ -436,7 +440,12 @@ def loads(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise JSONRejected("is nested too deeply") from None
     except ValueError:
         raise JSONRejected("is not valid JSON") from None
-    if _MAYBE_SURROGATE.search(text):
+    if not text.isascii():  # a surrogate itself in the text (only a Python caller can pass one)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise JSONRejected("holds a lone surrogate, which is not Unicode") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # escaped: a pair is one character
         try:
             dumps(data).encode("utf-8")
         except UnicodeEncodeError:
