@@ -415,10 +415,10 @@ _BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 def _nesting(text: str) -> int:
     """How deeply ``text``'s arrays and objects nest (brackets inside strings do not count)."""
-    if '\\"' in text:  # an escaped quote: find where strings end the careful way
-        outside = _STRING_LITERAL.sub("", text)
-    else:  # every quote opens or closes a string: what lies outside is every other piece
-        outside = "".join(text.split('"')[::2])
+    # Without an escaped quote, every quote opens or closes a string, so what lies outside
+    # strings is every other piece between quotes; with one, strings are matched properly.
+    escaped = '\\"' in text
+    outside = _STRING_LITERAL.sub("", text) if escaped else "".join(text.split('"')[::2])
     brackets = _NOT_A_BRACKET.sub("", outside)
     return max(itertools.accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
 
