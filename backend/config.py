@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,8 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     secret_key: str | None = Field(default=None, repr=False)
     allowed_origins: list[str] = Field(default_factory=list)
+    # host names served besides PUBLIC_URL's (``*.example.com`` for every subdomain)
+    allowed_hosts: list[str] = Field(default_factory=list)
     public_url: str | None = None
     app_schema: str = "schema"
     app_functions: str = "functions"
@@ -34,6 +37,7 @@ class Settings(BaseSettings):
     ws_compression: bool = False  # per-message deflate on the sync socket
     # No session for a password account until its address is proven (a verification link)
     require_email_verification: bool = False
+    body_timeout: float = 30.0  # seconds a request body may take to arrive (else 408)
 
     def resolved_secret_key(self) -> str:
         """The server secret; generated once under ``./data/`` in dev, required otherwise."""
@@ -75,6 +79,16 @@ class Settings(BaseSettings):
 
     def origin(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    def served_hosts(self) -> list[str]:
+        """The ``Host`` names this server answers: ``PUBLIC_URL``'s, ``ALLOWED_HOSTS``, and in
+        dev the loopback names (a page can only send those by being loaded from them, so they
+        are never a rebound name)."""
+        hosts = [urlsplit(self.origin()).hostname or "", *self.allowed_hosts]
+        if self.dev_mode:
+            hosts += ["localhost", "127.0.0.1", "[::1]"]
+        bracketed = [f"[{h}]" if ":" in h and not h.startswith("[") else h for h in hosts]
+        return list(dict.fromkeys(h.lower() for h in bracketed if h))
 
 
 def load_settings() -> Settings:

@@ -11,12 +11,13 @@ the store, and the engine tells its commit listeners (the scheduler, the sync la
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
@@ -25,10 +26,12 @@ from backend.errors import ConvexError, ErrorCode, InternalError, invalid_argume
 from backend.runtime import Runtime, to_ms, to_ns
 from backend.schema import Schema
 from backend.storage.store import (
+    Outcome,
     RetryableConflict,
     StorageError,
     Store,
     StoreReader,
+    StoreUnavailable,
     StoreWriter,
 )
 from backend.transactions.limits import Limits
@@ -36,6 +39,7 @@ from backend.transactions.readset import ReadSet, WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
 from backend.udf.app import App, canonical_path
 from backend.udf.context import (
+    ActionAuth,
     ActionCtx,
     Auth,
     ClientInfo,
@@ -88,6 +92,27 @@ class MutationResult:
     value: Any
     ts: int
     replayed: bool = False
+
+
+class WireRequest(NamedTuple):
+    """A mutation sent over the wire: ``(sessionId, requestId)``, chosen by the client, and the
+    owner of its outcome (``outcome_owner`` of the caller). A resend is answered from the stored
+    outcome only for the same owner: the ids are the client's own, so anyone may send another
+    client's pair, and would otherwise be answered with that client's result."""
+
+    session_id: str
+    request_id: int
+    owner: str | None = None
+
+
+def outcome_owner(identity: Identity | None) -> str | None:
+    """Who an outcome belongs to: the caller's issuer, user and session, as a fixed-length
+    digest (a token's subject may be long); None for nobody. The identity as claimed, so a
+    resend with a renewed token for the same session is the same owner."""
+    if identity is None:
+        return None
+    who = dumps([identity.issuer, identity.subject, identity.session_id or ""])
+    return hashlib.sha256(who.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -257,6 +282,8 @@ class Engine:
         try:
             self._check_args(args)
             value = await self._invoke(function, QueryCtx(self, txn, auth), args)
+        except StoreUnavailable:
+            raise  # not the query's outcome: nothing it read may be kept, it runs again later
         except (ConvexError, FunctionFailed) as error:
             return QueryOutcome(None, error, txn.read_set, reader.snapshot_ts, auth.used, None)
         return QueryOutcome(
@@ -295,15 +322,16 @@ class Engine:
         client: ClientInfo | None = None,
     ) -> MutationResult:
         """Run a mutation exactly once; ``request=(sessionId, requestId)`` makes a resend of the
-        same request answer with the first outcome instead of running again."""
+        same request by the same caller answer with the first outcome instead of running again
+        (a resend by anyone else is refused with ``FORBIDDEN``)."""
         function = self.resolve(fn, FunctionKind.MUTATION, internal=internal)
         self._check_args(args)
+        wire = None if request is None else WireRequest(*request, outcome_owner(identity))
         runner = getattr(function, "runner", None)
         if runner is not None:  # an engine function made of several transactions
             function.validate_args(args)
-            result: MutationResult = await runner(
-                self, args, identity, request=request, client=client
-            )
+            # it hands ``wire`` on to ``write`` as it is, owner and all
+            result: MutationResult = await runner(self, args, identity, request=wire, client=client)
             return result
 
         async def body(txn: Transaction) -> Any:
@@ -314,7 +342,7 @@ class Engine:
             body,
             function_path=function.path,
             identity=identity.subject if identity else None,
-            request=request,
+            request=wire,
             client=client,
         )
 
@@ -324,14 +352,16 @@ class Engine:
         *,
         function_path: str | None = None,
         identity: str | None = None,
-        request: tuple[str, int] | None = None,
+        request: WireRequest | tuple[str, int] | None = None,
         client: ClientInfo | None = None,
         remember: Callable[[Any], bool] | None = None,
     ) -> MutationResult:
         """Run ``body`` in a serializable transaction, retrying lost races; commit its writes.
 
-        With ``request``, a resend of the same ``(sessionId, requestId)`` is answered from the
-        stored outcome; ``remember`` may decline to store an outcome (a first step of several).
+        With ``request``, a resend of the same ``(sessionId, requestId)`` by its owner is
+        answered from the stored outcome (a bare pair belongs to nobody: pass on the
+        ``WireRequest`` that ``run_mutation`` made); ``remember`` may decline to store an
+        outcome (a first step of several).
         Writes registered with ``txn.durably`` are kept even when the body fails.
         """
         policy = self.retry
@@ -351,6 +381,8 @@ class Engine:
                 "The write kept conflicting with concurrent writes; nothing was written. "
                 "Try again.",
             )
+        except StoreUnavailable:
+            raise  # nothing can be kept while the database is out of reach
         except BaseException:
             if attempts and attempts[-1].durable and not attempts[-1].committed:
                 await self._write_durably(attempts[-1], function_path)
@@ -365,6 +397,8 @@ class Engine:
 
         try:
             await self.system_write(keep, label=f"{function_path or '_system'}#durable")
+        except StoreUnavailable:  # the outage itself is logged once, by the store
+            log.warning("the durable writes of a failed %s were lost: no database", function_path)
         except Exception:  # never hide the call's own error behind this one
             log.exception("could not keep the durable writes of a failed %s", function_path)
 
@@ -373,16 +407,26 @@ class Engine:
         body: Callable[[Transaction], Awaitable[Any]],
         function_path: str | None,
         identity: str | None,
-        request: tuple[str, int] | None,
+        request: WireRequest | tuple[str, int] | None,
         client: ClientInfo | None = None,
         remember: Callable[[Any], bool] | None = None,
         attempts: list[Transaction] | None = None,
     ) -> MutationResult:
+        wire = None if request is None else WireRequest(*request)
         async with self.store.writer() as writer:
-            if request is not None:
-                previous = await writer.find_outcome(*request)
+            if wire is not None:
+                previous = await writer.find_outcome(wire.session_id, wire.request_id)
                 if previous is not None:
-                    return MutationResult(_load_outcome(previous[1]), previous[0], replayed=True)
+                    if previous.owner != wire.owner:
+                        # Not a replay for this caller, and not a new run either: the pair is
+                        # taken, and running under it would forfeit exactly-once for its owner.
+                        raise ConvexError(
+                            ErrorCode.FORBIDDEN,
+                            "This requestId was already used on this sessionId by another "
+                            "caller; send the mutation with a new requestId",
+                        )
+                    value = _load_outcome(previous.outcome_json)
+                    return MutationResult(value, previous.ts, replayed=True)
             now = self.runtime.now()
             txn = Transaction(writer, self.schema, self.runtime, self.limits, now=now)
             txn.client = client
@@ -392,13 +436,18 @@ class Engine:
             for durable in txn.durable:  # committing: they simply join this transaction
                 await durable(SystemDatabase(txn))
             outcome = None
-            if request is not None and (remember is None or remember(value)):
-                outcome = (*request, _dump_outcome(value), int(to_ms(now)))
+            if wire is not None and (remember is None or remember(value)):
+                outcome = Outcome(
+                    wire.session_id,
+                    wire.request_id,
+                    _dump_outcome(value),
+                    int(to_ms(now)),
+                    wire.owner,
+                )
             if txn.write_set.is_empty():
                 ts = await writer.current_ts()
                 if outcome is not None:
-                    session_id, request_id, outcome_json, created_ms = outcome
-                    await writer.save_outcome(session_id, request_id, ts, outcome_json, created_ms)
+                    await writer.save_outcome(outcome, ts)
             else:
                 # the commit saves the outcome too, under its timestamp (no statement of its own)
                 ts = await writer.commit(
@@ -423,11 +472,25 @@ class Engine:
         *,
         internal: bool = False,
     ) -> Any:
+        """Run an action. ``ctx.auth`` checks ``identity``'s session at every look, as
+        queries and mutations do (a signed-out session is nobody); the queries and mutations
+        it runs get the identity as claimed and check it themselves."""
         function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
         self._check_args(args)
+        check = self._live_identity if self.identity_resolver is not None else None
         return await self._invoke(
-            function, ActionCtx(self, Auth(identity), self.runtime.now()), args
+            function, ActionCtx(self, ActionAuth(identity, check), self.runtime.now()), args
         )
+
+    async def _live_identity(self, identity: Identity) -> Identity | None:
+        """``identity`` if its session is alive now (the resolver, in a snapshot of its own)."""
+        resolver = self.identity_resolver
+        assert resolver is not None
+        async with self.store.snapshot(timestamped=False) as reader:
+            txn = Transaction(
+                reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
+            )
+            return await resolver(txn, identity)
 
     # ---- engine-internal access ---------------------------------------------------------
 
@@ -482,4 +545,6 @@ __all__ = [
     "QueryResult",
     "RetryPolicy",
     "StoreWriter",
+    "WireRequest",
+    "outcome_owner",
 ]

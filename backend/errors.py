@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    UNAVAILABLE = "UNAVAILABLE"
 
 
 # code -> (HTTP status for a plain HTTP endpoint, WebSocket close code when it ends a socket)
@@ -43,7 +45,10 @@ TRANSPORT: dict[str, tuple[int, int]] = {
     ErrorCode.PAYLOAD_TOO_LARGE: (413, 1009),
     ErrorCode.METHOD_NOT_ALLOWED: (405, 4405),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, 4415),
+    ErrorCode.REQUEST_TIMEOUT: (408, 4408),
     ErrorCode.INTERNAL: (500, 1011),
+    # the database is out of reach: try again shortly (1013 is WebSocket's "Try Again Later")
+    ErrorCode.UNAVAILABLE: (503, 1013),
     # auth (Better Auth's codes and statuses)
     "INVALID_EMAIL_OR_PASSWORD": (401, 4401),
     "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL": (422, 4400),
@@ -52,6 +57,7 @@ TRANSPORT: dict[str, tuple[int, int]] = {
     "EMAIL_NOT_VERIFIED": (403, 4403),
     "PASSWORD_LOCKED": (403, 4403),
     "INVALID_ORIGIN": (403, 4403),
+    "INVALID_HOST": (400, 4400),
     "PROVIDER_NOT_FOUND": (404, 4404),
 }
 

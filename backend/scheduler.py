@@ -9,6 +9,12 @@ after commit:
   of the race conflicts, retries, and finds the job done;
 - a scheduled **action** is first marked ``inProgress`` in its own transaction, then run, then
   marked ``success`` or ``failed``: at most once (a crash mid-action leaves it ``inProgress``).
+
+A job carries no identity: it runs as nobody (``ctx.auth`` sees no one), whoever scheduled it,
+as in Convex. Carrying the scheduler's session along would let work outlive a sign-out by the
+job's whole delay, and would need the session checked again at run time anyway; a job that
+acts for a user takes the user's id as an argument, and its function decides what that id may
+do. So a job scheduled by a session that has since been revoked runs as nobody too.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pydantic import BaseModel
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import from_ms, to_ms
 from backend.schema import TableDef, table
+from backend.storage.store import StoreUnavailable
 from backend.transactions.readset import WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
 from backend.udf.context import Auth, MutationCtx
@@ -166,6 +173,8 @@ class SchedulerWorker:
 
         try:
             await engine.write(body, function_path=target.path)
+        except StoreUnavailable:
+            raise  # not the job's failure: it stays pending, and runs once the database is back
         except Exception as exc:  # the job's own failure: record it, keep the worker alive
             log.warning("scheduled %s failed: %s", target.path, exc)
             await self._finish(job_id, "failed", _describe(exc))
@@ -213,6 +222,8 @@ class SchedulerWorker:
                 next_ms = await self.next_due_ms()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:  # logged once per outage by the store; just try again
+                next_ms = None
             except Exception:
                 log.exception("scheduler round failed; trying again")
                 next_ms = None

@@ -28,10 +28,13 @@ from backend.auth.sessions import resolve_identity
 from backend.auth.verifier import ConvexTokenVerifier
 from backend.config import Settings, load_settings
 from backend.engine import Engine
-from backend.errors import ConvexError, ErrorCode
+from backend.errors import ConvexError, ErrorCode, http_status
 from backend.http.auth_routes import AuthRoutes
 from backend.http.cors import CorsByPath
 from backend.http.function_api import error_response, handle_call
+from backend.http.hosts import TrustedHosts
+from backend.http.request_body import RequestBodyGuard
+from backend.http.security_headers import SecurityHeaders
 from backend.http.websocket import serve_session
 from backend.mail import install_seal
 from backend.mail.smtp import transport_from_url
@@ -39,7 +42,8 @@ from backend.runtime import Runtime, to_ms
 from backend.scheduler import SchedulerWorker
 from backend.sensitive.service import SERVICE as SENSITIVE
 from backend.sensitive.service import SensitiveService
-from backend.storage.store import Store
+from backend.storage.health import StoreState
+from backend.storage.store import RETRY_AFTER, Store, StoreUnavailable
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import TokenRejected, TokenVerifier
 from backend.sync.session import SessionLimits
@@ -104,6 +108,8 @@ async def housekeeping(engine: Engine, every: float = 60.0) -> None:
         try:
             horizon = engine.runtime.now() - OUTCOME_WINDOW
             await engine.store.prune_outcomes(int(to_ms(horizon)))
+        except StoreUnavailable:  # logged once per outage by the store
+            pass
         except Exception:
             log.exception("housekeeping failed; trying again in a minute")
 
@@ -199,8 +205,27 @@ def create_app(
             limits=session_limits,
         )
 
-    async def health(_request: Request) -> Response:
-        return JSONResponse({"ok": True})
+    async def health(request: Request) -> Response:
+        """Liveness, with the store's state; ``?ready`` is readiness: 503 while the store is
+        out of reach (it probes the store, so a load balancer sees recovery without traffic)."""
+        ready = "ready" in request.query_params
+        if ready or not engine.store.health.up:
+            await engine.store.probe()
+        report = engine.store.health.report()
+        up = report.state is StoreState.UP
+        body: dict[str, Any] = {"ok": up, "store": report.state.value}
+        if not up:
+            body["storeDownForMs"] = int((report.down_for or 0) * 1000)
+        headers = {"cache-control": "no-store"}
+        if ready and not up:
+            retry_after = str(int(RETRY_AFTER.total_seconds()))
+            unavailable = {"code": ErrorCode.UNAVAILABLE, "message": "The database is unavailable"}
+            return JSONResponse(
+                {**unavailable, **body},
+                status_code=http_status(ErrorCode.UNAVAILABLE),
+                headers={**headers, "Retry-After": retry_after},
+            )
+        return JSONResponse(body, headers=headers)
 
     routes: list[Any] = [
         *auth_routes.routes(),
@@ -215,6 +240,9 @@ def create_app(
     if web.is_dir():  # the demo web app, after the API routes so they win
         routes.append(Mount("/", StaticFiles(directory=web, html=True), name="web"))
     middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(TrustedHosts, allowed_hosts=settings.served_hosts()),
+        Middleware(RequestBodyGuard, timeout=settings.body_timeout),
         Middleware(CollapseSlashes),
         Middleware(CorsByPath, allowed_origins=settings.allowed_origins),
     ]

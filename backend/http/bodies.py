@@ -1,4 +1,5 @@
-"""Reading request bodies safely: a size cap enforced while streaming, strict JSON."""
+"""Reading request bodies safely: a size cap enforced while streaming, strict JSON (the one
+decoder the socket uses too: ``convex_json.loads``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from backend.errors import ConvexError, ErrorCode
-from backend.values.convex_json import loads
+from backend.values.convex_json import JSONRejected, loads
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -31,5 +32,5 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> Any:
         chunks.append(chunk)
     try:
         return loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        raise ConvexError(ErrorCode.INVALID_ARGUMENT, "the body is not valid JSON") from None
+    except JSONRejected as rejected:
+        raise ConvexError(ErrorCode.INVALID_ARGUMENT, f"the body {rejected.reason}") from None

@@ -15,7 +15,7 @@ clients read (the JS ``ConvexHttpClient`` and the Python one):
   to JavaScript ``1.0`` and ``1`` are the same number. 64-bit integers still travel as
   ``{"$integer": ...}``.
 - The request never reached a function (a bad body, a bad token, an outage): a 4xx or 5xx
-  with ``{code, message}``, which the Python client reports as ``"<status> <code>: <message>"``
+  with ``{code, message}`` (an outage is ``503 UNAVAILABLE`` with ``Retry-After``), which the Python client reports as ``"<status> <code>: <message>"``
   and the JS client as an ``Error`` carrying the body.
 """
 
@@ -39,10 +39,15 @@ FUNCTION_ERROR_STATUS = 200
 def error_response(error: ConvexError) -> JSONResponse:
     """A request that did not reach a function: its status from the code, ``{code, message}``."""
     data = error.data if isinstance(error.data, dict) else {"code": "ERROR", "message": str(error)}
-    return JSONResponse(
+    response = JSONResponse(
         {"code": data.get("code"), "message": data.get("message")},
         status_code=http_status(error.code),
     )
+    if error.code == ErrorCode.UNAVAILABLE:  # 503: say when to come back
+        retry_ms = data.get("retryAfterMs")
+        seconds = -(-int(retry_ms) // 1000) if isinstance(retry_ms, int) else 1
+        response.headers["Retry-After"] = str(max(1, seconds))
+    return response
 
 
 def numbers_as_floats(data: Any) -> Any:
@@ -98,6 +103,8 @@ async def handle_call(
         else:
             value = await engine.run_action(path, args, identity)
     except ConvexError as error:
+        if error.code == ErrorCode.UNAVAILABLE:  # no answer from the function: the store's
+            return error_response(error)
         data = to_json(error.data)
         return JSONResponse(
             {

@@ -17,8 +17,10 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+import h11
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from backend.config import Settings
 
@@ -78,9 +80,26 @@ def log_config() -> dict[str, Any]:
     return config
 
 
+class HTTPProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, except for a client that half-closes mid-body.
+
+    uvicorn closes such a connection at once, so the app only learns that the client left and
+    the client never hears why. Here the end of input goes to h11, which finds the body
+    incomplete, and uvicorn answers that as any other broken framing: 400, then close.
+    """
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio allows a bool
+        if self.conn.their_state is not h11.SEND_BODY:
+            return None  # between requests or done: close as uvicorn does
+        self.conn.receive_data(b"")
+        self.handle_events()
+        return True  # keep the transport to write the answer (uvicorn closes it after)
+
+
 def server_options(settings: Settings | None = None) -> dict[str, Any]:
     """The uvicorn options every server of ours uses (benchmarks and test servers too)."""
     return {
+        "http": HTTPProtocol,
         "proxy_headers": False,
         "ws_max_size": 16 * 1024 * 1024,
         # per-message deflate costs ~40 KB of zlib state per socket and compresses every

@@ -41,6 +41,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from typing import Any, TypeVar
 
@@ -49,7 +50,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
+from backend.errors import ConvexError, ErrorCode
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
+from backend.storage.health import StoreHealth
 from backend.storage.tables import commits, documents, index_entries, mutation_outcomes
 from backend.values.convex_json import decode_stored, dumps, to_json
 from backend.values.index_key import KeyRange
@@ -64,6 +67,56 @@ class StorageError(Exception):
 
 class RetryableConflict(Exception):
     """The transaction lost a race (serialization failure, deadlock, busy database)."""
+
+
+RETRY_AFTER = timedelta(seconds=2)
+PROBE_TIMEOUT = timedelta(seconds=2)
+
+
+class StoreUnavailable(ConvexError, StorageError):
+    """The database cannot be reached (refused, dropped, shutting down, out of connections).
+
+    A ``ConvexError`` with code ``UNAVAILABLE``, so every transport answers it as one (HTTP
+    503 with ``Retry-After``; on the socket, an error with that code): the caller should try
+    again shortly. ``cause`` is for the server's log only. Nothing of the failed call was
+    committed, except in the one case no database can rule out: the connection dropped while
+    the commit itself was in flight (a wire mutation's resend then finds its outcome).
+    """
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(
+            ErrorCode.UNAVAILABLE,
+            "The database is unavailable; try again shortly",
+            retryAfterMs=int(RETRY_AFTER.total_seconds() * 1000),
+        )
+        self.cause = cause
+
+
+# SQLSTATEs that mean "the server is not there to serve": connection exceptions (class 08),
+# shutting down or starting up (57P01-57P03), too many connections (53300).
+UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03", "53300"}
+_SQLITE_UNAVAILABLE = ("unable to open database file", "disk i/o error")
+
+
+def unavailable_cause(exc: BaseException) -> str | None:
+    """Why ``exc`` means the database is out of reach, or None if it means something else."""
+    state = _sqlstate(exc) if isinstance(exc, DBAPIError) else getattr(exc, "sqlstate", None)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return f"connection lost ({_describe(exc)})"
+    if isinstance(state, str) and (state.startswith("08") or state in UNAVAILABLE_SQLSTATES):
+        return f"SQLSTATE {state} ({_describe(exc)})"
+    if isinstance(exc, sqlite3.OperationalError | OperationalError):
+        text_of = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
+        if any(marker in text_of for marker in _SQLITE_UNAVAILABLE):
+            return _describe(exc)
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    """A short cause for the log: the driver's own error, first line only."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text_of = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {text_of[0][:200]}" if text_of else type(inner).__name__
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -95,14 +148,6 @@ def classify(exc: BaseException) -> BaseException:
     elif isinstance(exc, sqlite3.IntegrityError):
         return RetryableConflict("unique violation")
     return exc
-
-
-def _storage_error(exc: DBAPIError | sqlite3.Error) -> BaseException:
-    """The exception to raise for a driver error: retryable, or a ``StorageError``."""
-    mapped = classify(exc)
-    if mapped is exc:
-        return StorageError(str(exc.orig if isinstance(exc, DBAPIError) else exc))
-    return mapped
 
 
 def encode_doc(document: dict[str, Any]) -> str:
@@ -143,7 +188,9 @@ _GET_DOCUMENT = select(documents.c.table_name, documents.c.value).where(
 )
 _LATEST_TS = select(func.max(commits.c.ts))
 _COMMITS_AFTER = select(commits).where(commits.c.ts > bindparam("after")).order_by(commits.c.ts)
-_FIND_OUTCOME = select(mutation_outcomes.c.ts, mutation_outcomes.c.outcome).where(
+_FIND_OUTCOME = select(
+    mutation_outcomes.c.ts, mutation_outcomes.c.outcome, mutation_outcomes.c.owner
+).where(
     mutation_outcomes.c.session_id == bindparam("session_id"),
     mutation_outcomes.c.request_id == bindparam("request_id"),
 )
@@ -170,7 +217,7 @@ def _scan_statement(lower: bool, upper: bool, descending: bool) -> Select[Any]:
 
 _SQLITE_GET_DOCUMENT = "SELECT table_name, value FROM documents WHERE doc_id = ?"
 _SQLITE_FIND_OUTCOME = (
-    "SELECT ts, outcome FROM mutation_outcomes WHERE session_id = ? AND request_id = ?"
+    "SELECT ts, outcome, owner FROM mutation_outcomes WHERE session_id = ? AND request_id = ?"
 )
 
 
@@ -298,12 +345,12 @@ new_log AS (
     ) AS e (seq, table_name, doc_id, value)
 ),
 new_outcome AS (
-    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms)
-    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms
+    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)
+    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms, o.owner
     FROM stamp, (VALUES (
         CAST(:outcome_session AS text), CAST(:outcome_request AS bigint),
-        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint)
-    )) AS o (session_id, request_id, outcome, created_ms)
+        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint), CAST(:outcome_owner AS text)
+    )) AS o (session_id, request_id, outcome, created_ms, owner)
     WHERE o.session_id IS NOT NULL
 )
 SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
@@ -317,12 +364,28 @@ _SQLITE_INSERT_COMMIT = (
 )
 _SQLITE_INSERT_LOG = "INSERT INTO log (ts, seq, table_name, doc_id, value) VALUES (?, ?, ?, ?, ?)"
 _SQLITE_INSERT_OUTCOME = (
-    "INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 
-Outcome = tuple[str, int, str, int]
-"""A wire mutation's answer to remember: session id, request id, outcome JSON, created (ms)."""
+
+@dataclass(frozen=True)
+class Outcome:
+    """A wire mutation's answer to remember, under ``(session_id, request_id)``; ``owner``
+    names who made it (None: nobody), and only that caller is ever answered from it."""
+
+    session_id: str
+    request_id: int
+    outcome_json: str
+    created_ms: int
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class StoredOutcome:
+    ts: int
+    outcome_json: str
+    owner: str | None
 
 
 def _sqlite_apply(db: sqlite3.Connection, writes: Sequence[Write]) -> None:
@@ -346,9 +409,14 @@ def _sqlite_commit(
     db.execute(_SQLITE_INSERT_COMMIT, (ts, *commit_row))
     db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(log_rows)])
     if outcome is not None:
-        session_id, request_id, outcome_json, created_ms = outcome
-        db.execute(_SQLITE_INSERT_OUTCOME, (session_id, request_id, ts, outcome_json, created_ms))
+        db.execute(_SQLITE_INSERT_OUTCOME, _outcome_row(outcome, ts))
     return ts
+
+
+def _outcome_row(outcome: Outcome, ts: int) -> tuple[Any, ...]:
+    """``outcome`` in the column order of ``_SQLITE_INSERT_OUTCOME``."""
+    o = outcome
+    return (o.session_id, o.request_id, ts, o.outcome_json, o.created_ms, o.owner)
 
 
 async def _in_worker(conn: AsyncConnection, fn: Callable[..., T], *args: Any) -> T:
@@ -507,7 +575,8 @@ class StoreWriter(StoreReader):
             await self._flush()
         return await super().commits_after(after_ts)
 
-    async def find_outcome(self, session_id: str, request_id: int) -> tuple[int, str] | None:
+    async def find_outcome(self, session_id: str, request_id: int) -> StoredOutcome | None:
+        """The remembered answer to ``(session_id, request_id)``, whoever made it."""
         if self._pending:
             await self._flush()
         if self._sqlite:
@@ -516,7 +585,7 @@ class StoreWriter(StoreReader):
         else:
             params = {"session_id": session_id, "request_id": request_id}
             row = (await self.conn.execute(_FIND_OUTCOME, params)).first()
-        return None if row is None else (int(row[0]), str(row[1]))
+        return None if row is None else StoredOutcome(int(row[0]), str(row[1]), row[2])
 
     async def current_ts(self) -> int:
         """The newest commit timestamp (for an attempt that wrote nothing)."""
@@ -562,7 +631,6 @@ class StoreWriter(StoreReader):
             [row for kind, row in folded if kind is _INSERT_KEY], 3
         )
         log_tables, log_doc_ids, log_values = _columns(self._log, 3)
-        session_id, request_id, outcome_json, created_ms = outcome or (None, None, None, None)
         result = await self.conn.execute(
             _PG_COMMIT,
             {
@@ -581,29 +649,29 @@ class StoreWriter(StoreReader):
                 "log_tables": log_tables,
                 "log_doc_ids": log_doc_ids,
                 "log_values": log_values,
-                "outcome_session": session_id,
-                "outcome_request": request_id,
-                "outcome": outcome_json,
-                "outcome_created_ms": created_ms,
+                "outcome_session": outcome.session_id if outcome else None,
+                "outcome_request": outcome.request_id if outcome else None,
+                "outcome": outcome.outcome_json if outcome else None,
+                "outcome_created_ms": outcome.created_ms if outcome else None,
+                "outcome_owner": outcome.owner if outcome else None,
                 "channel": self._store.notify_channel,
             },
         )
         return int(result.scalar_one())
 
-    async def save_outcome(
-        self, session_id: str, request_id: int, ts: int, outcome_json: str, created_ms: int
-    ) -> None:
+    async def save_outcome(self, outcome: Outcome, ts: int) -> None:
         """Remember a wire mutation's answer, so a resend is answered instead of re-run."""
         if self._pending:
             await self._flush()
         await self.conn.execute(
             _INSERT_OUTCOME,
             {
-                "session_id": session_id,
-                "request_id": request_id,
+                "session_id": outcome.session_id,
+                "request_id": outcome.request_id,
                 "ts": ts,
-                "outcome": outcome_json,
-                "created_ms": created_ms,
+                "outcome": outcome.outcome_json,
+                "created_ms": outcome.created_ms,
+                "owner": outcome.owner,
             },
         )
 
@@ -634,6 +702,7 @@ class Store:
             )
             self._write_engine = self.engine.execution_options(isolation_level="SERIALIZABLE")
         self._write_lock = asyncio.Lock()
+        self.health = StoreHealth()
         self.notify_channel = f"commits_{pg_schema or 'public'}"[:63]
         self._lock_key = int.from_bytes(
             hashlib.blake2s((pg_schema or "public").encode(), digest_size=8).digest(),
@@ -644,19 +713,66 @@ class Store:
     async def close(self) -> None:
         await self.engine.dispose()
 
+    # ---- transactions, and what their failures mean ------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(
+        self, engine: AsyncEngine, *, write: bool
+    ) -> AsyncIterator[AsyncConnection]:
+        """One database transaction on a pooled connection; its failures mapped for callers
+        (``StoreUnavailable``, ``RetryableConflict`` for a writer, else ``StorageError``) and
+        told to ``health``."""
+        conn = engine.connect()
+        try:
+            await conn.start()
+        except Exception as exc:  # no connection at all: whatever the reason, out of reach
+            raise self._unavailable(_describe(exc)) from exc
+        try:
+            async with conn.begin():
+                yield conn
+        except (DBAPIError, sqlite3.Error) as exc:
+            raise self._failure(exc, write=write) from exc
+        finally:
+            await conn.close()
+        self.health.succeeded()
+
+    def _unavailable(self, cause: str) -> StoreUnavailable:
+        self.health.failed(cause)
+        return StoreUnavailable(cause)
+
+    def _failure(self, exc: DBAPIError | sqlite3.Error, *, write: bool) -> BaseException:
+        cause = unavailable_cause(exc)
+        if cause is not None:
+            return self._unavailable(cause)
+        mapped = classify(exc) if write else exc
+        if mapped is exc:
+            return StorageError(str(exc.orig if isinstance(exc, DBAPIError) else exc))
+        return mapped
+
+    async def probe(self) -> bool:
+        """Whether the database answers a read within ``PROBE_TIMEOUT`` now (for readiness
+        checks: ``health`` alone only knows what the last call found)."""
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT.total_seconds()):
+                await self.latest_ts()
+        except StoreUnavailable:
+            return False
+        except TimeoutError:
+            self.health.failed(f"no answer within {PROBE_TIMEOUT.total_seconds():g} s")
+            return False
+        return True
+
     @asynccontextmanager
     async def snapshot(self, *, timestamped: bool = True) -> AsyncIterator[StoreReader]:
         """A read-only transaction at one consistent snapshot.
 
         ``timestamped=False`` skips the statement that learns the snapshot's timestamp, for a
-        reader that never asks for ``snapshot_ts`` (a one-shot query).
+        reader that never asks for ``snapshot_ts`` (a one-shot query). Raises
+        ``StoreUnavailable`` when the database cannot be reached.
         """
-        try:
-            async with self._read_engine.begin() as conn:
-                ts = await self._latest_ts(conn) if timestamped else None
-                yield StoreReader(conn, ts, sqlite=self.kind is DatabaseKind.SQLITE)
-        except (DBAPIError, sqlite3.Error) as exc:
-            raise StorageError(str(exc.orig if isinstance(exc, DBAPIError) else exc)) from exc
+        async with self._transaction(self._read_engine, write=False) as conn:
+            ts = await self._latest_ts(conn) if timestamped else None
+            yield StoreReader(conn, ts, sqlite=self.kind is DatabaseKind.SQLITE)
 
     @asynccontextmanager
     async def writer(self) -> AsyncIterator[StoreWriter]:
@@ -664,17 +780,15 @@ class Store:
 
         Commits when the block exits normally (the caller must have called ``commit`` on the
         writer if it wrote anything); rolls back on an exception. Raises
-        ``RetryableConflict`` when the attempt lost a race and may simply be run again.
+        ``RetryableConflict`` when the attempt lost a race and may simply be run again, and
+        ``StoreUnavailable`` when the database cannot be reached.
         """
         # SQLite: one writer at a time in this process (other processes wait on the file lock)
         lock = self._write_lock if self.kind is DatabaseKind.SQLITE else nullcontext()
-        try:
-            async with lock, self._write_engine.begin() as conn:
-                writer = StoreWriter(conn, self)
-                yield writer
-                writer._check_finished()
-        except (DBAPIError, sqlite3.Error) as exc:
-            raise _storage_error(exc) from exc
+        async with lock, self._transaction(self._write_engine, write=True) as conn:
+            writer = StoreWriter(conn, self)
+            yield writer
+            writer._check_finished()
 
     async def _latest_ts(self, conn: AsyncConnection) -> int:
         if self.kind is DatabaseKind.SQLITE:
@@ -684,17 +798,17 @@ class Store:
         return int(value or 0)
 
     async def latest_ts(self) -> int:
-        async with self.engine.connect() as conn:
+        async with self._transaction(self.engine, write=False) as conn:
             return await self._latest_ts(conn)
 
     async def commits_after(self, ts: int, limit: int = 1000) -> list[CommitRecord]:
         """Commits with a timestamp above ``ts``, oldest first (the log's tail)."""
-        async with self.engine.connect() as conn:
+        async with self._transaction(self.engine, write=False) as conn:
             rows = (await conn.execute(_COMMITS_AFTER.limit(limit), {"after": ts})).all()
         return [CommitRecord(int(r.ts), r.function_path, r.identity, r.write_set) for r in rows]
 
     async def prune_outcomes(self, older_than_ms: int) -> int:
-        async with self.engine.begin() as conn:
+        async with self._transaction(self.engine, write=True) as conn:
             result = await conn.execute(
                 delete(mutation_outcomes).where(mutation_outcomes.c.created_ms < older_than_ms)
             )

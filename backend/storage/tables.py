@@ -73,8 +73,9 @@ mutation_outcomes = Table(
     Column("ts", BigInteger, nullable=False),
     Column("outcome", Text, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
-    # who made the mutation (``Identity`` subject and session, or NULL for nobody): a resend
-    # of the same (sessionId, requestId) by anyone else is never answered from this outcome
+    # who made the mutation (``engine.outcome_owner``: a digest of the issuer, user and
+    # session, or NULL for nobody): a resend of the same (sessionId, requestId) by anyone else
+    # is refused, never answered from this outcome
     Column("owner", String(256), nullable=True),
     PrimaryKeyConstraint("session_id", "request_id"),
     Index("mutation_outcomes_by_age", "created_ms"),

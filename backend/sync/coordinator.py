@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from backend.engine import Engine, FunctionFailed, QueryOutcome
 from backend.errors import ConvexError, ErrorCode
-from backend.storage.store import StoreReader
+from backend.storage.store import StoreReader, StoreUnavailable
 from backend.sync.invalidation import SubscriptionIndex
 from backend.sync.protocol import AddQuery, ModifyQuerySet, RemoveQuery, error_message_for
 from backend.transactions.readset import WriteSet
@@ -316,6 +316,9 @@ class SyncCoordinator:
                 await self.run_round()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:  # logged once per outage by the store
+                await asyncio.sleep(0.5)
+                self.wake()
             except Exception:
                 log.exception("sync round failed; retrying shortly")
                 await asyncio.sleep(0.5)
@@ -331,12 +334,25 @@ class SyncCoordinator:
     async def run_round(self) -> None:
         requests, self._requests = self._requests, []
         pending: dict[Subscriber, _Pending] = {}
-        async with self.engine.store.snapshot() as reader:
-            ts = reader.snapshot_ts
-            await self._process_commits(reader, pending)
-            for subscriber, apply in requests:
-                if subscriber in self._subscriptions:
-                    await apply(reader, pending.setdefault(subscriber, _Pending()))
+        opened = False
+        try:
+            async with self.engine.store.snapshot() as reader:
+                opened = True
+                ts = reader.snapshot_ts
+                await self._process_commits(reader, pending)
+                for subscriber, apply in requests:
+                    if subscriber in self._subscriptions:
+                        await apply(reader, pending.setdefault(subscriber, _Pending()))
+        except BaseException:
+            if not opened:  # nothing was applied: every request goes round again
+                self._requests = requests + self._requests
+            else:  # part-applied: what these connections were owed is lost, so they start over
+                for subscriber in {*pending, *(s for s, _ in requests)}:
+                    if subscriber in self._subscriptions:
+                        subscriber.protocol_violation(
+                            "InternalServerError", "a sync round failed part-way"
+                        )
+            raise
         self.rounds += 1
         for emitted, (subscriber, owed) in enumerate(pending.items()):
             if emitted % 64 == 63:
@@ -358,11 +374,12 @@ class SyncCoordinator:
         self, reader: StoreReader, pending: dict[Subscriber, _Pending]
     ) -> None:
         after = self._processed_ts if self._processed_ts is not None else reader.snapshot_ts
-        self._processed_ts = max(after, reader.snapshot_ts)
         if not self._queries or reader.snapshot_ts <= after:
+            self._processed_ts = max(after, reader.snapshot_ts)
             return
         commits = await reader.commits_after(after)
         if not commits:
+            self._processed_ts = max(after, reader.snapshot_ts)
             return
         writes = WriteSet.union(WriteSet.from_json(c.write_set_json) for c in commits)
         for shared in self._index.affected(writes):
@@ -374,6 +391,8 @@ class SyncCoordinator:
                 for subscriber, query_ids in shared.subscribers.items():
                     owed = pending.setdefault(subscriber, _Pending())
                     owed.modifications.extend(shared.modification(q) for q in sorted(query_ids))
+        # only now: a round that fails part-way leaves these commits to the next one
+        self._processed_ts = max(after, reader.snapshot_ts)
 
 
 def _failed(query_id: int, error: ConvexError) -> str:

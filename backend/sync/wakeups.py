@@ -39,6 +39,7 @@ class PostgresListener:
         import asyncpg
 
         delay = 0.5
+        warned = False  # once per outage: the store logs the outage itself
         while True:
             conn: Any = None
             try:
@@ -49,12 +50,17 @@ class PostgresListener:
                     self._store.notify_channel, lambda *_args: self._on_notify()
                 )
                 delay = 0.5
+                warned = False
                 self._on_notify()  # we may have missed commits while (re)connecting
                 await lost.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("commit notifications unavailable (%s); retrying", type(exc).__name__)
+                if not warned:
+                    log.warning(
+                        "commit notifications unavailable (%s); retrying", type(exc).__name__
+                    )
+                    warned = True
             finally:
                 if conn is not None:
                     with contextlib.suppress(Exception):

@@ -229,6 +229,25 @@ class Auth:
         return self._claimed
 
 
+LiveCheck = Callable[[Identity], Awaitable[Identity | None]]
+
+
+class ActionAuth(Auth):
+    """``ctx.auth`` in an action. An action has no transaction of its own, so each look at the
+    identity checks the session in a snapshot of its own: an action may run for minutes, and a
+    sign-out during it is seen by its next look, as by every query and mutation it runs."""
+
+    def __init__(self, identity: Identity | None, check: LiveCheck | None) -> None:
+        super().__init__(identity)
+        self._check = check
+
+    async def get_user_identity(self) -> Identity | None:
+        self.used = True
+        if self._claimed is None or self._check is None:
+            return self._claimed
+        return await self._check(self._claimed)
+
+
 class _BaseCtx:
     def __init__(self, engine: Engine, auth: Auth, now: datetime) -> None:
         self._engine = engine

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import math
+import re
 import struct
 from math import copysign, isfinite
 from typing import Any, TypeAlias
@@ -257,7 +259,9 @@ def _from_plain(data: Any, depth_left: int) -> Value:
     if cls is str or cls is bool or data is None:
         return data
     if cls is int:
-        return data if -MAX_SAFE_INTEGER <= data <= MAX_SAFE_INTEGER else float(data)
+        if -MAX_SAFE_INTEGER <= data <= MAX_SAFE_INTEGER:
+            return data
+        raise _Unusual  # read as a float, as JavaScript would, if one can hold it
     if cls is float:
         if math.isfinite(data):
             return data
@@ -328,7 +332,10 @@ def _from_json_checked(data: Any, max_depth: int, path: str, depth: int) -> Valu
     if isinstance(data, int):
         if -MAX_SAFE_INTEGER <= data <= MAX_SAFE_INTEGER:
             return data
-        return float(data)  # what JavaScript would have read for this literal
+        try:
+            return float(data)  # what JavaScript would have read for this literal
+        except OverflowError:
+            raise _invalid("number is beyond the range of a float", path) from None
     if isinstance(data, float):
         if not math.isfinite(data):
             raise _invalid("non-finite numbers must use the $float encoding", path)
@@ -353,22 +360,97 @@ def _from_json_checked(data: Any, max_depth: int, path: str, depth: int) -> Valu
 
 
 # ---- text ------------------------------------------------------------------------------------
+#
+# ``loads`` is the one decoder of JSON text from outside (HTTP bodies, socket frames), and it
+# is strict where Python's ``json`` is lenient, because everything after it trusts the data:
+#
+# - nesting deeper than ``MAX_JSON_DEPTH``: refused before parsing (Python's parser recurses,
+#   and "[[[[..." of a few KB would otherwise end in a ``RecursionError``);
+# - lone surrogates ("\ud800"): legal JSON escapes but not Unicode; Python would carry them
+#   into a ``str`` that fails to encode as UTF-8 much later, mid-write or mid-send;
+# - NaN and Infinity (a literal beyond a float's range, 1e400, reads as infinity: ``from_json``
+#   refuses that as a bad argument, as it does any other non-finite number);
+# - a key repeated in one object: parsers disagree on which one wins, and a proxy that checked
+#   the first must not be overruled by a second it never saw;
+# - bytes that are not UTF-8 (``json.loads`` would guess UTF-16 or UTF-32).
+#
+# The checks that cost something run only when the text could need them (a text with fewer
+# brackets than the depth limit cannot nest past it; one without an escape cannot hold a lone
+# surrogate), so a small frame pays for little more than the parse itself.
+
+MAX_JSON_DEPTH = 2 * DEFAULT_MAX_DEPTH
+"""How deeply JSON text may nest: a Convex value's own limit with room for any envelope."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+class JSONRejected(ValueError):
+    """JSON text that ``loads`` refuses. ``reason`` completes "the body ..." or "the message
+    ...", and never quotes the text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reject_constant(_name: str) -> Any:
+    raise JSONRejected("holds NaN or Infinity, which JSON does not have")
+
+
+def _one_value_per_key(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise JSONRejected("repeats a key in one object")
+    return obj
 
 
 # Built once: ``json.loads``/``json.dumps`` with options build a new coder on every call.
-_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_STRICT_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, object_pairs_hook=_one_value_per_key
+)
 _COMPACT_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
-def loads(text: str | bytes) -> Any:
-    """Parse strict JSON (no NaN or Infinity literals). Raises ``ValueError``."""
-    if isinstance(text, str):
-        return _STRICT_DECODER.decode(text)
-    return json.loads(text, parse_constant=_reject_constant)
+def _nesting(text: str) -> int:
+    """How deeply ``text``'s arrays and objects nest (brackets inside strings do not count)."""
+    # Without an escaped quote, every quote opens or closes a string, so what lies outside
+    # strings is every other piece between quotes; with one, strings are matched properly.
+    escaped = '\\"' in text
+    outside = _STRING_LITERAL.sub("", text) if escaped else "".join(text.split('"')[::2])
+    brackets = _NOT_A_BRACKET.sub("", outside)
+    return max(itertools.accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
+def loads(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON text strictly (see above). Raises ``JSONRejected``, a ``ValueError``."""
+    if not isinstance(text, str):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise JSONRejected("is not UTF-8 text") from None
+    if text.count("[") + text.count("{") > max_depth and _nesting(text) > max_depth:
+        raise JSONRejected(f"is nested more than {max_depth} levels deep")
+    try:
+        data = _STRICT_DECODER.decode(text)
+    except JSONRejected:
+        raise
+    except RecursionError:  # a depth check that missed: refuse all the same
+        raise JSONRejected("is nested too deeply") from None
+    except ValueError:
+        raise JSONRejected("is not valid JSON") from None
+    if not text.isascii():  # a surrogate itself in the text (only a Python caller can pass one)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise JSONRejected("holds a lone surrogate, which is not Unicode") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):  # escaped: a pair is one character
+        try:
+            dumps(data).encode("utf-8")
+        except UnicodeEncodeError:
+            raise JSONRejected("holds a lone surrogate, which is not Unicode") from None
+    return data
 
 
 def dumps(data: Any) -> str:

@@ -107,12 +107,19 @@ describe("the demo web app in Chromium", { timeout: 240_000 }, () => {
       const contexts = [];
       const pages = [];
       const pageErrors = [];
+      const cspViolations = [];
       const open = async (viewport = DESKTOP) => {
         const context = await browser.newContext({ viewport, baseURL: server.url });
         contexts.push(context);
         const page = await context.newPage();
         page.setDefaultTimeout(STEP_TIMEOUT_MS);
         page.on("pageerror", (error) => pageErrors.push(`${error.name}: ${error.message}`));
+        // The server sends a Content-Security-Policy: the page must work within it.
+        page.on("console", (message) => {
+          if (message.type() === "error" && /Content Security Policy/i.test(message.text())) {
+            cspViolations.push(message.text());
+          }
+        });
         pages.push(page);
         return page;
       };
@@ -123,6 +130,7 @@ describe("the demo web app in Chromium", { timeout: 240_000 }, () => {
       try {
         await Promise.race([body({ open }), hang]);
         assert.deepEqual(pageErrors, [], "uncaught errors in the page");
+        assert.deepEqual(cspViolations, [], "what the Content-Security-Policy refused");
       } catch (error) {
         for (const [index, page] of pages.entries()) {
           const file = artifact(`failure-${slug(name)}-${index + 1}.png`);
@@ -141,7 +149,8 @@ describe("the demo web app in Chromium", { timeout: 240_000 }, () => {
   // ---- steps, as a person takes them ------------------------------------------------------
 
   async function signUpInPage(page, { name, email, password = PASSWORD }) {
-    await page.goto("/");
+    const response = await page.goto("/");
+    assert.match(response.headers()["content-security-policy"] ?? "", /script-src 'self'/);
     await page.getByRole("button", { name: "Create an account" }).click();
     await page.getByLabel("Name", { exact: true }).fill(name);
     await page.getByLabel("Email", { exact: true }).fill(email);

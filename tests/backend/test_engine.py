@@ -408,3 +408,42 @@ async def test_remembered_outcomes_are_forgotten_after_the_window(basic: TestBac
     assert kept.replayed is True  # inside the window: still answered from memory
     late = await basic.engine.run_mutation("counters:increment", {"name": "c"}, request=("s", 1))
     assert late.replayed is False  # past it: a resend this late runs again
+
+
+async def test_a_stored_outcome_answers_only_the_caller_who_made_it(basic: TestBackend) -> None:
+    from backend.udf.context import Identity
+
+    engine = basic.engine
+    await basic.mutation("counters:create", {"name": "c"})
+    ada = Identity("user-ada", "session-ada", issuer="https://app.example")
+    renewed = Identity("user-ada", "session-ada", issuer="https://app.example", claims={"x": 1})
+    others = [
+        Identity("user-bob", "session-bob", issuer="https://app.example"),
+        Identity("user-ada", "another-session", issuer="https://app.example"),
+        Identity("user-ada", "session-ada", issuer="https://elsewhere.example"),
+        None,
+    ]
+    first = await engine.run_mutation(
+        "counters:increment", {"name": "c"}, ada, request=("shared", 1)
+    )
+    # the same session with a renewed token is the same caller: the resend is a replay
+    again = await engine.run_mutation(
+        "counters:increment", {"name": "c"}, renewed, request=("shared", 1)
+    )
+    assert (again.value, again.ts, again.replayed) == (first.value, first.ts, True)
+    for other in others:
+        with pytest.raises(ConvexError) as refused:
+            await engine.run_mutation(
+                "counters:increment", {"name": "c"}, other, request=("shared", 1)
+            )
+        assert refused.value.code == "FORBIDDEN"
+    assert (await basic.query("counters:get", {"name": "c"}))["value"] == 1
+    # nobody's outcome answers nobody (there is no one to tell apart)
+    anonymous = await engine.run_mutation(
+        "counters:increment", {"name": "c"}, None, request=("anon", 1)
+    )
+    replay = await engine.run_mutation(
+        "counters:increment", {"name": "c"}, None, request=("anon", 1)
+    )
+    assert replay.replayed
+    assert replay.value == anonymous.value == 2

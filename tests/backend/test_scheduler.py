@@ -88,3 +88,49 @@ async def test_mail_leaves_only_after_commit(basic: TestBackend) -> None:
     assert [(m.to, m.subject) for m in basic.outbox] == [("b@example.com", "Hello")]
     (entry,) = await basic.run(lambda ctx: ctx.db.query("_outbox").collect())
     assert entry["state"] == "sent"
+
+
+async def test_a_job_scheduled_by_a_since_revoked_session_runs_as_nobody(
+    database_url: str | None,
+) -> None:
+    from tests.apps.basic.functions import whoami
+
+    whoami.seen_by_jobs.clear()
+    async with TestBackend(database_url, hold_scheduled=True, app=basic_app()) as t:
+        ada = await t.sign_up("ada@example.com", "correct horse battery")
+        await ada.mutation("whoami:schedule_both", {"seconds": 60})
+        await t.auth.sign_out(ada.token)
+        t.clock.advance(seconds=60)
+        assert await t.run_scheduled() == 2
+        assert whoami.seen_by_jobs == [None, None]
+
+
+async def test_scheduled_jobs_never_carry_their_schedulers_identity(
+    database_url: str | None,
+) -> None:
+    # As in Convex: the job runs as nobody, whoever scheduled it and whether or not that
+    # session still lives; a job that acts for a user takes the user's id as an argument.
+    from tests.apps.basic.functions import whoami
+
+    whoami.seen_by_jobs.clear()
+    async with TestBackend(database_url, hold_scheduled=True, app=basic_app()) as t:
+        ada = await t.sign_up("ada@example.com", "correct horse battery")
+        await ada.mutation("whoami:schedule_both", {"seconds": 0})
+        assert await t.run_scheduled() == 2
+        assert whoami.seen_by_jobs == [None, None]
+        jobs_left = await _jobs(t)
+        assert {job["state"] for job in jobs_left} == {"success"}
+        assert all(
+            set(job)
+            <= {
+                "_id",
+                "_creationTime",
+                "name",
+                "args",
+                "scheduledTime",
+                "state",
+                "completedTime",
+                "error",
+            }
+            for job in jobs_left
+        )

@@ -22,6 +22,7 @@ from backend.auth.sessions import resolve_identity
 from backend.config import Settings
 from backend.engine import Engine
 from backend.http.app import build_auth, create_app
+from backend.http.serve import server_options
 from backend.mail import CaptureTransport
 from backend.runtime import FakeClock, Runtime
 from backend.storage.engine import create_db_engine
@@ -96,8 +97,11 @@ async def live_server(
         service.passwords = Passwords(time_cost=1, memory_cost=1024)
         engine.services["sensitive"].passwords = service.passwords
         app = create_app(config, engine=engine, auth=(service, keyring))
+        options = server_options(config)
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
+            )
         )
         task = asyncio.create_task(server.serve())
         try:

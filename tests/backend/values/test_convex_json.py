@@ -74,3 +74,73 @@ def test_depth_limit_names_the_path() -> None:
 def test_nan_literal_is_not_json() -> None:
     with pytest.raises(ConvexError):
         decode("NaN")
+
+
+# ---- the strict decoder of JSON from outside -------------------------------------------------
+
+
+def test_loads_nests_to_its_limit_and_not_one_level_more() -> None:
+    from backend.values.convex_json import MAX_JSON_DEPTH, JSONRejected, loads
+
+    at_limit = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert loads(at_limit) is not None
+    with pytest.raises(JSONRejected, match="nested more than"):
+        loads("[" + at_limit + "]")
+    with pytest.raises(JSONRejected, match="nested more than"):
+        loads(b'{"a":' * 100_000)  # unclosed, and far past any recursion limit
+    # brackets inside strings are text, not nesting (escaped quotes included)
+    text = '["' + "[{" * 500 + '\\"]]"]'
+    assert loads(text) == ["[{" * 500 + '"]]']
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('"\\ud800"', "lone surrogate"),
+        ('{"\\udc00": 1}', "lone surrogate"),
+        ('["\\ud83d\\ud83d"]', "lone surrogate"),
+        ("NaN", "NaN"),
+        ('{"a": -Infinity}', "NaN or Infinity"),
+        ('{"a": 1, "a": 2}', "repeats a key"),
+        ("{not json", "not valid JSON"),
+        ("", "not valid JSON"),
+    ],
+)
+def test_loads_refuses_what_lenient_parsers_accept(text: str, reason: str) -> None:
+    from backend.values.convex_json import JSONRejected, loads
+
+    with pytest.raises(JSONRejected, match=reason):
+        loads(text)
+    with pytest.raises(JSONRejected, match=reason):
+        loads(text.encode("utf-8"))
+
+
+def test_loads_takes_utf8_bytes_only_and_keeps_real_astral_characters() -> None:
+    from backend.values.convex_json import JSONRejected, loads
+
+    assert loads('"\\ud83d\\ude00"') == "\U0001f600"
+    assert loads('"\U0001f600"'.encode()) == "\U0001f600"
+    with pytest.raises(JSONRejected, match="UTF-8"):
+        loads('{"a": 1}'.encode("utf-16"))
+    with pytest.raises(JSONRejected, match="UTF-8"):
+        loads(b'"\xed\xa0\x80"')  # a surrogate encoded as UTF-8 bytes
+
+
+def test_a_number_too_large_for_a_float_is_a_bad_argument_not_a_crash() -> None:
+    from backend.values.convex_json import loads
+
+    for text in ("9" * 400, "-" + "9" * 400, "1e400"):
+        with pytest.raises(ConvexError) as info:
+            from_json({"x": loads(text)})
+        assert info.value.code == "INVALID_ARGUMENT"
+
+
+@settings(max_examples=200)
+@given(values)
+def test_loads_reads_whatever_encode_writes(value: object) -> None:
+    from backend.values.convex_json import loads
+
+    text = encode(value)
+    assert loads(text) == loads(text.encode("utf-8"))
+    back = from_json(loads(text))
+    assert back == value or (isinstance(value, float) and math.isnan(value))
