@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # No session for a password account until its address is proven (a verification link)
     require_email_verification: bool = False
     body_timeout: float = 30.0  # seconds a request body may take to arrive (else 408)
+    # Addresses of the reverse proxies whose X-Forwarded-For / -Proto are believed (uvicorn's
+    # ``forwarded_allow_ips``: a comma-separated list, or "*"). Unset: no proxy is trusted, and
+    # a client address is the socket's peer, so no client can pick its own address for the
+    # per-address rate limits and audit trails.
+    forwarded_allow_ips: str | None = None
 
     def resolved_secret_key(self) -> str:
         """The server secret; generated once under ``./data/`` in dev, required otherwise."""

@@ -15,8 +15,9 @@ clients read (the JS ``ConvexHttpClient`` and the Python one):
   to JavaScript ``1.0`` and ``1`` are the same number. 64-bit integers still travel as
   ``{"$integer": ...}``.
 - The request never reached a function (a bad body, a bad token, an outage): a 4xx or 5xx
-  with ``{code, message}`` (an outage is ``503 UNAVAILABLE`` with ``Retry-After``), which the Python client reports as ``"<status> <code>: <message>"``
-  and the JS client as an ``Error`` carrying the body.
+  with ``{code, message}`` (an outage is ``503 UNAVAILABLE`` with ``Retry-After``), which the
+  Python client reports as ``"<status> <code>: <message>"`` and the JS client as an ``Error``
+  carrying the body.
 """
 
 from __future__ import annotations

@@ -98,9 +98,11 @@ class HTTPProtocol(H11Protocol):
 
 def server_options(settings: Settings | None = None) -> dict[str, Any]:
     """The uvicorn options every server of ours uses (benchmarks and test servers too)."""
+    trusted_proxies = settings.forwarded_allow_ips if settings else None
     return {
         "http": HTTPProtocol,
-        "proxy_headers": False,
+        "proxy_headers": bool(trusted_proxies),
+        **({"forwarded_allow_ips": trusted_proxies} if trusted_proxies else {}),
         "ws_max_size": 16 * 1024 * 1024,
         # per-message deflate costs ~40 KB of zlib state per socket and compresses every
         # Transition once per subscriber; off unless WS_COMPRESSION=1 (BENCHMARKS.md).

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
-import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass

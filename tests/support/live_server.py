@@ -77,6 +77,9 @@ async def live_server(
             port=port,
             dev_mode=settings.pop("dev_mode", True),
             secret_key="live-server-secret",
+            # the tests stand in for a reverse proxy on loopback, so they can speak for many
+            # client addresses with X-Forwarded-For
+            forwarded_allow_ips=settings.pop("forwarded_allow_ips", "127.0.0.1"),
             app_schema=schema_module,
             app_functions=functions_package,
             **settings,
