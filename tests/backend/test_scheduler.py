@@ -98,6 +98,7 @@ async def test_a_job_scheduled_by_a_since_revoked_session_runs_as_nobody(
     whoami.seen_by_jobs.clear()
     async with TestBackend(database_url, hold_scheduled=True, app=basic_app()) as t:
         ada = await t.sign_up("ada@example.com", "correct horse battery")
+        assert await t.run_scheduled() == 1  # the sign-up's confirmation mail
         await ada.mutation("whoami:schedule_both", {"seconds": 60})
         await t.auth.sign_out(ada.token)
         t.clock.advance(seconds=60)
@@ -115,6 +116,7 @@ async def test_scheduled_jobs_never_carry_their_schedulers_identity(
     whoami.seen_by_jobs.clear()
     async with TestBackend(database_url, hold_scheduled=True, app=basic_app()) as t:
         ada = await t.sign_up("ada@example.com", "correct horse battery")
+        assert await t.run_scheduled() == 1  # the sign-up's confirmation mail
         await ada.mutation("whoami:schedule_both", {"seconds": 0})
         assert await t.run_scheduled() == 2
         assert whoami.seen_by_jobs == [None, None]
