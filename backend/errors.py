@@ -28,6 +28,8 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    # the server runs an app older than the deployed schema: it must be restarted
+    SCHEMA_OUTDATED = "SCHEMA_OUTDATED"
 
 
 # code -> (HTTP status for a plain HTTP endpoint, WebSocket close code when it ends a socket)
@@ -44,6 +46,7 @@ TRANSPORT: dict[str, tuple[int, int]] = {
     ErrorCode.METHOD_NOT_ALLOWED: (405, 4405),
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: (415, 4415),
     ErrorCode.INTERNAL: (500, 1011),
+    ErrorCode.SCHEMA_OUTDATED: (503, 1012),  # 1012: Service Restart
     # auth (Better Auth's codes and statuses)
     "INVALID_EMAIL_OR_PASSWORD": (401, 4401),
     "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL": (422, 4400),

@@ -24,6 +24,7 @@ from backend.engine import Engine
 from backend.http.app import build_auth, create_app
 from backend.mail import CaptureTransport
 from backend.runtime import FakeClock, Runtime
+from backend.storage.deploy import deploy
 from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
@@ -92,6 +93,8 @@ async def live_server(
             identity_resolver=resolve_identity,
             mail_transport=mail,
         )
+        report = await deploy(store, engine.code_schema)
+        assert report.ok, report.format()
         service, keyring = build_auth(config, engine)
         service.passwords = Passwords(time_cost=1, memory_cost=1024)
         engine.services["sensitive"].passwords = service.passwords
