@@ -35,7 +35,7 @@ from pydantic_core import core_schema
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.values.ids import is_id_of, table_tag
-from backend.values.index_key import MISSING, encode_key
+from backend.values.index_key import MISSING, encode_value
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
 BY_CREATION_TIME = "by_creation_time"
@@ -71,6 +71,17 @@ class IndexDef:
     # is built beside the old one while the old app still reads it (storage/deploy.py).
     storage: str | None = None
 
+    # each field path split once: a key is computed for every index of every document written
+    _parts: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+    _single: str | None = field(init=False, repr=False, compare=False)  # one top-level field
+
+    def __post_init__(self) -> None:
+        parts = tuple(tuple(p.split(".")) for p in self.fields)
+        object.__setattr__(self, "_parts", parts)
+        object.__setattr__(
+            self, "_single", parts[0][0] if len(parts) == 1 == len(parts[0]) else None
+        )
+
     @property
     def declared_name(self) -> str:
         return f"{self.table}.{self.name}"
@@ -81,10 +92,32 @@ class IndexDef:
         return self.storage or f"{self.table}.{self.name}"
 
     def key_of(self, document: Mapping[str, Any]) -> bytes:
-        values = [field_value(document, path) for path in self.fields]
-        values.append(document["_creationTime"])
-        values.append(document["_id"])
-        return encode_key(values)
+        return (
+            self.key_prefix_of(document)
+            + encode_value(document["_creationTime"])
+            + encode_value(document["_id"])
+        )
+
+    def key_prefix_of(self, document: Mapping[str, Any]) -> bytes:
+        """The key without its end, (``_creationTime``, ``_id``): the ``by_creation_time`` key
+        of the document, which a backfill reading through that index has already."""
+        if self._single is not None:
+            return encode_value(document.get(self._single, MISSING))
+        return b"".join(
+            [
+                encode_value(document.get(p[0], MISSING) if len(p) == 1 else _at(document, p))
+                for p in self._parts
+            ]
+        )
+
+
+def _at(document: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
+    current: Any = document
+    for part in parts:
+        if not isinstance(current, Mapping) or part not in current:
+            return MISSING
+        current = current[part]
+    return current
 
 
 def field_value(document: Mapping[str, Any], path: str) -> Any:

@@ -67,6 +67,7 @@ from backend.storage.deployment import (
 from backend.storage.engine import DatabaseKind
 from backend.storage.store import Store, _in_worker, decode_docs
 from backend.storage.tables import schema_fence, schema_indexes, schema_tables
+from backend.values.convex_json import decode_stored
 from backend.values.ids import table_tag
 
 log = logging.getLogger("backend.deploy")
@@ -500,8 +501,16 @@ async def _scan(
 async def _scan_source(
     store: Store, source: str | None, builds: Sequence[DeployedIndex], options: _Options
 ) -> None:
-    """Scan ``source`` (a ready index's storage, or None: every document) into ``builds``, a
-    batch per transaction, keeping the position in the builds' records."""
+    """Scan ``source`` (a ready ``by_creation_time`` index's storage, or None: every document)
+    into ``builds``, a batch per transaction, keeping the position in the builds' records.
+
+    On SQLite a batch is one call on the writer's thread: an ``INSERT ... SELECT`` that keys
+    each document with a function of ours as SQLite reads it (no row comes out to Python and
+    goes back in). On PostgreSQL the next batch is read, on a connection of its own, while this
+    one is keyed and written, so that the database works on one while Python works on the
+    other. Reading outside the writing transaction is sound because the catch-up
+    (``_CatchUp``) corrects every document written since the build began, whenever the scan
+    read it."""
     cursor = min((b.cursor for b in builds if b.cursor is not None), default=b"")
     definitions: dict[str, list[IndexDef]] = {}
     for build in builds:
@@ -515,31 +524,65 @@ async def _scan_source(
         what = f"backfilling {len(storages)} indexes"
     reporter = _Reporter(what, total, options)
     scanned = 0
-    while True:
-        if store.kind is DatabaseKind.SQLITE:
-            async with store.writer() as writer:
-                step = await _in_worker(
-                    writer.conn,
-                    _sqlite_scan_batch,
-                    source,
-                    cursor,
-                    options.batch_size,
-                    definitions,
-                    storages,
-                )
-        else:
-            async with _maintenance(store) as conn:
-                step = await _pg_scan_batch(
-                    conn, source, cursor, options.batch_size, definitions, storages
-                )
-        count, cursor, finished = step
+    batches = (
+        _sqlite_batches(store, source, cursor, options.batch_size, definitions, storages)
+        if store.kind is DatabaseKind.SQLITE
+        else _pg_batches(store, source, cursor, options.batch_size, definitions, storages)
+    )
+    async for count in batches:
         scanned += count
         reporter.update(scanned)
-        if finished:
-            break
         if options.batch_pause:
             await asyncio.sleep(options.batch_pause)
     reporter.done(scanned)
+
+
+async def _sqlite_batches(
+    store: Store,
+    source: str | None,
+    cursor: bytes,
+    limit: int,
+    definitions: dict[str, list[IndexDef]],
+    storages: list[str],
+) -> AsyncIterator[int]:
+    while True:
+        async with store.writer() as writer:
+            count, cursor, finished = await _in_worker(
+                writer.conn, _sqlite_build_batch, source, cursor, limit, definitions, storages
+            )
+        yield count
+        if finished:
+            return
+
+
+async def _pg_batches(
+    store: Store,
+    source: str | None,
+    cursor: bytes,
+    limit: int,
+    definitions: dict[str, list[IndexDef]],
+    storages: list[str],
+) -> AsyncIterator[int]:
+    reading = asyncio.ensure_future(_read_batch(store, source, cursor, limit))
+    while True:
+        rows = await reading
+        finished = len(rows) < limit
+        if rows:
+            cursor = _position(rows[-1][0])
+        if not finished:
+            reading = asyncio.ensure_future(_read_batch(store, source, cursor, limit))
+        entries = _entries(rows, definitions, keyed_by_creation=source is not None)
+        async with _maintenance(store) as conn:
+            if entries:
+                await conn.execute(_PG_INSERT_ENTRIES, _columns(entries))
+            await conn.execute(
+                update(schema_indexes)
+                .where(schema_indexes.c.storage.in_(storages))
+                .values(cursor=cursor, scanned=finished)
+            )
+        yield len(rows)
+        if finished:
+            return
 
 
 async def _count_documents(store: Store) -> int:
@@ -547,31 +590,53 @@ async def _count_documents(store: Store) -> int:
         return int((await conn.execute(text("SELECT count(*) FROM documents"))).scalar_one())
 
 
-def _batch_rows(
-    rows: Sequence[Any], definitions: dict[str, list[IndexDef]], by_document: bool
+def _position(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+_SCAN_INDEX_ROWS = text(
+    "SELECT e.key, d.doc_id, d.table_name, d.value FROM index_entries AS e"
+    " JOIN documents AS d ON d.doc_id = e.doc_id"
+    " WHERE e.index_name = :n AND e.key > :after ORDER BY e.key LIMIT :limit"
+)
+_SCAN_DOCUMENT_ROWS = text(
+    "SELECT doc_id AS position, doc_id, table_name, value FROM documents WHERE doc_id > :after"
+    " ORDER BY doc_id LIMIT :limit"
+)
+
+
+async def _read_batch(store: Store, source: str | None, cursor: bytes, limit: int) -> Sequence[Any]:
+    """The next (position, doc_id, table, value) rows of the scan, read at READ COMMITTED."""
+    async with store.engine.connect() as conn:
+        if source is None:
+            params: dict[str, Any] = {"after": cursor.decode(), "limit": limit}
+            return (await conn.execute(_SCAN_DOCUMENT_ROWS, params)).all()
+        params = {"n": source, "after": cursor, "limit": limit}
+        return (await conn.execute(_SCAN_INDEX_ROWS, params)).all()
+
+
+def _entries(
+    rows: Sequence[Any], definitions: dict[str, list[IndexDef]], *, keyed_by_creation: bool
 ) -> list[tuple[str, bytes, str]]:
-    """The index entries of one batch of (position, doc_id, table, value) rows."""
-    wanted = [r for r in rows if r[2] in definitions] if by_document else rows
+    """The index entries of one batch of (position, doc_id, table, value) rows.
+
+    Read through ``by_creation_time``, a row's position is the encoding of its
+    (``_creationTime``, ``_id``), which is how every index key ends: only the declared fields
+    are encoded here."""
+    wanted = [r for r in rows if r[2] in definitions]
     docs = decode_docs([r[3] for r in wanted])
     entries = []
     for row, document in zip(wanted, docs, strict=True):
+        suffix = bytes(row[0]) if keyed_by_creation else None
         for index in definitions[row[2]]:
-            entries.append((index.qualified_name, index.key_of(document), row[1]))
+            key = (
+                index.key_of(document) if suffix is None else index.key_prefix_of(document) + suffix
+            )
+            entries.append((index.qualified_name, key, row[1]))
     return entries
 
 
-_SQLITE_SCAN_INDEX = (
-    "SELECT e.key, d.doc_id, d.table_name, d.value FROM index_entries AS e"
-    " JOIN documents AS d ON d.doc_id = e.doc_id"
-    " WHERE e.index_name = ? AND e.key > ? ORDER BY e.key LIMIT ?"
-)
-_SQLITE_SCAN_DOCUMENTS = (
-    "SELECT doc_id, doc_id, table_name, value FROM documents WHERE doc_id > ?"
-    " ORDER BY doc_id LIMIT ?"
-)
-
-
-def _sqlite_scan_batch(
+def _sqlite_build_batch(
     db: sqlite3.Connection,
     source: str | None,
     cursor: bytes,
@@ -579,70 +644,75 @@ def _sqlite_scan_batch(
     definitions: dict[str, list[IndexDef]],
     storages: list[str],
 ) -> tuple[int, bytes, bool]:
-    """One batch on SQLite's worker thread: read, key, insert, move the position."""
-    if source is None:
-        rows = db.execute(_SQLITE_SCAN_DOCUMENTS, (cursor.decode(), limit)).fetchall()
+    """One batch on SQLite's worker thread, in the writer's transaction: find where the batch
+    ends, insert every build's keys of the documents up to there, move the position."""
+    if source is None:  # every document, by id
+        bound = ("doc_id > ?", "doc_id <= ?")
+        end_row = db.execute(
+            "SELECT doc_id FROM documents WHERE doc_id > ? ORDER BY doc_id LIMIT 1 OFFSET ?",
+            (cursor.decode(), limit - 1),
+        ).fetchone()
+        start: Any = cursor.decode()
     else:
-        rows = db.execute(_SQLITE_SCAN_INDEX, (source, cursor, limit)).fetchall()
-    entries = _batch_rows(rows, definitions, by_document=source is None)
-    db.executemany(
-        "INSERT OR IGNORE INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)", entries
-    )
-    finished = len(rows) < limit
-    if rows:
-        last = rows[-1][0]
-        cursor = last.encode() if isinstance(last, str) else bytes(last)
+        bound = ("e.key > ?", "e.key <= ?")
+        end_row = db.execute(
+            "SELECT key FROM index_entries WHERE index_name = ? AND key > ?"
+            " ORDER BY key LIMIT 1 OFFSET ?",
+            (source, cursor, limit - 1),
+        ).fetchone()
+        start = cursor
+    end = None if end_row is None else end_row[0]
+    where = bound[0] + ("" if end is None else f" AND {bound[1]}")
+    params = (start,) if end is None else (start, end)
+    count = 0
+    for table, indexes in definitions.items():
+        for index in indexes:
+            name = f"stepup_key_{len(index.qualified_name)}"
+            db.create_function(
+                name, 2, _key_function(index, source is not None), deterministic=True
+            )
+            if source is None:
+                statement = (
+                    f"INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"  # noqa: S608
+                    f" SELECT ?, {name}(value, NULL), doc_id FROM documents"
+                    f" WHERE table_name = ? AND {where}"
+                )
+                db.execute(statement, (index.qualified_name, table, *params))
+            else:
+                statement = (
+                    f"INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"  # noqa: S608
+                    f" SELECT ?, {name}(d.value, e.key), d.doc_id FROM index_entries AS e"
+                    f" JOIN documents AS d ON d.doc_id = e.doc_id"
+                    f" WHERE e.index_name = ? AND {where}"
+                )
+                db.execute(statement, (index.qualified_name, source, *params))
+            count = max(count, db.execute("SELECT changes()").fetchone()[0])
+    finished = end is None
+    if end is not None:
+        cursor = _position(end)
     marks = ",".join("?" * len(storages))
     db.execute(
         f"UPDATE schema_indexes SET cursor = ?, scanned = ? WHERE storage IN ({marks})",  # noqa: S608
         (cursor, finished, *storages),
     )
-    return len(rows), cursor, finished
+    return (limit if end is not None else count), cursor, finished
 
 
-_PG_SCAN_DOCUMENTS = text(
-    "SELECT doc_id, doc_id AS d, table_name, value FROM documents WHERE doc_id > :after"
-    " ORDER BY doc_id LIMIT :limit"
-)
-_PG_SCAN_INDEX = text(
-    "SELECT e.key, d.doc_id, d.table_name, d.value FROM index_entries AS e"
-    " JOIN documents AS d ON d.doc_id = e.doc_id"
-    " WHERE e.index_name = :n AND e.key > :after ORDER BY e.key LIMIT :limit"
-)
+def _key_function(index: IndexDef, suffixed: bool) -> Callable[[str, bytes | None], bytes]:
+    """The key of a stored document's text; ``suffixed``: given its ``by_creation_time`` key,
+    which is how every key ends (see ``_entries``)."""
+    if suffixed:
+        prefix_of = index.key_prefix_of
+        return lambda value, suffix: prefix_of(decode_stored(value)) + (suffix or b"")
+    key_of = index.key_of
+    return lambda value, _suffix: key_of(decode_stored(value))
+
+
 _PG_INSERT_ENTRIES = text(
     "INSERT INTO index_entries (index_name, key, doc_id)"
     " SELECT * FROM unnest(CAST(:names AS text[]), CAST(:keys AS bytea[]), CAST(:ids AS text[]))"
     " ON CONFLICT DO NOTHING"
 )
-
-
-async def _pg_scan_batch(
-    conn: AsyncConnection,
-    source: str | None,
-    cursor: bytes,
-    limit: int,
-    definitions: dict[str, list[IndexDef]],
-    storages: list[str],
-) -> tuple[int, bytes, bool]:
-    if source is None:
-        params: dict[str, Any] = {"after": cursor.decode(), "limit": limit}
-        rows = (await conn.execute(_PG_SCAN_DOCUMENTS, params)).all()
-    else:
-        params = {"n": source, "after": cursor, "limit": limit}
-        rows = (await conn.execute(_PG_SCAN_INDEX, params)).all()
-    entries = _batch_rows(rows, definitions, by_document=source is None)
-    if entries:
-        await conn.execute(_PG_INSERT_ENTRIES, _columns(entries))
-    finished = len(rows) < limit
-    if rows:
-        last = rows[-1][0]
-        cursor = last.encode() if isinstance(last, str) else bytes(last)
-    await conn.execute(
-        update(schema_indexes)
-        .where(schema_indexes.c.storage.in_(storages))
-        .values(cursor=cursor, scanned=finished)
-    )
-    return len(rows), cursor, finished
 
 
 def _columns(entries: Sequence[tuple[str, bytes, str]]) -> dict[str, list[Any]]:
