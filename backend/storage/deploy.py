@@ -42,19 +42,28 @@ import fcntl
 import json
 import logging
 import os
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy import delete, insert, text, update
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import BindParameter
 
-from backend.schema import IndexDef, Schema
+from backend.schema import Schema
+from backend.storage.backfill import (
+    BatchOptions,
+    CatchUp,
+    Failure,
+    Progress,
+    Reporter,
+    all_documents,
+    count_entries,
+    maintenance,
+    scan_index,
+    scan_into,
+)
 from backend.storage.deployment import (
     DeployedIndex,
     Deployment,
@@ -65,31 +74,17 @@ from backend.storage.deployment import (
     read_deployment,
 )
 from backend.storage.engine import DatabaseKind
-from backend.storage.store import Store, _in_worker, decode_docs
+from backend.storage.store import Store
 from backend.storage.tables import schema_fence, schema_indexes, schema_tables
-from backend.values.convex_json import decode_stored
-from backend.values.ids import table_tag
 
 log = logging.getLogger("backend.deploy")
 
 BATCH_SIZE = 2000
-PROGRESS_ABOVE = 5000  # a backfill or a check of more documents than this reports progress
 _FIRST_FAILURES = 10
-_CATCH_UP_COMMITS = 2000  # commits read per catch-up pass
 _LOCKED_BELOW = 200  # catch up under the commit lock once a pass finds fewer commits than this
-_IN_LIST = 500
-
-Progress = Callable[[str], None]
 
 
 # ---- the report -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Failure:
-    doc_id: str
-    field: str
-    reason: str
 
 
 @dataclass
@@ -162,14 +157,6 @@ class DeployRefused(Exception):
 # ---- the procedure ----------------------------------------------------------------------------
 
 
-@dataclass
-class _Options:
-    batch_size: int
-    batch_pause: float
-    progress: Progress | None
-    clock: Callable[[], float]
-
-
 async def deploy(
     store: Store,
     schema: Schema,
@@ -186,7 +173,7 @@ async def deploy(
     table, changed or not. Returns the report; ``report.ok`` is False when refused."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    options = _Options(batch_size, batch_pause, progress, clock)
+    options = BatchOptions(batch_size, batch_pause, progress, clock)
     async with _deploy_lock(store):
         deployment = await load_deployment(store)
         report = DeployReport(changes=deployment.differences(schema))
@@ -220,7 +207,7 @@ async def deploy(
                 await _drop(store, options, None)
                 return report
             for build in builds:
-                report.built[build.storage] = await _count(store, build.storage)
+                report.built[build.storage] = await count_entries(store, build.storage)
         await _drop(store, options, report)
     return report
 
@@ -240,7 +227,7 @@ async def _check(
     tables: Sequence[str],
     first: bool,
     report: DeployReport,
-    options: _Options,
+    options: BatchOptions,
 ) -> None:
     """Validate the documents of ``tables``; refuse tables no longer declared that hold any."""
     refusals: dict[str, TableRefusal] = {}
@@ -255,7 +242,7 @@ async def _check(
 
     if first:  # nothing recorded: one pass over every document finds every table
         seen: dict[str, int] = {}
-        async for table, doc_id, document in _all_documents(store, options.batch_size):
+        async for table, doc_id, document in all_documents(store, options.batch_size):
             seen[table] = seen.get(table, 0) + 1
             if table in schema.tables:
                 note(table, doc_id, document)
@@ -265,17 +252,17 @@ async def _check(
         undeclared = {}
         for table in sorted(set(deployment.tables) - set(schema.tables)):
             source = creation_index(deployment, table)
-            count = await _count(store, source.storage) if source else 0
+            count = await count_entries(store, source.storage) if source else 0
             if count:
                 undeclared[table] = count
         for table in tables:
             source = creation_index(deployment, table)
             if source is None:  # a new table: nothing could write it before it is deployed
                 continue
-            total = await _count(store, source.storage)
+            total = await count_entries(store, source.storage)
             checked = 0
-            reporter = _Reporter(f"checking {table}", total, options)
-            async for batch in _scan_index(store, source.storage, options.batch_size):
+            reporter = Reporter(f"checking {table}", total, options)
+            async for batch in scan_index(store, source.storage, options.batch_size):
                 for doc_id, document in batch:
                     note(table, doc_id, document)
                 checked += len(batch)
@@ -285,76 +272,6 @@ async def _check(
     for table, count in sorted(undeclared.items()):
         refusals[table] = TableRefusal(table, count, undeclared=True)
     report.refusals.extend(refusals[t] for t in sorted(refusals))
-
-
-async def _count(store: Store, storage: str) -> int:
-    async with store.engine.connect() as conn:
-        statement = text("SELECT count(*) FROM index_entries WHERE index_name = :n")
-        return int((await conn.execute(statement, {"n": storage})).scalar_one())
-
-
-async def _all_documents(
-    store: Store, batch_size: int
-) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
-    after = ""
-    statement = text(
-        "SELECT doc_id, table_name, value FROM documents WHERE doc_id > :after "
-        "ORDER BY doc_id LIMIT :n"
-    )
-    while True:
-        async with store.engine.connect() as conn:
-            rows = (await conn.execute(statement, {"after": after, "n": batch_size})).all()
-        if not rows:
-            return
-        for row, document in zip(rows, decode_docs([r.value for r in rows]), strict=True):
-            yield row.table_name, row.doc_id, document
-        after = rows[-1].doc_id
-
-
-_SCAN_INDEX = text(
-    "SELECT e.key, d.doc_id, d.value FROM index_entries AS e "
-    "JOIN documents AS d ON d.doc_id = e.doc_id "
-    "WHERE e.index_name = :n AND e.key > :after ORDER BY e.key LIMIT :limit"
-)
-
-
-async def _scan_index(
-    store: Store, storage: str, batch_size: int
-) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
-    """The documents of one ready index, in batches, each read in a short transaction."""
-    after = b""
-    while True:
-        async with store.engine.connect() as conn:
-            params = {"n": storage, "after": after, "limit": batch_size}
-            rows = (await conn.execute(_SCAN_INDEX, params)).all()
-        if not rows:
-            return
-        docs = decode_docs([r.value for r in rows])
-        yield [(r.doc_id, d) for r, d in zip(rows, docs, strict=True)]
-        after = bytes(rows[-1].key)
-
-
-class _Reporter:
-    """Progress lines for long scans: at most one a second, only above ``PROGRESS_ABOVE``."""
-
-    def __init__(self, what: str, total: int, options: _Options) -> None:
-        self.what = what
-        self.total = total
-        self.options = options
-        self.started = self.last = options.clock()
-        self.on = options.progress is not None and total > PROGRESS_ABOVE
-
-    def update(self, done: int) -> None:
-        now = self.options.clock()
-        if self.on and now - self.last >= 1.0 and self.options.progress is not None:
-            self.last = now
-            share = 100 * done // max(self.total, 1)
-            self.options.progress(f"{self.what}: {done:,} of {self.total:,} documents ({share}%)")
-
-    def done(self, done: int) -> None:
-        if self.on and self.options.progress is not None:
-            seconds = self.options.clock() - self.started
-            self.options.progress(f"{self.what}: {done:,} documents in {seconds:.1f} s")
 
 
 # ---- 2. plan ----------------------------------------------------------------------------------
@@ -393,7 +310,7 @@ async def _plan(
         builds.append(build)
         new_rows.append(_row(build))
     unwanted = [i.storage for i in building if i not in builds]
-    async with _maintenance(store) as conn:
+    async with maintenance(store) as conn:
         if new_rows:
             await conn.execute(insert(schema_indexes), new_rows)
         if unwanted:
@@ -410,7 +327,7 @@ async def _record_orphans(store: Store, deployment: Deployment) -> None:
     recorded as dropping, and rebuilt from the documents."""
     orphans = await _orphan_storages(store, deployment)
     if orphans:
-        async with _maintenance(store) as conn:
+        async with maintenance(store) as conn:
             await conn.execute(
                 insert(schema_indexes),
                 [
@@ -460,18 +377,6 @@ async def _orphan_storages(store: Store, deployment: Deployment) -> list[str]:
     return [n for n in names if n not in deployment.indexes]
 
 
-@contextlib.asynccontextmanager
-async def _maintenance(store: Store) -> AsyncIterator[AsyncConnection]:
-    """One short transaction of the deploy's own: on SQLite a writer of the store (its turn
-    between commits), on PostgreSQL at READ COMMITTED."""
-    if store.kind is DatabaseKind.SQLITE:
-        async with store.writer() as writer:
-            yield writer.conn
-    else:
-        async with store.engine.connect() as conn, conn.begin():
-            yield conn
-
-
 # ---- 3. scan ----------------------------------------------------------------------------------
 
 
@@ -480,13 +385,13 @@ async def _scan(
     deployment: Deployment,
     builds: Sequence[DeployedIndex],
     first: bool,
-    options: _Options,
+    options: BatchOptions,
 ) -> None:
     pending = [b for b in builds if not b.scanned]
     if not pending:
         return
     if first:  # no table has a ready index yet: one pass over all documents serves them all
-        await _scan_source(store, None, pending, options)
+        await scan_into(store, None, pending, options)
         return
     by_table: dict[str, list[DeployedIndex]] = {}
     for build in pending:
@@ -495,359 +400,10 @@ async def _scan(
         source = creation_index(deployment, table)
         if source is None:  # pragma: no cover - every deployed table has one
             raise RuntimeError(f"table {table!r} is deployed without its by_creation_time index")
-        await _scan_source(store, source.storage, indexes, options)
-
-
-async def _scan_source(
-    store: Store, source: str | None, builds: Sequence[DeployedIndex], options: _Options
-) -> None:
-    """Scan ``source`` (a ready ``by_creation_time`` index's storage, or None: every document)
-    into ``builds``, a batch per transaction, keeping the position in the builds' records.
-
-    On SQLite a batch is one call on the writer's thread: an ``INSERT ... SELECT`` that keys
-    each document with a function of ours as SQLite reads it (no row comes out to Python and
-    goes back in). On PostgreSQL the next batch is read, on a connection of its own, while this
-    one is keyed and written, so that the database works on one while Python works on the
-    other. Reading outside the writing transaction is sound because the catch-up
-    (``_CatchUp``) corrects every document written since the build began, whenever the scan
-    read it."""
-    cursor = min((b.cursor for b in builds if b.cursor is not None), default=b"")
-    definitions: dict[str, list[IndexDef]] = {}
-    for build in builds:
-        definitions.setdefault(build.table, []).append(build.definition)
-    storages = [b.storage for b in builds]
-    if source is not None:
-        total = await _count(store, source)
-        what = f"backfilling {', '.join(storages)}"
-    else:
-        total = await _count_documents(store)
-        what = f"backfilling {len(storages)} indexes"
-    reporter = _Reporter(what, total, options)
-    scanned = 0
-    batches = (
-        _sqlite_batches(store, source, cursor, options.batch_size, definitions, storages)
-        if store.kind is DatabaseKind.SQLITE
-        else _pg_batches(store, source, cursor, options.batch_size, definitions, storages)
-    )
-    async for count in batches:
-        scanned += count
-        reporter.update(scanned)
-        if options.batch_pause:
-            await asyncio.sleep(options.batch_pause)
-    reporter.done(scanned)
-
-
-async def _sqlite_batches(
-    store: Store,
-    source: str | None,
-    cursor: bytes,
-    limit: int,
-    definitions: dict[str, list[IndexDef]],
-    storages: list[str],
-) -> AsyncIterator[int]:
-    while True:
-        async with store.writer() as writer:
-            count, cursor, finished = await _in_worker(
-                writer.conn, _sqlite_build_batch, source, cursor, limit, definitions, storages
-            )
-        yield count
-        if finished:
-            return
-
-
-async def _pg_batches(
-    store: Store,
-    source: str | None,
-    cursor: bytes,
-    limit: int,
-    definitions: dict[str, list[IndexDef]],
-    storages: list[str],
-) -> AsyncIterator[int]:
-    reading = asyncio.ensure_future(_read_batch(store, source, cursor, limit))
-    while True:
-        rows = await reading
-        finished = len(rows) < limit
-        if rows:
-            cursor = _position(rows[-1][0])
-        if not finished:
-            reading = asyncio.ensure_future(_read_batch(store, source, cursor, limit))
-        entries = _entries(rows, definitions, keyed_by_creation=source is not None)
-        async with _maintenance(store) as conn:
-            if entries:
-                await conn.execute(_PG_INSERT_ENTRIES, _columns(entries))
-            await conn.execute(
-                update(schema_indexes)
-                .where(schema_indexes.c.storage.in_(storages))
-                .values(cursor=cursor, scanned=finished)
-            )
-        yield len(rows)
-        if finished:
-            return
-
-
-async def _count_documents(store: Store) -> int:
-    async with store.engine.connect() as conn:
-        return int((await conn.execute(text("SELECT count(*) FROM documents"))).scalar_one())
-
-
-def _position(value: Any) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-_SCAN_INDEX_ROWS = text(
-    "SELECT e.key, d.doc_id, d.table_name, d.value FROM index_entries AS e"
-    " JOIN documents AS d ON d.doc_id = e.doc_id"
-    " WHERE e.index_name = :n AND e.key > :after ORDER BY e.key LIMIT :limit"
-)
-_SCAN_DOCUMENT_ROWS = text(
-    "SELECT doc_id AS position, doc_id, table_name, value FROM documents WHERE doc_id > :after"
-    " ORDER BY doc_id LIMIT :limit"
-)
-
-
-async def _read_batch(store: Store, source: str | None, cursor: bytes, limit: int) -> Sequence[Any]:
-    """The next (position, doc_id, table, value) rows of the scan, read at READ COMMITTED."""
-    async with store.engine.connect() as conn:
-        if source is None:
-            params: dict[str, Any] = {"after": cursor.decode(), "limit": limit}
-            return (await conn.execute(_SCAN_DOCUMENT_ROWS, params)).all()
-        params = {"n": source, "after": cursor, "limit": limit}
-        return (await conn.execute(_SCAN_INDEX_ROWS, params)).all()
-
-
-def _entries(
-    rows: Sequence[Any], definitions: dict[str, list[IndexDef]], *, keyed_by_creation: bool
-) -> list[tuple[str, bytes, str]]:
-    """The index entries of one batch of (position, doc_id, table, value) rows.
-
-    Read through ``by_creation_time``, a row's position is the encoding of its
-    (``_creationTime``, ``_id``), which is how every index key ends: only the declared fields
-    are encoded here."""
-    wanted = [r for r in rows if r[2] in definitions]
-    docs = decode_docs([r[3] for r in wanted])
-    entries = []
-    for row, document in zip(wanted, docs, strict=True):
-        suffix = bytes(row[0]) if keyed_by_creation else None
-        for index in definitions[row[2]]:
-            key = (
-                index.key_of(document) if suffix is None else index.key_prefix_of(document) + suffix
-            )
-            entries.append((index.qualified_name, key, row[1]))
-    return entries
-
-
-def _sqlite_build_batch(
-    db: sqlite3.Connection,
-    source: str | None,
-    cursor: bytes,
-    limit: int,
-    definitions: dict[str, list[IndexDef]],
-    storages: list[str],
-) -> tuple[int, bytes, bool]:
-    """One batch on SQLite's worker thread, in the writer's transaction: find where the batch
-    ends, insert every build's keys of the documents up to there, move the position."""
-    if source is None:  # every document, by id
-        bound = ("doc_id > ?", "doc_id <= ?")
-        end_row = db.execute(
-            "SELECT doc_id FROM documents WHERE doc_id > ? ORDER BY doc_id LIMIT 1 OFFSET ?",
-            (cursor.decode(), limit - 1),
-        ).fetchone()
-        start: Any = cursor.decode()
-    else:
-        bound = ("e.key > ?", "e.key <= ?")
-        end_row = db.execute(
-            "SELECT key FROM index_entries WHERE index_name = ? AND key > ?"
-            " ORDER BY key LIMIT 1 OFFSET ?",
-            (source, cursor, limit - 1),
-        ).fetchone()
-        start = cursor
-    end = None if end_row is None else end_row[0]
-    where = bound[0] + ("" if end is None else f" AND {bound[1]}")
-    params = (start,) if end is None else (start, end)
-    count = 0
-    for table, indexes in definitions.items():
-        for index in indexes:
-            name = f"stepup_key_{len(index.qualified_name)}"
-            db.create_function(
-                name, 2, _key_function(index, source is not None), deterministic=True
-            )
-            if source is None:
-                statement = (
-                    f"INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"  # noqa: S608
-                    f" SELECT ?, {name}(value, NULL), doc_id FROM documents"
-                    f" WHERE table_name = ? AND {where}"
-                )
-                db.execute(statement, (index.qualified_name, table, *params))
-            else:
-                statement = (
-                    f"INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"  # noqa: S608
-                    f" SELECT ?, {name}(d.value, e.key), d.doc_id FROM index_entries AS e"
-                    f" JOIN documents AS d ON d.doc_id = e.doc_id"
-                    f" WHERE e.index_name = ? AND {where}"
-                )
-                db.execute(statement, (index.qualified_name, source, *params))
-            count = max(count, db.execute("SELECT changes()").fetchone()[0])
-    finished = end is None
-    if end is not None:
-        cursor = _position(end)
-    marks = ",".join("?" * len(storages))
-    db.execute(
-        f"UPDATE schema_indexes SET cursor = ?, scanned = ? WHERE storage IN ({marks})",  # noqa: S608
-        (cursor, finished, *storages),
-    )
-    return (limit if end is not None else count), cursor, finished
-
-
-def _key_function(index: IndexDef, suffixed: bool) -> Callable[[str, bytes | None], bytes]:
-    """The key of a stored document's text; ``suffixed``: given its ``by_creation_time`` key,
-    which is how every key ends (see ``_entries``)."""
-    if suffixed:
-        prefix_of = index.key_prefix_of
-        return lambda value, suffix: prefix_of(decode_stored(value)) + (suffix or b"")
-    key_of = index.key_of
-    return lambda value, _suffix: key_of(decode_stored(value))
-
-
-_PG_INSERT_ENTRIES = text(
-    "INSERT INTO index_entries (index_name, key, doc_id)"
-    " SELECT * FROM unnest(CAST(:names AS text[]), CAST(:keys AS bytea[]), CAST(:ids AS text[]))"
-    " ON CONFLICT DO NOTHING"
-)
-
-
-def _columns(entries: Sequence[tuple[str, bytes, str]]) -> dict[str, list[Any]]:
-    return {
-        "names": [e[0] for e in entries],
-        "keys": [e[1] for e in entries],
-        "ids": [e[2] for e in entries],
-    }
+        await scan_into(store, source.storage, indexes, options)
 
 
 # ---- 4. catch up and go live ------------------------------------------------------------------
-
-
-@dataclass
-class _CatchUp:
-    """Replaying the commits since the builds began: fixes their entries, rechecks documents."""
-
-    schema: Schema
-    builds: dict[str, list[DeployedIndex]]  # by table
-    check: set[str]  # tables whose documents must be valid under the new schema
-    after: int  # the commits up to here are done
-    late: dict[str, dict[str, Failure]] = field(default_factory=dict)  # table -> id -> failure
-    started: dict[str, int] = field(default_factory=dict)  # table -> its builds' first start
-
-    def __post_init__(self) -> None:
-        self._tags = {table_tag(t): t for t in set(self.builds) | self.check}
-        for table, builds in self.builds.items():
-            self.started[table] = min(b.started_ts or 0 for b in builds)
-
-    def table_of(self, doc_id: str) -> str | None:
-        table = self.schema.table_of_id(doc_id)
-        return table if table is not None and table_tag(table) in self._tags else None
-
-    async def run(self, conn: AsyncConnection, kind: DatabaseKind) -> int:
-        """One pass over the next commits; returns how many it read."""
-        rows = (
-            await conn.execute(
-                text("SELECT ts, write_set FROM commits WHERE ts > :after ORDER BY ts LIMIT :n"),
-                {"after": self.after, "n": _CATCH_UP_COMMITS},
-            )
-        ).all()
-        written: dict[str, str] = {}
-        for row in rows:
-            for doc_id in json.loads(row.write_set)["ids"]:
-                table = self.table_of(doc_id)
-                if table is not None:
-                    written[doc_id] = table
-        for chunk in _chunks(sorted(written), _IN_LIST):
-            await self._fix(conn, kind, {d: written[d] for d in chunk})
-        if rows:
-            self.after = int(rows[-1].ts)
-        return len(rows)
-
-    async def _fix(self, conn: AsyncConnection, kind: DatabaseKind, docs: dict[str, str]) -> None:
-        ids = list(docs)
-        current = {
-            r.doc_id: r.value
-            for r in (
-                await conn.execute(
-                    text("SELECT doc_id, value FROM documents WHERE doc_id IN :ids").bindparams(
-                        _expanding("ids")
-                    ),
-                    {"ids": ids},
-                )
-            ).all()
-        }
-        decoded = dict(zip(current, decode_docs(list(current.values())), strict=True))
-        for doc_id, document in decoded.items():
-            table = docs[doc_id]
-            if table in self.check:
-                problem = self.schema.violation(table, document)
-                if problem is None:
-                    self.late.get(table, {}).pop(doc_id, None)
-                else:
-                    self.late.setdefault(table, {})[doc_id] = Failure(doc_id, *problem)
-        for doc_id in set(ids) - set(decoded):
-            self.late.get(docs[doc_id], {}).pop(doc_id, None)
-        build_ids = [d for d in ids if docs[d] in self.builds]
-        if not build_ids:
-            return
-        # every version each document had since its table's builds began: the scan may have
-        # written the key of any of them
-        versions = (
-            await conn.execute(
-                text(
-                    "SELECT l.doc_id, l.value FROM log AS l WHERE l.doc_id IN :ids"
-                    " AND l.value IS NOT NULL AND l.ts >= coalesce((SELECT max(p.ts) FROM log AS p"
-                    " WHERE p.doc_id = l.doc_id AND p.ts <= :started), 0)"
-                ).bindparams(_expanding("ids")),
-                {"ids": build_ids, "started": min(self.started[docs[d]] for d in build_ids)},
-            )
-        ).all()
-        stale: set[tuple[str, bytes]] = set()
-        for row, old in zip(versions, decode_docs([r.value for r in versions]), strict=True):
-            for build in self.builds[docs[row.doc_id]]:
-                stale.add((build.storage, build.definition.key_of(old)))
-        fresh = [
-            (build.storage, build.definition.key_of(decoded[d]), d)
-            for d in build_ids
-            if d in decoded
-            for build in self.builds[docs[d]]
-        ]
-        if stale:
-            await conn.execute(
-                text("DELETE FROM index_entries WHERE index_name = :n AND key = :k"),
-                [{"n": n, "k": k} for n, k in sorted(stale)],
-            )
-        if fresh:
-            if kind is DatabaseKind.POSTGRESQL:
-                await conn.execute(_PG_INSERT_ENTRIES, _columns(fresh))
-            else:
-                await conn.execute(
-                    text(
-                        "INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"
-                        " VALUES (:n, :k, :d)"
-                    ),
-                    [{"n": n, "k": k, "d": d} for n, k, d in fresh],
-                )
-
-    def refusals(self) -> list[TableRefusal]:
-        out = []
-        for table, failures in sorted(self.late.items()):
-            if failures:
-                listed = list(failures.values())
-                out.append(TableRefusal(table, len(listed), listed[:_FIRST_FAILURES]))
-        return out
-
-
-def _expanding(name: str) -> BindParameter[Any]:
-    return bindparam(name, expanding=True)
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 async def _go_live(
@@ -863,17 +419,20 @@ async def _go_live(
     by_table: dict[str, list[DeployedIndex]] = {}
     for build in builds:
         by_table.setdefault(build.table, []).append(build)
-    catch_up = _CatchUp(schema, by_table, set(check), after)
+    catch_up = CatchUp(schema, by_table, set(check), after)
     while True:  # without the lock while much is left
-        async with _maintenance(store) as conn:
+        async with maintenance(store) as conn:
             if await catch_up.run(conn, store.kind) < _LOCKED_BELOW:
                 break
     refusals: list[TableRefusal] = []
-    async with _maintenance(store) as conn:
+    async with maintenance(store) as conn:
         await lock_commits(conn, store)
         while await catch_up.run(conn, store.kind):
             pass
-        refusals = catch_up.refusals()
+        refusals = [
+            TableRefusal(table, len(failures), failures[:_FIRST_FAILURES])
+            for table, failures in catch_up.failures().items()
+        ]
         current = await read_deployment(conn, None)
         for table in sorted(set(current.tables) - set(schema.tables)):
             source = creation_index(current, table)
@@ -918,7 +477,7 @@ async def _go_live(
 async def _abandon(store: Store, builds: Sequence[DeployedIndex]) -> None:
     """A refused deploy leaves nothing behind: its builds are dropped."""
     if builds:
-        async with _maintenance(store) as conn:
+        async with maintenance(store) as conn:
             await conn.execute(
                 update(schema_indexes)
                 .where(schema_indexes.c.storage.in_([b.storage for b in builds]))
@@ -929,13 +488,13 @@ async def _abandon(store: Store, builds: Sequence[DeployedIndex]) -> None:
 # ---- 5. drop ----------------------------------------------------------------------------------
 
 
-async def _drop(store: Store, options: _Options, report: DeployReport | None) -> None:
+async def _drop(store: Store, options: BatchOptions, report: DeployReport | None) -> None:
     """Delete the entries of every dropping index, a batch per transaction, then its record.
     No one maintains a dropping index (see ``deployment.py``), so the batches race nobody."""
     deployment = await load_deployment(store)
     for index in deployment.in_state(IndexState.DROPPING):
         while True:
-            async with _maintenance(store) as conn:
+            async with maintenance(store) as conn:
                 deleted = (
                     await conn.execute(
                         text(

@@ -1,0 +1,465 @@
+"""Building an index from the documents: the scan, in batches, and the catch-up from the log.
+
+Both are steps of a deploy (``deploy.py`` says how they fit together and why it is sound):
+
+- **scan** (``scan_into``) reads a table's documents in batches, through its ready
+  ``by_creation_time`` index (or every document, on a first deploy), and writes their keys in
+  the new indexes, with the scan's position, in one short transaction per batch;
+- **catch-up** (``CatchUp``) replays the commits made since the build began: their write sets
+  name every document written meanwhile, and for each one the keys of every version it had
+  since (from ``log``) are deleted and the key of its current version written. The same pass
+  checks those documents against the new schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
+
+from backend.schema import IndexDef, Schema
+from backend.storage.deployment import DeployedIndex
+from backend.storage.engine import DatabaseKind
+from backend.storage.store import Store, _in_worker, decode_docs
+from backend.storage.tables import schema_indexes
+from backend.values.convex_json import decode_stored
+from backend.values.ids import table_tag
+
+PROGRESS_ABOVE = 5000  # a backfill or a check of more documents than this reports progress
+_CATCH_UP_COMMITS = 2000  # commits read per catch-up pass
+_IN_LIST = 500
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Failure:
+    doc_id: str
+    field: str
+    reason: str
+
+
+@dataclass
+class BatchOptions:
+    """How a deploy works through a table."""
+
+    batch_size: int
+    batch_pause: float
+    progress: Progress | None
+    clock: Callable[[], float]
+
+
+async def count_entries(store: Store, storage: str) -> int:
+    async with store.engine.connect() as conn:
+        statement = text("SELECT count(*) FROM index_entries WHERE index_name = :n")
+        return int((await conn.execute(statement, {"n": storage})).scalar_one())
+
+
+async def all_documents(
+    store: Store, batch_size: int
+) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
+    """Every document, by id: (table, id, document)."""
+    after = b""
+    while rows := await _read_batch(store, None, after, batch_size):
+        for row, document in zip(rows, decode_docs([r[3] for r in rows]), strict=True):
+            yield row[2], row[1], document
+        after = _position(rows[-1][0])
+
+
+async def scan_index(
+    store: Store, storage: str, batch_size: int
+) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
+    """The documents of one ready index, in batches, each read in a short transaction."""
+    after = b""
+    while rows := await _read_batch(store, storage, after, batch_size):
+        docs = decode_docs([r[3] for r in rows])
+        yield [(r[1], d) for r, d in zip(rows, docs, strict=True)]
+        after = _position(rows[-1][0])
+
+
+class Reporter:
+    """Progress lines for long scans: at most one a second, only above ``PROGRESS_ABOVE``."""
+
+    def __init__(self, what: str, total: int, options: BatchOptions) -> None:
+        self.what = what
+        self.total = total
+        self.options = options
+        self.started = self.last = options.clock()
+        self.on = options.progress is not None and total > PROGRESS_ABOVE
+
+    def update(self, done: int) -> None:
+        now = self.options.clock()
+        if self.on and now - self.last >= 1.0 and self.options.progress is not None:
+            self.last = now
+            share = 100 * done // max(self.total, 1)
+            self.options.progress(f"{self.what}: {done:,} of {self.total:,} documents ({share}%)")
+
+    def done(self, done: int) -> None:
+        if self.on and self.options.progress is not None:
+            seconds = self.options.clock() - self.started
+            self.options.progress(f"{self.what}: {done:,} documents in {seconds:.1f} s")
+
+
+@contextlib.asynccontextmanager
+async def maintenance(store: Store) -> AsyncIterator[AsyncConnection]:
+    """One short transaction of the deploy's own: on SQLite a writer of the store (its turn
+    between commits), on PostgreSQL at READ COMMITTED."""
+    if store.kind is DatabaseKind.SQLITE:
+        async with store.writer() as writer:
+            yield writer.conn
+    else:
+        async with store.engine.connect() as conn, conn.begin():
+            yield conn
+
+
+async def scan_into(
+    store: Store, source: str | None, builds: Sequence[DeployedIndex], options: BatchOptions
+) -> None:
+    """Scan ``source`` (a ready ``by_creation_time`` index's storage, or None: every document)
+    into ``builds``, a batch per transaction, keeping the position in the builds' records.
+
+    On SQLite a batch is one call on the writer's thread: an ``INSERT ... SELECT`` that keys
+    each document with a function of ours as SQLite reads it (no row comes out to Python and
+    goes back in). On PostgreSQL the next batch is read, on a connection of its own, while this
+    one is keyed and written, so that the database works on one while Python works on the
+    other. Reading outside the writing transaction is sound because the catch-up
+    (``CatchUp``) corrects every document written since the build began, whenever the scan
+    read it."""
+    cursor = min((b.cursor for b in builds if b.cursor is not None), default=b"")
+    definitions: dict[str, list[IndexDef]] = {}
+    for build in builds:
+        definitions.setdefault(build.table, []).append(build.definition)
+    storages = [b.storage for b in builds]
+    if source is not None:
+        total = await count_entries(store, source)
+        what = f"backfilling {', '.join(storages)}"
+    else:
+        total = await count_documents(store)
+        what = f"backfilling {len(storages)} indexes"
+    reporter = Reporter(what, total, options)
+    scanned = 0
+    batches = (
+        _sqlite_batches(store, source, cursor, options.batch_size, definitions, storages)
+        if store.kind is DatabaseKind.SQLITE
+        else _pg_batches(store, source, cursor, options.batch_size, definitions, storages)
+    )
+    async for count in batches:
+        scanned += count
+        reporter.update(scanned)
+        if options.batch_pause:
+            await asyncio.sleep(options.batch_pause)
+    reporter.done(scanned)
+
+
+async def _sqlite_batches(
+    store: Store,
+    source: str | None,
+    cursor: bytes,
+    limit: int,
+    definitions: dict[str, list[IndexDef]],
+    storages: list[str],
+) -> AsyncIterator[int]:
+    while True:
+        async with store.writer() as writer:
+            count, cursor, finished = await _in_worker(
+                writer.conn, _sqlite_build_batch, source, cursor, limit, definitions, storages
+            )
+        yield count
+        if finished:
+            return
+
+
+async def _pg_batches(
+    store: Store,
+    source: str | None,
+    cursor: bytes,
+    limit: int,
+    definitions: dict[str, list[IndexDef]],
+    storages: list[str],
+) -> AsyncIterator[int]:
+    reading = asyncio.ensure_future(_read_batch(store, source, cursor, limit))
+    while True:
+        rows = await reading
+        finished = len(rows) < limit
+        if rows:
+            cursor = _position(rows[-1][0])
+        if not finished:
+            reading = asyncio.ensure_future(_read_batch(store, source, cursor, limit))
+        entries = _entries(rows, definitions, keyed_by_creation=source is not None)
+        async with maintenance(store) as conn:
+            if entries:
+                await conn.execute(_PG_INSERT_ENTRIES, _columns(entries))
+            await conn.execute(
+                update(schema_indexes)
+                .where(schema_indexes.c.storage.in_(storages))
+                .values(cursor=cursor, scanned=finished)
+            )
+        yield len(rows)
+        if finished:
+            return
+
+
+async def count_documents(store: Store) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM documents"))).scalar_one())
+
+
+def _position(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+_SCAN_INDEX_ROWS = text(
+    "SELECT e.key, d.doc_id, d.table_name, d.value FROM index_entries AS e"
+    " JOIN documents AS d ON d.doc_id = e.doc_id"
+    " WHERE e.index_name = :n AND e.key > :after ORDER BY e.key LIMIT :limit"
+)
+_SCAN_DOCUMENT_ROWS = text(
+    "SELECT doc_id AS position, doc_id, table_name, value FROM documents WHERE doc_id > :after"
+    " ORDER BY doc_id LIMIT :limit"
+)
+
+
+async def _read_batch(store: Store, source: str | None, cursor: bytes, limit: int) -> Sequence[Any]:
+    """The next (position, doc_id, table, value) rows of the scan, read at READ COMMITTED."""
+    async with store.engine.connect() as conn:
+        if source is None:
+            params: dict[str, Any] = {"after": cursor.decode(), "limit": limit}
+            return (await conn.execute(_SCAN_DOCUMENT_ROWS, params)).all()
+        params = {"n": source, "after": cursor, "limit": limit}
+        return (await conn.execute(_SCAN_INDEX_ROWS, params)).all()
+
+
+def _entries(
+    rows: Sequence[Any], definitions: dict[str, list[IndexDef]], *, keyed_by_creation: bool
+) -> list[tuple[str, bytes, str]]:
+    """The index entries of one batch of (position, doc_id, table, value) rows.
+
+    Read through ``by_creation_time``, a row's position is the encoding of its
+    (``_creationTime``, ``_id``), which is how every index key ends: only the declared fields
+    are encoded here."""
+    wanted = [r for r in rows if r[2] in definitions]
+    docs = decode_docs([r[3] for r in wanted])
+    entries = []
+    for row, document in zip(wanted, docs, strict=True):
+        suffix = bytes(row[0]) if keyed_by_creation else None
+        for index in definitions[row[2]]:
+            key = (
+                index.key_of(document) if suffix is None else index.key_prefix_of(document) + suffix
+            )
+            entries.append((index.qualified_name, key, row[1]))
+    return entries
+
+
+def _sqlite_build_batch(
+    db: sqlite3.Connection,
+    source: str | None,
+    cursor: bytes,
+    limit: int,
+    definitions: dict[str, list[IndexDef]],
+    storages: list[str],
+) -> tuple[int, bytes, bool]:
+    """One batch on SQLite's worker thread, in the writer's transaction: find where the batch
+    ends, insert every build's keys of the documents up to there, move the position."""
+    if source is None:  # every document, by id
+        bound = ("doc_id > ?", "doc_id <= ?")
+        end_row = db.execute(
+            "SELECT doc_id FROM documents WHERE doc_id > ? ORDER BY doc_id LIMIT 1 OFFSET ?",
+            (cursor.decode(), limit - 1),
+        ).fetchone()
+        start: Any = cursor.decode()
+    else:
+        bound = ("e.key > ?", "e.key <= ?")
+        end_row = db.execute(
+            "SELECT key FROM index_entries WHERE index_name = ? AND key > ?"
+            " ORDER BY key LIMIT 1 OFFSET ?",
+            (source, cursor, limit - 1),
+        ).fetchone()
+        start = cursor
+    end = None if end_row is None else end_row[0]
+    where = bound[0] + ("" if end is None else f" AND {bound[1]}")
+    params = (start,) if end is None else (start, end)
+    count = 0
+    for table, indexes in definitions.items():
+        for index in indexes:
+            name = f"stepup_key_{len(index.qualified_name)}"
+            db.create_function(
+                name, 2, _key_function(index, source is not None), deterministic=True
+            )
+            if source is None:
+                statement = (
+                    f"INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"  # noqa: S608
+                    f" SELECT ?, {name}(value, NULL), doc_id FROM documents"
+                    f" WHERE table_name = ? AND {where}"
+                )
+                db.execute(statement, (index.qualified_name, table, *params))
+            else:
+                statement = (
+                    f"INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"  # noqa: S608
+                    f" SELECT ?, {name}(d.value, e.key), d.doc_id FROM index_entries AS e"
+                    f" JOIN documents AS d ON d.doc_id = e.doc_id"
+                    f" WHERE e.index_name = ? AND {where}"
+                )
+                db.execute(statement, (index.qualified_name, source, *params))
+            count = max(count, db.execute("SELECT changes()").fetchone()[0])
+    finished = end is None
+    if end is not None:
+        cursor = _position(end)
+    marks = ",".join("?" * len(storages))
+    db.execute(
+        f"UPDATE schema_indexes SET cursor = ?, scanned = ? WHERE storage IN ({marks})",  # noqa: S608
+        (cursor, finished, *storages),
+    )
+    return (limit if end is not None else count), cursor, finished
+
+
+def _key_function(index: IndexDef, suffixed: bool) -> Callable[[str, bytes | None], bytes]:
+    """The key of a stored document's text; ``suffixed``: given its ``by_creation_time`` key,
+    which is how every key ends (see ``_entries``)."""
+    if suffixed:
+        prefix_of = index.key_prefix_of
+        return lambda value, suffix: prefix_of(decode_stored(value)) + (suffix or b"")
+    key_of = index.key_of
+    return lambda value, _suffix: key_of(decode_stored(value))
+
+
+_PG_INSERT_ENTRIES = text(
+    "INSERT INTO index_entries (index_name, key, doc_id)"
+    " SELECT * FROM unnest(CAST(:names AS text[]), CAST(:keys AS bytea[]), CAST(:ids AS text[]))"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+def _columns(entries: Sequence[tuple[str, bytes, str]]) -> dict[str, list[Any]]:
+    return {
+        "names": [e[0] for e in entries],
+        "keys": [e[1] for e in entries],
+        "ids": [e[2] for e in entries],
+    }
+
+
+@dataclass
+class CatchUp:
+    """Replaying the commits since the builds began: fixes their entries, rechecks documents."""
+
+    schema: Schema
+    builds: dict[str, list[DeployedIndex]]  # by table
+    check: set[str]  # tables whose documents must be valid under the new schema
+    after: int  # the commits up to here are done
+    late: dict[str, dict[str, Failure]] = field(default_factory=dict)  # table -> id -> failure
+    started: dict[str, int] = field(default_factory=dict)  # table -> its builds' first start
+
+    def __post_init__(self) -> None:
+        self._tags = {table_tag(t): t for t in set(self.builds) | self.check}
+        for table, builds in self.builds.items():
+            self.started[table] = min(b.started_ts or 0 for b in builds)
+
+    def table_of(self, doc_id: str) -> str | None:
+        table = self.schema.table_of_id(doc_id)
+        return table if table is not None and table_tag(table) in self._tags else None
+
+    async def run(self, conn: AsyncConnection, kind: DatabaseKind) -> int:
+        """One pass over the next commits; returns how many it read."""
+        rows = (
+            await conn.execute(
+                text("SELECT ts, write_set FROM commits WHERE ts > :after ORDER BY ts LIMIT :n"),
+                {"after": self.after, "n": _CATCH_UP_COMMITS},
+            )
+        ).all()
+        written: dict[str, str] = {}
+        for row in rows:
+            for doc_id in json.loads(row.write_set)["ids"]:
+                table = self.table_of(doc_id)
+                if table is not None:
+                    written[doc_id] = table
+        for chunk in _chunks(sorted(written), _IN_LIST):
+            await self._fix(conn, kind, {d: written[d] for d in chunk})
+        if rows:
+            self.after = int(rows[-1].ts)
+        return len(rows)
+
+    async def _fix(self, conn: AsyncConnection, kind: DatabaseKind, docs: dict[str, str]) -> None:
+        ids = list(docs)
+        current = {
+            r.doc_id: r.value
+            for r in (
+                await conn.execute(
+                    text("SELECT doc_id, value FROM documents WHERE doc_id IN :ids").bindparams(
+                        _expanding("ids")
+                    ),
+                    {"ids": ids},
+                )
+            ).all()
+        }
+        decoded = dict(zip(current, decode_docs(list(current.values())), strict=True))
+        for doc_id, document in decoded.items():
+            table = docs[doc_id]
+            if table in self.check:
+                problem = self.schema.violation(table, document)
+                if problem is None:
+                    self.late.get(table, {}).pop(doc_id, None)
+                else:
+                    self.late.setdefault(table, {})[doc_id] = Failure(doc_id, *problem)
+        for doc_id in set(ids) - set(decoded):
+            self.late.get(docs[doc_id], {}).pop(doc_id, None)
+        build_ids = [d for d in ids if docs[d] in self.builds]
+        if not build_ids:
+            return
+        # every version each document had since its table's builds began: the scan may have
+        # written the key of any of them
+        versions = (
+            await conn.execute(
+                text(
+                    "SELECT l.doc_id, l.value FROM log AS l WHERE l.doc_id IN :ids"
+                    " AND l.value IS NOT NULL AND l.ts >= coalesce((SELECT max(p.ts) FROM log AS p"
+                    " WHERE p.doc_id = l.doc_id AND p.ts <= :started), 0)"
+                ).bindparams(_expanding("ids")),
+                {"ids": build_ids, "started": min(self.started[docs[d]] for d in build_ids)},
+            )
+        ).all()
+        stale: set[tuple[str, bytes]] = set()
+        for row, old in zip(versions, decode_docs([r.value for r in versions]), strict=True):
+            for build in self.builds[docs[row.doc_id]]:
+                stale.add((build.storage, build.definition.key_of(old)))
+        fresh = [
+            (build.storage, build.definition.key_of(decoded[d]), d)
+            for d in build_ids
+            if d in decoded
+            for build in self.builds[docs[d]]
+        ]
+        if stale:
+            await conn.execute(
+                text("DELETE FROM index_entries WHERE index_name = :n AND key = :k"),
+                [{"n": n, "k": k} for n, k in sorted(stale)],
+            )
+        if fresh:
+            if kind is DatabaseKind.POSTGRESQL:
+                await conn.execute(_PG_INSERT_ENTRIES, _columns(fresh))
+            else:
+                await conn.execute(
+                    text(
+                        "INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"
+                        " VALUES (:n, :k, :d)"
+                    ),
+                    [{"n": n, "k": k, "d": d} for n, k, d in fresh],
+                )
+
+    def failures(self) -> dict[str, list[Failure]]:
+        """Documents written since the check that the new schema refuses, by table."""
+        return {t: list(f.values()) for t, f in sorted(self.late.items()) if f}
+
+
+def _expanding(name: str) -> BindParameter[Any]:
+    return bindparam(name, expanding=True)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
