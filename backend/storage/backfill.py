@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
@@ -29,7 +29,6 @@ from backend.schema import IndexDef, Schema
 from backend.storage.deployment import DeployedIndex
 from backend.storage.engine import DatabaseKind
 from backend.storage.store import Store, _in_worker, decode_docs
-from backend.storage.tables import schema_indexes
 from backend.values.convex_json import decode_stored
 from backend.values.ids import table_tag
 
@@ -128,11 +127,10 @@ async def scan_into(
 
     On SQLite a batch is one call on the writer's thread: an ``INSERT ... SELECT`` that keys
     each document with a function of ours as SQLite reads it (no row comes out to Python and
-    goes back in). On PostgreSQL the next batch is read, on a connection of its own, while this
-    one is keyed and written, so that the database works on one while Python works on the
-    other. Reading outside the writing transaction is sound because the catch-up
-    (``CatchUp``) corrects every document written since the build began, whenever the scan
-    read it."""
+    goes back in). On PostgreSQL a batch reads the documents, keys them in Python and inserts
+    the keys as arrays, in one READ COMMITTED transaction. A batch's reads need not be
+    consistent with the commits around it: the catch-up (``CatchUp``) corrects every document
+    written since the build began, whenever the scan read it."""
     cursor = min((b.cursor for b in builds if b.cursor is not None), default=b"")
     definitions: dict[str, list[IndexDef]] = {}
     for build in builds:
@@ -185,26 +183,53 @@ async def _pg_batches(
     definitions: dict[str, list[IndexDef]],
     storages: list[str],
 ) -> AsyncIterator[int]:
-    reading = asyncio.ensure_future(_read_batch(store, source, cursor, limit))
+    """Batches on PostgreSQL at READ COMMITTED, straight through asyncpg (SQLAlchemy's result
+    rows cost as much as the read itself): read, key, insert, move the position, commit.
+    Reading the next batch on a second connection while this one is written gained nothing on
+    a two-core machine, where the database and Python already share the cores."""
     while True:
-        rows = await reading
-        finished = len(rows) < limit
-        if rows:
-            cursor = _position(rows[-1][0])
-        if not finished:
-            reading = asyncio.ensure_future(_read_batch(store, source, cursor, limit))
-        entries = _entries(rows, definitions, keyed_by_creation=source is not None)
-        async with maintenance(store) as conn:
-            if entries:
-                await conn.execute(_PG_INSERT_ENTRIES, _columns(entries))
-            await conn.execute(
-                update(schema_indexes)
-                .where(schema_indexes.c.storage.in_(storages))
-                .values(cursor=cursor, scanned=finished)
-            )
+        async with store.engine.connect() as conn:
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            async with raw.transaction():
+                if source is None:
+                    rows = await raw.fetch(_PG_READ_DOCUMENTS, cursor.decode(), limit)
+                else:
+                    rows = await raw.fetch(_PG_READ_INDEX_DOCUMENTS, source, cursor, limit)
+                entries = _entries(rows, definitions, by_creation=source is not None)
+                if rows:
+                    cursor = _position(rows[-1][0])
+                await _pg_write(raw, entries, cursor, len(rows) < limit, storages)
         yield len(rows)
-        if finished:
+        if len(rows) < limit:
             return
+
+
+async def _pg_write(
+    raw: Any,
+    entries: list[tuple[str, bytes, str]],
+    cursor: bytes,
+    finished: bool,
+    storages: list[str],
+) -> None:
+    if entries:
+        await raw.execute(_PG_INSERT_ENTRIES_RAW, *_columns(entries).values())
+    await raw.execute(_PG_MOVE_RAW, cursor, finished, storages)
+
+
+_PG_READ_INDEX_DOCUMENTS = (
+    "SELECT e.key, d.doc_id, d.value FROM index_entries AS e"
+    " JOIN documents AS d ON d.doc_id = e.doc_id"
+    " WHERE e.index_name = $1 AND e.key > $2 ORDER BY e.key LIMIT $3"
+)
+_PG_READ_DOCUMENTS = (
+    "SELECT doc_id, doc_id, table_name, value FROM documents WHERE doc_id > $1"
+    " ORDER BY doc_id LIMIT $2"
+)
+_PG_INSERT_ENTRIES_RAW = (
+    "INSERT INTO index_entries (index_name, key, doc_id)"
+    " SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[]) ON CONFLICT DO NOTHING"
+)
+_PG_MOVE_RAW = "UPDATE schema_indexes SET cursor = $1, scanned = $2 WHERE storage = ANY($3::text[])"
 
 
 async def count_documents(store: Store) -> int:
@@ -238,23 +263,28 @@ async def _read_batch(store: Store, source: str | None, cursor: bytes, limit: in
 
 
 def _entries(
-    rows: Sequence[Any], definitions: dict[str, list[IndexDef]], *, keyed_by_creation: bool
+    rows: Sequence[Any], definitions: dict[str, list[IndexDef]], *, by_creation: bool
 ) -> list[tuple[str, bytes, str]]:
-    """The index entries of one batch of (position, doc_id, table, value) rows.
+    """The index entries of one batch: (position, doc_id, value) rows of one table read through
+    its ``by_creation_time`` index, or (doc_id, doc_id, table, value) rows of every document.
 
-    Read through ``by_creation_time``, a row's position is the encoding of its
-    (``_creationTime``, ``_id``), which is how every index key ends: only the declared fields
-    are encoded here."""
-    wanted = [r for r in rows if r[2] in definitions]
-    docs = decode_docs([r[3] for r in wanted])
+    Through ``by_creation_time``, a row's position is the encoding of its (``_creationTime``,
+    ``_id``), which is how every index key ends: only the declared fields are encoded here.
+    (Reading just those fields out of the JSON in SQL was tried: no faster, on either
+    database, than decoding the whole document here.)"""
+    if by_creation:
+        ((indexes),) = definitions.values()  # one table
+        docs = decode_docs([r[2] for r in rows])
+        return [
+            (index.qualified_name, index.key_prefix_of(d) + bytes(row[0]), row[1])
+            for index in indexes
+            for row, d in zip(rows, docs, strict=True)
+        ]
     entries = []
-    for row, document in zip(wanted, docs, strict=True):
-        suffix = bytes(row[0]) if keyed_by_creation else None
+    wanted = [r for r in rows if r[2] in definitions]
+    for row, document in zip(wanted, decode_docs([r[3] for r in wanted]), strict=True):
         for index in definitions[row[2]]:
-            key = (
-                index.key_of(document) if suffix is None else index.key_prefix_of(document) + suffix
-            )
-            entries.append((index.qualified_name, key, row[1]))
+            entries.append((index.qualified_name, index.key_of(document), row[1]))
     return entries
 
 
@@ -289,22 +319,19 @@ def _sqlite_build_batch(
     count = 0
     for table, indexes in definitions.items():
         for index in indexes:
-            name = f"stepup_key_{len(index.qualified_name)}"
-            db.create_function(
-                name, 2, _key_function(index, source is not None), deterministic=True
-            )
-            if source is None:
+            insert = "INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"
+            if source is None:  # the whole document, keyed here
+                db.create_function("stepup_key", 1, _whole_key(index), deterministic=True)
                 statement = (
-                    f"INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"  # noqa: S608
-                    f" SELECT ?, {name}(value, NULL), doc_id FROM documents"
+                    f"{insert} SELECT ?, stepup_key(value), doc_id FROM documents"  # noqa: S608
                     f" WHERE table_name = ? AND {where}"
                 )
                 db.execute(statement, (index.qualified_name, table, *params))
-            else:
+            else:  # the document and its position, which ends its key
+                db.create_function("stepup_key", 2, _document_key(index), deterministic=True)
                 statement = (
-                    f"INSERT OR IGNORE INTO index_entries (index_name, key, doc_id)"  # noqa: S608
-                    f" SELECT ?, {name}(d.value, e.key), d.doc_id FROM index_entries AS e"
-                    f" JOIN documents AS d ON d.doc_id = e.doc_id"
+                    f"{insert} SELECT ?, stepup_key(d.value, e.key), d.doc_id"  # noqa: S608
+                    " FROM index_entries AS e JOIN documents AS d ON d.doc_id = e.doc_id"
                     f" WHERE e.index_name = ? AND {where}"
                 )
                 db.execute(statement, (index.qualified_name, source, *params))
@@ -320,14 +347,14 @@ def _sqlite_build_batch(
     return (limit if end is not None else count), cursor, finished
 
 
-def _key_function(index: IndexDef, suffixed: bool) -> Callable[[str, bytes | None], bytes]:
-    """The key of a stored document's text; ``suffixed``: given its ``by_creation_time`` key,
-    which is how every key ends (see ``_entries``)."""
-    if suffixed:
-        prefix_of = index.key_prefix_of
-        return lambda value, suffix: prefix_of(decode_stored(value)) + (suffix or b"")
+def _whole_key(index: IndexDef) -> Callable[[str], bytes]:
     key_of = index.key_of
-    return lambda value, _suffix: key_of(decode_stored(value))
+    return lambda value: key_of(decode_stored(value))
+
+
+def _document_key(index: IndexDef) -> Callable[[str, bytes], bytes]:
+    prefix_of = index.key_prefix_of
+    return lambda value, suffix: prefix_of(decode_stored(value)) + suffix
 
 
 _PG_INSERT_ENTRIES = text(

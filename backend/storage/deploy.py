@@ -488,6 +488,13 @@ async def _abandon(store: Store, builds: Sequence[DeployedIndex]) -> None:
 # ---- 5. drop ----------------------------------------------------------------------------------
 
 
+_NTH_KEY = text(
+    "SELECT key FROM index_entries WHERE index_name = :n ORDER BY key LIMIT 1 OFFSET :skip"
+)
+_DROP_UP_TO = text("DELETE FROM index_entries WHERE index_name = :n AND key <= :last")
+_DROP_ALL = text("DELETE FROM index_entries WHERE index_name = :n")
+
+
 async def _drop(store: Store, options: BatchOptions, report: DeployReport | None) -> None:
     """Delete the entries of every dropping index, a batch per transaction, then its record.
     No one maintains a dropping index (see ``deployment.py``), so the batches race nobody."""
@@ -495,21 +502,20 @@ async def _drop(store: Store, options: BatchOptions, report: DeployReport | None
     for index in deployment.in_state(IndexState.DROPPING):
         while True:
             async with maintenance(store) as conn:
-                deleted = (
+                # the batch's last key, then one range delete on the primary key (a delete
+                # "key IN (a subquery)" made PostgreSQL scan the whole index per batch)
+                last = (
                     await conn.execute(
-                        text(
-                            "DELETE FROM index_entries WHERE index_name = :n AND key IN"
-                            " (SELECT key FROM index_entries WHERE index_name = :n"
-                            " ORDER BY key LIMIT :limit)"
-                        ),
-                        {"n": index.storage, "limit": options.batch_size},
+                        _NTH_KEY, {"n": index.storage, "skip": options.batch_size - 1}
                     )
-                ).rowcount
-                if deleted < options.batch_size:
+                ).scalar()
+                if last is None:
+                    await conn.execute(_DROP_ALL, {"n": index.storage})
                     await conn.execute(
                         delete(schema_indexes).where(schema_indexes.c.storage == index.storage)
                     )
                     break
+                await conn.execute(_DROP_UP_TO, {"n": index.storage, "last": last})
             if options.batch_pause:
                 await asyncio.sleep(options.batch_pause)
         if report is not None:

@@ -12,8 +12,10 @@ import functools
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from sqlalchemy import func, select, text
 
+from backend import Int64, define_schema, table
 from backend.errors import ConvexError
 from backend.migrator import TABLE as MIGRATIONS
 from backend.storage.deployment import IndexState, load_deployment
@@ -336,3 +338,64 @@ async def test_a_first_deploy_rebuilds_indexes_an_older_engine_left_behind(
         assert {i.state for i in deployment.indexes.values()} == {IndexState.READY}
         assert len(await t.query("items:by_n", {"low": 0, "high": 30})) == 30
         await assert_verified(t)
+
+
+class Thing(BaseModel):
+    meta: dict[str, Any] | None = None
+    tags: list[Any] = []
+    label: str = ""
+
+
+def things(*indexes: tuple[str, ...]) -> App:
+    definition = table(Thing)
+    for n, fields in enumerate(indexes):
+        definition = definition.index(f"i{n}", *fields)
+    return App(schema=define_schema(things=definition))
+
+
+async def test_a_backfill_keys_every_kind_of_value_as_a_write_would(
+    database_url: str | None,
+) -> None:
+    """The backfill reads the indexed fields out of the stored JSON in SQL: a path that is
+    missing, null, through a list or through a special value must key as ``key_of`` keys."""
+    odd: list[Any] = [
+        None,
+        {},
+        {"x": None},
+        {"x": Int64(-5)},
+        {"x": 2.5},
+        {"x": 3},
+        {"x": float("inf")},
+        {"x": -0.0},
+        {"x": True},
+        {"x": "plain"},
+        {"x": "nul \x00 inside"},
+        {"x": "ünïcödé ☃"},
+        {"x": b"\x00\xffbytes"},
+        {"x": [1, "two", {"three": 3}]},
+        {"x": {"y": {"z": 1}}},
+        {"x": {"bytes": b"\x01", "big": Int64(2**40)}},
+        {"y": 1},
+    ]
+    async with TestBackend(database_url, app=things()) as t:
+
+        async def fill(ctx: Any) -> None:
+            for n, meta in enumerate(odd):
+                fields: dict[str, Any] = {"tags": [n, meta] if n % 2 else [], "label": str(n)}
+                if meta is not None or n == 0:
+                    fields["meta"] = meta
+                await ctx.db.insert("things", fields)
+
+        await t.run(fill)
+        indexed = things(("meta.x",), ("meta.x.y", "label"), ("tags",), ("meta",))
+        async with t.reopen(indexed, deploy=False) as t2:
+            report = await t2.deploy()
+            assert report.ok, report.format()
+            assert set(report.built.values()) == {len(odd)}
+            await assert_verified(t2)  # every entry exactly as key_of computes it
+            found = await t2.run(
+                lambda ctx: (
+                    ctx.db.query("things").with_index("i0", lambda q: q.eq("meta.x", 3)).collect()
+                )
+            )
+            assert [d["label"] for d in found] == ["5"]
