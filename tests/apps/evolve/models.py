@@ -27,8 +27,8 @@ def items_v1() -> TableDef:
     return table(Item).index("by_name", "name")
 
 
-def schema_of(items: TableDef | None, *, tags: bool = True) -> Schema:
-    tables = {"tags": table(Tag)} if tags else {}
+def schema_of(items: TableDef | None, tags: TableDef | None = None) -> Schema:
+    tables = {"tags": tags or table(Tag)}
     if items is not None:
         tables["items"] = items
     return define_schema(tables)
