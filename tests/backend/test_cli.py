@@ -79,6 +79,7 @@ async def spawn(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        limit=1 << 24,  # the writer's last line lists every id it left alive
     )
 
 
