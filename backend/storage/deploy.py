@@ -142,8 +142,18 @@ class DeployReport:
         if not self.changes and not self.dropped:
             return "The schema is deployed already; nothing to do."
         lines = ["Schema deployed:"]
-        lines.extend(f"  {change}" for change in self.changes)
-        lines.extend(f"  built {name} ({n} documents)" for name, n in self.built.items())
+        new_tables = [c for c in self.changes if c.startswith("table ") and c.endswith(" is new")]
+        if len(new_tables) > 3:  # a first deploy: every table (and index) is new
+            names = ", ".join(c.split("'")[1] for c in new_tables)
+            lines.append(f"  {len(new_tables)} new tables: {names}")
+            changes = [c for c in self.changes if c not in new_tables and not c.endswith(" is new")]
+        else:
+            changes = self.changes
+        lines.extend(f"  {change}" for change in changes)
+        lines.extend(f"  built {name} ({n} documents)" for name, n in self.built.items() if n)
+        empty = sum(1 for n in self.built.values() if not n)
+        if empty:
+            lines.append(f"  built {empty} index{'es' * (empty != 1)} of empty tables")
         lines.extend(f"  dropped the entries of {name}" for name in self.dropped)
         return "\n".join(lines)
 
