@@ -277,6 +277,8 @@ async def _check(
                     note(table, doc_id, document)
                 checked += len(batch)
                 reporter.update(checked)
+                if options.batch_pause:
+                    await asyncio.sleep(options.batch_pause)
             reporter.done(checked)
             report.validated[table] = checked
     for table, count in sorted(undeclared.items()):

@@ -399,3 +399,38 @@ async def test_a_backfill_keys_every_kind_of_value_as_a_write_would(
                 )
             )
             assert [d["label"] for d in found] == ["5"]
+
+
+async def test_documents_the_old_app_writes_during_the_deploy_are_checked_too(
+    v1: TestBackend,
+) -> None:
+    """Every stored item has a label, so the check passes; but once it has (the new index is
+    being built), the old app (label optional) inserts items without one: the deploy is
+    refused when it goes live, and leaves nothing behind, its half-built index included."""
+    await with_items(v1, 300)
+    async with v1.reopen(evolve("optional_label")) as old:
+        await old.run_migration("fill_label")
+        store = old.engine.store
+        async with old.reopen(evolve("required_label_indexed"), deploy=False) as new:
+            deploying = asyncio.create_task(new.deploy(batch_size=10, batch_pause=0.01))
+            for _ in range(1000):  # the check is over: the build is recorded
+                if "items.by_n" in (await load_deployment(store)).indexes:
+                    break
+                await asyncio.sleep(0.005)
+            else:
+                raise AssertionError("the build never started")
+            late = [await old.mutation("items:add", {"name": "no label", "n": -1})]
+            report = await deploying
+            assert not report.ok
+            refusal = report.refusal("items")
+            assert refusal is not None
+            assert [(f.doc_id, f.field, f.reason) for f in refusal.failures] == [
+                (late[0], "label", "Field required")
+            ]
+            deployment = await load_deployment(store)
+            assert deployment.tables["items"] == old.engine.code_schema.describe("items")
+            assert "items.by_n" not in deployment.indexes
+            assert await entries_of(store, "items.by_n") == 0
+            assert {i.state for i in deployment.indexes.values()} == {IndexState.READY}
+        await old.mutation("items:add", {"name": "still served", "n": 0})
+        await assert_verified(old)
