@@ -11,8 +11,9 @@ and to run again, beside server processes that keep serving the old app:
    storage name of its own (an index redefined keeps its old entries for the old app until the
    new ones are ready), with the newest commit timestamp ``S`` at which the build starts.
 3. **Scan.** The table's documents are read in batches (through its ready ``by_creation_time``
-   index, or the whole ``documents`` table on a first deploy) and their keys written, with the
-   scan's position, in one short transaction per batch: rerun, it goes on from there.
+   index, or the ``documents`` table in its physical order when the table holds much of it or
+   on a first deploy; ``backfill.py``) and their keys written, with the scan's position, in
+   one short transaction per batch: rerun, it goes on from there.
 4. **Catch up, then go live.** The old app keeps writing during the scan and knows nothing of
    the new index, so an entry the scan wrote may be stale, and documents it already passed may
    change. The commits after ``S`` say which documents were written (their write sets, in the
@@ -28,6 +29,11 @@ and to run again, beside server processes that keep serving the old app:
    they would need to learn of it mid-flight, and a PostgreSQL writer's snapshot predates the
    commits it races with, so its deletes of stale keys could miss the scan's inserts.
 5. **Drop.** The entries of dropping indexes are deleted in batches, then their records.
+
+A first deploy (nothing recorded yet, as on a database from before deploys) validates every
+document, and rebuilds every index from the documents rather than trusting entries an older
+engine left: those of an index added late miss the rows written before it, those of an index
+dropped were never deleted. Stop servers of such an engine first: they know no fence.
 
 Backfill batches write ``index_entries`` directly and add nothing to the log: documents do not
 change. ``verify-log`` therefore compares the ready indexes with the replayed documents and
