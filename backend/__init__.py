@@ -9,6 +9,7 @@ from backend.errors import ConvexError, ErrorCode
 from backend.schema import Id, define_schema, table
 from backend.transactions.transaction import REMOVE
 from backend.udf.context import ActionCtx, Identity, MutationCtx, QueryCtx
+from backend.udf.migration import DELETE, migration
 from backend.udf.registry import (
     action,
     internal_action,
@@ -20,6 +21,7 @@ from backend.udf.registry import (
 from backend.values.convex_json import Int64
 
 __all__ = [
+    "DELETE",
     "REMOVE",
     "ActionCtx",
     "ConvexError",
@@ -34,6 +36,7 @@ __all__ = [
     "internal_action",
     "internal_mutation",
     "internal_query",
+    "migration",
     "mutation",
     "query",
     "table",

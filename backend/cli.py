@@ -1,4 +1,4 @@
-"""``python -m backend serve | dev | migrate | verify-log | compact``."""
+"""``python -m backend serve | dev | migrate | migrations | verify-log | compact``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from backend.config import DATA_DIR, ConfigurationError, Settings, load_settings
 from backend.storage.engine import DatabaseKind, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
+from backend.udf.app import App
 
 
 def _prepare(settings: Settings) -> None:
@@ -21,23 +22,119 @@ def _prepare(settings: Settings) -> None:
         DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-async def migrate(settings: Settings) -> None:
-    _prepare(settings)
-    store = Store(settings.database_url)
-    try:
-        await upgrade(store.engine)
-    finally:
-        await store.close()
+def _store(settings: Settings) -> Store:
+    return Store(settings.database_url, pg_schema=settings.database_schema)
 
 
-async def verify(settings: Settings) -> int:
-    from backend.storage.verify import verify_log
-    from backend.system import system_schema
+def _app(settings: Settings) -> App:
     from backend.udf.app import load_app
 
     sys.path.insert(0, str(Path.cwd()))
-    app = load_app(settings.app_schema, settings.app_functions)
-    store = Store(settings.database_url)
+    return load_app(settings.app_schema, settings.app_functions)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def migrate(
+    settings: Settings,
+    *,
+    batch_size: int | None = None,
+    batch_pause: float = 0.0,
+    revalidate: bool = False,
+) -> int:
+    """Apply the system migrations, then deploy the app's schema; 1 when it is refused."""
+    from backend.storage.deploy import BATCH_SIZE, deploy
+    from backend.system import system_schema
+
+    _prepare(settings)
+    schema = _app(settings).schema.merged(system_schema())
+    store = _store(settings)
+    try:
+        await upgrade(store.engine)
+        _say("system migrations applied")
+        report = await deploy(
+            store,
+            schema,
+            batch_size=batch_size or BATCH_SIZE,
+            batch_pause=batch_pause,
+            revalidate=revalidate,
+            progress=_say,
+        )
+    finally:
+        await store.close()
+    _say(report.format())
+    return 0 if report.ok else 1
+
+
+async def migrations(
+    settings: Settings,
+    *,
+    name: str | None,
+    listing: bool,
+    batch_size: int | None = None,
+    batch_pause: float = 0.0,
+) -> int:
+    """Run data migrations (one, or every one not done yet), or list them."""
+    from backend.engine import Engine
+    from backend.errors import ConvexError
+    from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
+    from backend.storage.deployment import NotDeployed
+    from backend.system import system_functions, system_schema
+
+    engine = Engine(
+        _store(settings),
+        _app(settings),
+        system_schema=system_schema(),
+        system_functions=system_functions(),
+    )
+    migrator = Migrator(engine)
+    try:
+        try:
+            await engine.load_deployment(require=True)
+        except NotDeployed as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if listing:
+            for state in await migrator.status():
+                _say(state.describe())
+            return 0
+        names = [migrator.find(name).path or name] if name else await migrator.pending()
+        if not names:
+            _say("no migration to run")
+        last_line = 0.0
+
+        def report(progress: MigrationProgress) -> None:
+            nonlocal last_line
+            now = asyncio.get_running_loop().time()
+            if progress.done or now - last_line >= 1.0:
+                last_line = now
+                _say(progress.describe())
+
+        for each in names:
+            try:
+                await migrator.run(
+                    each,
+                    batch_size=batch_size or BATCH_SIZE,
+                    batch_pause=batch_pause,
+                    progress=report,
+                )
+            except ConvexError as exc:
+                print(f"migration {each} failed: {exc}", file=sys.stderr)
+                return 1
+        return 0
+    finally:
+        await engine.store.close()
+
+
+async def verify(settings: Settings) -> int:
+    from backend.storage.deployment import DEPLOY_COMMAND
+    from backend.storage.verify import verify_log
+    from backend.system import system_schema
+
+    app = _app(settings)
+    store = _store(settings)
     try:
         report = await verify_log(store, app.schema.merged(system_schema()))
     finally:
@@ -46,11 +143,38 @@ async def verify(settings: Settings) -> int:
         f"commits: {report.commits}  log rows: {report.log_rows}  "
         f"documents: {report.documents}  index entries: {report.index_entries}"
     )
+    for state, names in (("built", report.building), ("dropped", report.dropping)):
+        for name in names:
+            print(f"index {name} is being {state} by a deploy (`{DEPLOY_COMMAND}` finishes it)")
     if report.ok:
         print("ok: the projections match a replay of the log")
         return 0
     print(f"MISMATCH: {report.difference}")
     return 1
+
+
+async def check_deployed(settings: Settings) -> str | None:
+    """Why the app cannot be served (its schema is not the deployed one), or None."""
+    from sqlalchemy.exc import DBAPIError
+
+    from backend.storage.deployment import load_deployment
+    from backend.system import system_schema
+
+    schema = _app(settings).schema.merged(system_schema())
+    store = _store(settings)
+    try:
+        try:
+            deployment = await load_deployment(store)
+        except DBAPIError:  # a database never migrated has no record at all
+            return "The database is not set up: run `python -m backend migrate`."
+        differences = deployment.differences(schema)
+    finally:
+        await store.close()
+    if not differences:
+        return None
+    from backend.storage.deployment import NotDeployed
+
+    return str(NotDeployed(differences))
 
 
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -65,10 +189,17 @@ def duration(value: str) -> timedelta:
     return timedelta(**{_UNITS[match[2]]: int(match[1])})
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 async def compact(settings: Settings, *, keep: timedelta | None, before_ts: int | None) -> int:
     from backend.storage.compact import compact_log, horizon_for
 
-    store = Store(settings.database_url)
+    store = _store(settings)
     try:
         if keep is not None:
             horizon = horizon_for(await store.latest_ts(), keep)
@@ -85,15 +216,36 @@ async def compact(settings: Settings, *, keep: timedelta | None, before_ts: int 
     return 0
 
 
+def _batch_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch-size", type=_positive, help="documents per transaction (default: 2000 / 500)"
+    )
+    parser.add_argument(
+        "--batch-pause", type=float, default=0.0, help="seconds to wait between batches"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the API and the demo app")
-    dev = sub.add_parser("dev", help="serve, reloading on code changes")
+    dev = sub.add_parser("dev", help="serve, deploying and restarting on code changes")
     for p in (serve, dev):
         p.add_argument("--host")
         p.add_argument("--port", type=int)
-    sub.add_parser("migrate", help="apply database migrations")
+    deploying = sub.add_parser(
+        "migrate", help="apply the database migrations, then deploy the app's schema"
+    )
+    _batch_options(deploying)
+    deploying.add_argument(
+        "--revalidate", action="store_true", help="check every stored document, changed or not"
+    )
+    data = sub.add_parser("migrations", help="data migrations (@migration)")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    run = data_sub.add_parser("run", help="run one migration, or every one not done yet")
+    run.add_argument("name", nargs="?", help="module:name, or the bare name")
+    _batch_options(run)
+    data_sub.add_parser("list", help="every migration and how far it has got")
     sub.add_parser("verify-log", help="check the projections against a replay of the log")
     compaction = sub.add_parser("compact", help="drop log history a replay no longer needs")
     horizon = compaction.add_mutually_exclusive_group(required=True)
@@ -105,19 +257,42 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if args.command == "migrate":
-        asyncio.run(migrate(settings))
-        print("migrations applied")
-        return 0
+        return asyncio.run(
+            migrate(
+                settings,
+                batch_size=args.batch_size,
+                batch_pause=args.batch_pause,
+                revalidate=args.revalidate,
+            )
+        )
+    if args.command == "migrations":
+        return asyncio.run(
+            migrations(
+                settings,
+                name=getattr(args, "name", None),
+                listing=args.action == "list",
+                batch_size=getattr(args, "batch_size", None),
+                batch_pause=getattr(args, "batch_pause", 0.0),
+            )
+        )
     if args.command == "verify-log":
         return asyncio.run(verify(settings))
     if args.command == "compact":
         return asyncio.run(compact(settings, keep=args.keep, before_ts=args.before_ts))
-    from backend.http.serve import serve_forever
-
     try:
         settings.check_can_serve()
     except ConfigurationError as refused:
         print(f"error: refusing to start: {refused}", file=sys.stderr)
         return 2
     _prepare(settings)
-    return serve_forever(settings, host=args.host, port=args.port, reload=args.command == "dev")
+    if args.command == "dev":
+        from backend.http.dev import develop
+
+        return develop(settings, host=args.host, port=args.port)
+    refusal = asyncio.run(check_deployed(settings))
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
+    from backend.http.serve import serve_forever
+
+    return serve_forever(settings, host=args.host, port=args.port)

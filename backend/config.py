@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 3210
     database_url: str = DEFAULT_DATABASE_URL
+    database_schema: str | None = None  # PostgreSQL: the schema to use (default: public)
     smtp_url: str | None = None
     dev_mode: bool = False
     secret_key: str | None = Field(default=None, repr=False)

@@ -25,9 +25,11 @@ from sqlalchemy.exc import DBAPIError
 from backend.errors import ConvexError, ErrorCode, InternalError, invalid_argument
 from backend.runtime import Runtime, to_ms, to_ns
 from backend.schema import Schema
+from backend.storage.deployment import Deployment, NotDeployed, load_deployment, read_fence
 from backend.storage.store import (
     Outcome,
     RetryableConflict,
+    SchemaFenceMoved,
     StorageError,
     Store,
     StoreReader,
@@ -139,7 +141,12 @@ class Engine:
     ) -> None:
         self.store = store
         self.app = app
-        self.schema = app.schema.merged(system_schema) if system_schema else app.schema
+        # the schema the code declares; ``schema`` is the same, with the indexes where the
+        # deployed schema keeps them, once ``use_deployment`` has run
+        self.code_schema = app.schema.merged(system_schema) if system_schema else app.schema
+        self.schema = self.code_schema
+        self.deployment: Deployment | None = None
+        self.outdated: frozenset[str] = frozenset()  # tables this process may not write
         self.functions: dict[str, AnyFunction] = dict(app.functions)
         for path, fn in (system_functions or {}).items():
             if path in self.functions:
@@ -155,6 +162,58 @@ class Engine:
         self.mail_transport = mail_transport
         # Subsystems an assembly attaches (``services["sensitive"]``); looked up by them only.
         self.services: dict[str, Any] = {}
+
+    # ---- the deployed schema -----------------------------------------------------------
+
+    async def load_deployment(self, *, require: bool = False) -> Deployment:
+        """Read the deployed schema and follow it: indexes where it keeps them, and the fence
+        every commit checks (``storage/deployment.py``). With ``require``, raise
+        ``NotDeployed`` unless the code's schema is exactly the deployed one."""
+        deployment = await load_deployment(self.store)
+        if require and deployment.differences(self.code_schema):
+            raise NotDeployed(deployment.differences(self.code_schema))
+        self.use_deployment(deployment)
+        return deployment
+
+    async def follow_deployment(self) -> bool:
+        """Read the deployment again if a deploy has moved the fence since; True if it had.
+        (Commits notice at once; this lets a process that only reads notice too.)"""
+        if self.deployment is None:
+            return False
+        async with self.store.engine.connect() as conn:
+            fence = await read_fence(conn, self.store.kind)
+        if fence == self.deployment.fence:
+            return False
+        self.use_deployment(await load_deployment(self.store))
+        return True
+
+    def use_deployment(self, deployment: Deployment) -> None:
+        storage = deployment.storage_for(self.code_schema)
+        undeployed = [d for d in self.code_schema.indexes if d not in storage]
+        self.schema = self.code_schema.with_storage(storage, undeployed)
+        self.outdated = frozenset(deployment.outdated_tables(self.code_schema))
+        self.deployment = deployment
+        if self.outdated:
+            log.warning(
+                "the deployed schema differs from this app's for %s: writes to them are refused "
+                "until the server runs the deployed app",
+                ", ".join(sorted(self.outdated)),
+            )
+
+    def _check_deployed(self, txn: Transaction) -> None:
+        """Refuse a commit to a table the deployed schema no longer matches (this process runs
+        an older app than the one deployed): it would keep the wrong indexes."""
+        if not self.outdated:
+            return
+        for doc_id in txn.write_set.ids:
+            table = self.schema.table_of_id(doc_id)
+            if table in self.outdated:
+                raise ConvexError(
+                    ErrorCode.SCHEMA_OUTDATED,
+                    f"table {table!r} was deployed with a newer schema than this server's app; "
+                    "nothing was written. The server must be restarted with the deployed app.",
+                    table=table,
+                )
 
     # ---- function lookup and invocation -------------------------------------------------
 
@@ -372,6 +431,10 @@ class Engine:
                     return await self._attempt(
                         body, function_path, identity, request, client, remember, attempts
                     )
+                except SchemaFenceMoved:
+                    # a deploy went live since we last looked: follow it, then try again
+                    log.info("the deployed schema changed; reading it again")
+                    self.use_deployment(await load_deployment(self.store))
                 except RetryableConflict as exc:
                     log.debug("%s lost a race (%s); attempt %d", function_path, exc, attempt + 1)
                     delay = min(policy.max_delay, policy.base_delay * 2**attempt)
@@ -444,6 +507,8 @@ class Engine:
                     int(to_ms(now)),
                     wire.owner,
                 )
+            if not txn.write_set.is_empty():
+                self._check_deployed(txn)
             if txn.write_set.is_empty():
                 ts = await writer.current_ts()
                 if outcome is not None:
@@ -456,6 +521,7 @@ class Engine:
                     function_path=function_path,
                     identity=identity,
                     outcome=outcome,
+                    fence=self.deployment.fence if self.deployment is not None else None,
                 )
         txn.committed = True
         if not txn.write_set.is_empty():

@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
     UNAVAILABLE = "UNAVAILABLE"
+    # the server runs an app older than the deployed schema: it must be restarted
+    SCHEMA_OUTDATED = "SCHEMA_OUTDATED"
 
 
 # code -> (HTTP status for a plain HTTP endpoint, WebSocket close code when it ends a socket)
@@ -49,6 +51,7 @@ TRANSPORT: dict[str, tuple[int, int]] = {
     ErrorCode.INTERNAL: (500, 1011),
     # the database is out of reach: try again shortly (1013 is WebSocket's "Try Again Later")
     ErrorCode.UNAVAILABLE: (503, 1013),
+    ErrorCode.SCHEMA_OUTDATED: (503, 1012),  # 1012: Service Restart
     # auth (Better Auth's codes and statuses)
     "INVALID_EMAIL_OR_PASSWORD": (401, 4401),
     "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL": (422, 4400),

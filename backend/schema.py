@@ -24,16 +24,18 @@ Tables whose names start with ``_`` belong to the engine (users, sessions, sched
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PydanticUserError, ValidationError
 from pydantic_core import core_schema
 
-from backend.errors import invalid_argument
+from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.values.ids import is_id_of, table_tag
-from backend.values.index_key import MISSING, encode_key
+from backend.values.index_key import MISSING, encode_value
 
 SYSTEM_FIELDS = ("_id", "_creationTime")
 BY_CREATION_TIME = "by_creation_time"
@@ -64,16 +66,58 @@ class IndexDef:
     table: str
     name: str
     fields: tuple[str, ...]
+    # Where its entries live (``index_entries.index_name``). The deployed schema assigns it:
+    # ``table.name`` for an index's first definition, another name for a redefinition, which
+    # is built beside the old one while the old app still reads it (storage/deploy.py).
+    storage: str | None = None
+
+    # each field path split once: a key is computed for every index of every document written
+    _parts: tuple[tuple[str, ...], ...] = field(init=False, repr=False, compare=False)
+    _single: str | None = field(init=False, repr=False, compare=False)  # one top-level field
+
+    def __post_init__(self) -> None:
+        parts = tuple(tuple(p.split(".")) for p in self.fields)
+        object.__setattr__(self, "_parts", parts)
+        object.__setattr__(
+            self, "_single", parts[0][0] if len(parts) == 1 == len(parts[0]) else None
+        )
+
+    @property
+    def declared_name(self) -> str:
+        return f"{self.table}.{self.name}"
 
     @property
     def qualified_name(self) -> str:
-        return f"{self.table}.{self.name}"
+        """The name its entries are stored, scanned and subscribed under."""
+        return self.storage or f"{self.table}.{self.name}"
 
     def key_of(self, document: Mapping[str, Any]) -> bytes:
-        values = [field_value(document, path) for path in self.fields]
-        values.append(document["_creationTime"])
-        values.append(document["_id"])
-        return encode_key(values)
+        return (
+            self.key_prefix_of(document)
+            + encode_value(document["_creationTime"])
+            + encode_value(document["_id"])
+        )
+
+    def key_prefix_of(self, document: Mapping[str, Any]) -> bytes:
+        """The key without its end, (``_creationTime``, ``_id``): the ``by_creation_time`` key
+        of the document, which a backfill reading through that index has already."""
+        if self._single is not None:
+            return encode_value(document.get(self._single, MISSING))
+        return b"".join(
+            [
+                encode_value(document.get(p[0], MISSING) if len(p) == 1 else _at(document, p))
+                for p in self._parts
+            ]
+        )
+
+
+def _at(document: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
+    current: Any = document
+    for part in parts:
+        if not isinstance(current, Mapping) or part not in current:
+            return MISSING
+        current = current[part]
+    return current
 
 
 def field_value(document: Mapping[str, Any], path: str) -> Any:
@@ -125,11 +169,25 @@ def table(model: type[BaseModel] | None = None) -> TableDef:
 
 
 class Schema:
-    """The set of tables an engine serves: the app's and the engine's own."""
+    """The set of tables an engine serves: the app's and the engine's own.
 
-    def __init__(self, tables: Mapping[str, TableDef]) -> None:
+    ``storage`` maps an index's declared name (``table.index``) to where its entries live,
+    as the deployed schema says (``with_storage``); by default they live under that name.
+    """
+
+    def __init__(
+        self,
+        tables: Mapping[str, TableDef],
+        *,
+        storage: Mapping[str, str] | None = None,
+        unavailable: Iterable[str] = (),
+    ) -> None:
         self.tables: dict[str, TableDef] = {}
-        self.indexes: dict[str, IndexDef] = {}
+        self.indexes: dict[str, IndexDef] = {}  # by declared name
+        self._by_table: dict[str, list[IndexDef]] = {}
+        self.storage = dict(storage or {})
+        # declared indexes that are not deployed as declared: a query on one is refused
+        self.unavailable = frozenset(unavailable)
         self._validators: dict[str, type[BaseModel]] = {}
         tags: dict[bytes, str] = {}
         for name, definition in tables.items():
@@ -143,9 +201,12 @@ class Schema:
             tags[tag] = name
             definition.name = name
             self.tables[name] = definition
+            own = self._by_table[name] = []
             for index_name, fields in {BY_CREATION_TIME: (), **definition.indexes}.items():
-                index = IndexDef(name, index_name, fields)
-                self.indexes[index.qualified_name] = index
+                declared = f"{name}.{index_name}"
+                index = IndexDef(name, index_name, fields, self.storage.get(declared))
+                self.indexes[declared] = index
+                own.append(index)
             if definition.model is not None:
                 self._validators[name] = _strict_copy(definition.model)
         self._table_by_tag = tags
@@ -154,7 +215,12 @@ class Schema:
         clash = set(self.tables) & set(other.tables)
         if clash:
             raise TypeError(f"tables declared twice: {sorted(clash)}")
-        return Schema({**self.tables, **other.tables})
+        return Schema({**self.tables, **other.tables}, storage={**self.storage, **other.storage})
+
+    def with_storage(self, storage: Mapping[str, str], unavailable: Iterable[str] = ()) -> Schema:
+        """This schema with its indexes' entries where ``storage`` says (declared → stored);
+        the ``unavailable`` ones (not deployed as declared) refuse queries."""
+        return Schema(self.tables, storage=storage, unavailable=unavailable)
 
     def table_of_id(self, doc_id: Any) -> str | None:
         from backend.values.ids import id_tag
@@ -163,8 +229,7 @@ class Schema:
         return self._table_by_tag.get(tag) if tag is not None else None
 
     def indexes_of(self, table_name: str) -> list[IndexDef]:
-        definition = self.tables[table_name]
-        return [self.indexes[f"{table_name}.{n}"] for n in (BY_CREATION_TIME, *definition.indexes)]
+        return self._by_table[table_name]
 
     def index(self, table_name: str, index_name: str) -> IndexDef:
         if table_name not in self.tables:
@@ -172,6 +237,12 @@ class Schema:
         found = self.indexes.get(f"{table_name}.{index_name}")
         if found is None:
             raise invalid_argument(f"table {table_name!r} has no index {index_name!r}", "index")
+        if self.unavailable and found.declared_name in self.unavailable:
+            raise ConvexError(
+                ErrorCode.SCHEMA_OUTDATED,
+                f"index {found.declared_name} is not deployed as this server's app declares it; "
+                "the server must be restarted with the deployed app",
+            )
         return found
 
     def validate(self, table_name: str, fields: Mapping[str, Any]) -> None:
@@ -189,9 +260,55 @@ class Schema:
             path = ".".join(str(p) for p in first["loc"])
             raise invalid_argument(f"{table_name}.{path}: {first['msg']}", path) from None
 
+    def violation(self, table_name: str, document: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Why a stored document breaks its table's model: (field path, reason), or None."""
+        validator = self._validators.get(table_name)
+        if validator is None:
+            return None
+        fields = {k: v for k, v in document.items() if k not in SYSTEM_FIELDS}
+        try:
+            validator.model_validate(fields, strict=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            return ".".join(str(p) for p in first["loc"]) or "(document)", first["msg"]
+        return None
 
+    def describe(self, table_name: str) -> str:
+        """The table's fields as text: two schemas whose texts are equal accept the same
+        documents, so a deploy revalidates a table only when its text changes. (A custom
+        validator's code is not in the text: changing only that needs ``migrate --revalidate``.)"""
+        return describe_fields(self.tables[table_name].model)
+
+
+@functools.cache
+def describe_fields(model: type[BaseModel] | None) -> str:
+    """A stable description of a document model: its JSON Schema and each field's annotation
+    and metadata (``Id("orgs")`` shows only there)."""
+    if model is None:
+        return json.dumps({"any": True})
+    try:
+        json_schema: Any = model.model_json_schema()
+    except PydanticUserError:  # a type with no JSON Schema: the annotations still say it
+        json_schema = None
+    fields = {
+        name: {
+            "annotation": repr(info.annotation),
+            "metadata": [repr(m) for m in info.metadata],
+            "required": info.is_required(),
+            "default": None if info.is_required() else repr(info.get_default()),
+        }
+        for name, info in model.model_fields.items()
+    }
+    extra = model.model_config.get("extra")
+    return json.dumps(
+        {"schema": json_schema, "fields": fields, "extra": extra}, sort_keys=True, default=repr
+    )
+
+
+@functools.cache
 def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:
-    """The model with extra fields forbidden, as a Convex schema forbids them."""
+    """The model with extra fields forbidden, as a Convex schema forbids them (made once per
+    model: building a pydantic model costs milliseconds, and schemas are copied)."""
     if model.model_config.get("extra") == "forbid":
         return model
     return type(model.__name__, (model,), {"model_config": ConfigDict(extra="forbid")})

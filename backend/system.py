@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend import audit, scheduler
+from backend import audit, migrator, scheduler
 from backend.auth import jwt
 from backend.auth import tables as auth_tables
 from backend.mail import outbox
@@ -23,6 +23,7 @@ def system_schema() -> Schema:
             **auth_tables.TABLES,
             **audit.TABLES,
             **grants.TABLES,
+            **migrator.TABLES,
         }
     )
 

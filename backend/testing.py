@@ -12,10 +12,22 @@ temporary, memory-backed directory by default, or a fresh schema in PostgreSQL w
 ``database_url=``), with real conflicts and real limits. The whole engine reads the fake
 ``clock``. Scheduled work, mail included, runs before each call returns unless
 ``hold_scheduled=True``; then ``await t.run_scheduled()`` runs what is due.
+
+The app's schema is deployed when the backend opens. An app can also be *evolved*: open
+another backend on the same database with a new version of the app, and deploy it:
+
+```python
+async with TestBackend(app=v1) as t:
+    ...                                              # documents written by v1
+    async with t.reopen(app=v2, deploy=False) as t2:
+        report = await t2.deploy()                   # report.ok, report.refusals, report.built
+        await t2.run_migration("items:fill_label")   # or t2.migration_step(...), a batch
+```
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -35,8 +47,12 @@ from backend.auth.service import AuthConfig, AuthService, SignedIn, Unverified
 from backend.auth.sessions import resolve_identity
 from backend.engine import Engine, MutationResult
 from backend.mail import CaptureTransport, Mail, install_seal
+from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
 from backend.runtime import FakeClock, Runtime
+from backend.schema import Schema
 from backend.sensitive.service import SERVICE, SensitiveService
+from backend.storage.deploy import DeployRefused, DeployReport
+from backend.storage.deploy import deploy as deploy_schema
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
@@ -137,9 +153,22 @@ class TestBackend(Caller):
         dev_mode: bool = True,
         passwords: Passwords | None = None,
         require_email_verification: bool = False,
+        existing: bool = False,
+        pg_schema: str | None = None,
+        deploy: bool = True,
     ) -> None:
+        """``existing=True`` opens the database at ``database_url`` (and, on PostgreSQL, in
+        ``pg_schema``) as it is, and leaves it in place on exit. ``deploy=False`` does not
+        deploy the app's schema on opening (call ``deploy()``): calls then run against what
+        is deployed, and writes to tables deployed otherwise than this app declares them are
+        refused, as on a server that runs an older app."""
         super().__init__(self, None)
+        if existing and database_url is None:
+            raise TypeError("existing=True needs the database_url of the database to open")
         self.database_url = database_url
+        self.existing = existing
+        self.existing_pg_schema = pg_schema
+        self.deploy_on_open = deploy
         self.app = app or load_app(schema_module, functions_package)
         self.clock = clock or FakeClock()
         self.limits = limits
@@ -151,6 +180,7 @@ class TestBackend(Caller):
         self._tmpdir: Path | None = None
         self._pg_schema: str | None = None
         self._engine: Engine | None = None
+        self._deployed_template = False
 
     @property
     def engine(self) -> Engine:
@@ -166,7 +196,16 @@ class TestBackend(Caller):
     async def __aenter__(self) -> TestBackend:
         from backend.scheduler import SchedulerWorker
 
-        store = await self._fresh_store()
+        store = await (self._existing_store() if self.existing else self._fresh_store())
+        try:
+            if self.deploy_on_open and not self._deployed_template:
+                report = await deploy_schema(store, self._schema())
+                if not report.ok:
+                    raise DeployRefused(report)
+        except BaseException:
+            await store.close()
+            await self._cleanup()
+            raise
         self._engine = Engine(
             store,
             self.app,
@@ -178,6 +217,7 @@ class TestBackend(Caller):
             identity_resolver=resolve_identity,
             mail_transport=self._mail,
         )
+        await self._engine.load_deployment()
         self.worker = SchedulerWorker(self._engine)
         self.auth = AuthService(
             self._engine,
@@ -201,6 +241,9 @@ class TestBackend(Caller):
     ) -> None:
         if self._engine is not None:
             await self._engine.store.close()
+        await self._cleanup()
+
+    async def _cleanup(self) -> None:
         if self._pg_schema is not None and self.database_url is not None:
             admin = create_db_engine(self.database_url)
             try:
@@ -211,11 +254,24 @@ class TestBackend(Caller):
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
+    def _schema(self) -> Schema:
+        return self.app.schema.merged(system_schema())
+
+    async def _existing_store(self) -> Store:
+        assert self.database_url is not None
+        store = Store(self.database_url, pg_schema=self.existing_pg_schema)
+        await upgrade(store.engine)
+        return store
+
     async def _fresh_store(self) -> Store:
         if self.database_url is None or kind_of(self.database_url) is DatabaseKind.SQLITE:
             self._tmpdir = Path(tempfile.mkdtemp(prefix="backend-test-", dir=_MEMORY_DIR))
             path = self._tmpdir / "test.sqlite3"
-            shutil.copyfile(await _sqlite_template(), path)
+            if self.deploy_on_open:  # a copy of an empty database with this schema deployed
+                shutil.copyfile(await _deployed_template(self._schema()), path)
+                self._deployed_template = True
+            else:
+                shutil.copyfile(await _sqlite_template(), path)
             return Store(f"sqlite+aiosqlite:///{path}")
         self._pg_schema = f"t_{uuid.uuid4().hex[:16]}"
         admin = create_db_engine(self.database_url)
@@ -227,6 +283,59 @@ class TestBackend(Caller):
         store = Store(self.database_url, pg_schema=self._pg_schema)
         await upgrade(store.engine)
         return store
+
+    # ---- evolving the app ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database's URL (with ``pg_schema``, what ``reopen`` opens)."""
+        return self.engine.store.url
+
+    @property
+    def pg_schema(self) -> str | None:
+        return self.engine.store.pg_schema
+
+    def reopen(self, app: App | None = None, *, deploy: bool = True, **options: Any) -> TestBackend:
+        """Another backend on this database, serving ``app`` (by default this one's), on this
+        backend's clock. It leaves the database in place; this backend still owns it, and keeps
+        running its own app (an older server, once the new app is deployed)."""
+        options.setdefault("clock", self.clock)
+        options.setdefault("dev_mode", self.dev_mode)
+        options.setdefault("passwords", self.passwords)
+        options.setdefault("hold_scheduled", self.hold_scheduled)
+        return TestBackend(
+            self.url,
+            app=app or self.app,
+            existing=True,
+            pg_schema=self.pg_schema,
+            deploy=deploy,
+            **options,
+        )
+
+    async def deploy(self, **options: Any) -> DeployReport:
+        """Deploy this backend's app schema (``storage.deploy.deploy``'s options); on success
+        the engine serves it at once. A refusal is returned, not raised: see ``report.ok``."""
+        report = await deploy_schema(self.engine.store, self.engine.code_schema, **options)
+        await self.engine.load_deployment()
+        return report
+
+    @property
+    def migrations(self) -> Migrator:
+        return Migrator(self.engine)
+
+    async def run_migration(self, name: str, *, batch_size: int = BATCH_SIZE) -> MigrationProgress:
+        """Run a data migration to the end (from where it stopped), a batch per transaction."""
+        try:
+            return await self.migrations.run(name, batch_size=batch_size)
+        finally:
+            await self._after_call()
+
+    async def migration_step(self, name: str, *, batch_size: int = BATCH_SIZE) -> MigrationProgress:
+        """Run one batch of a data migration, in one transaction."""
+        try:
+            return await self.migrations.step(name, batch_size=batch_size)
+        finally:
+            await self._after_call()
 
     def as_user(self, user_id: str, session_id: str | None = None) -> Caller:
         """Call as a bare identity. Without a real session ``ctx.auth`` sees nobody: use
@@ -322,6 +431,29 @@ class TestBackend(Caller):
     async def _after_call(self) -> None:
         if not self.hold_scheduled:
             await self.worker.run_due()
+
+
+async def _deployed_template(schema: Schema) -> Path:
+    """A migrated, empty SQLite database with ``schema`` deployed, made once per schema."""
+    text_of = "\n".join(
+        f"{t}|{schema.describe(t)}|{[(i.name, i.fields) for i in schema.indexes_of(t)]}"
+        for t in sorted(schema.tables)
+    )
+    key = "deployed:" + hashlib.sha256(text_of.encode()).hexdigest()
+    found = _template.get(key)
+    if found is not None and found.exists():
+        return found
+    base = await _sqlite_template()
+    path = base.with_name(f"{key.partition(':')[2][:16]}.sqlite3")
+    shutil.copyfile(base, path)
+    store = Store(f"sqlite+aiosqlite:///{path}")
+    try:
+        report = await deploy_schema(store, schema)
+        assert report.ok, report.format()
+    finally:
+        await store.close()
+    _template[key] = path
+    return path
 
 
 async def _sqlite_template() -> Path:

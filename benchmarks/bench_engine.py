@@ -61,6 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.engine import Engine
 from backend.runtime import Runtime
+from backend.storage.deploy import deploy
 from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
@@ -184,15 +185,21 @@ class Target:
 # ---- setting up the databases ------------------------------------------------------------
 
 
-def _engine_for(store: Store) -> Engine:
+async def _engine_for(store: Store) -> Engine:
+    """The benchmark app's engine, its schema deployed (commits check the deploy fence)."""
     app = load_app("benchmarks.app.schema", "benchmarks.app.functions")
-    return Engine(
+    engine = Engine(
         store,
         app,
         system_schema=system_schema(),
         system_functions=system_functions(),
         runtime=Runtime(),
     )
+    report = await deploy(store, engine.code_schema)
+    if not report.ok:
+        raise RuntimeError(report.format())
+    await engine.load_deployment()
+    return engine
 
 
 async def postgres_version(url: str) -> str:
@@ -212,7 +219,7 @@ async def sqlite_target() -> AsyncIterator[Target]:
     sql = create_db_engine(url)
     try:
         await upgrade(store.engine)
-        yield Target("sqlite", _engine_for(store), sql)
+        yield Target("sqlite", await _engine_for(store), sql)
     finally:
         await sql.dispose()
         await store.close()
@@ -230,7 +237,7 @@ async def postgres_target(url: str) -> AsyncIterator[Target]:
         sql = create_db_engine(url, pg_schema=schema)
         try:
             await upgrade(store.engine)
-            yield Target("postgres", _engine_for(store), sql)
+            yield Target("postgres", await _engine_for(store), sql)
         finally:
             await sql.dispose()
             await store.close()

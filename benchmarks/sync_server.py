@@ -40,6 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from backend.config import Settings
 from backend.http.app import build_engine, create_app
 from backend.http.serve import server_options, tune_gc
+from backend.storage.deploy import deploy
 from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
 from backend.sync.coordinator import SyncCoordinator
@@ -84,6 +85,10 @@ async def prepare_database(settings: Settings, docs: int) -> list[str]:
     finally:
         await migrator.dispose()
     engine = build_engine(settings)
+    report = await deploy(engine.store, engine.code_schema)
+    if not report.ok:
+        raise RuntimeError(report.format())
+    await engine.load_deployment()
     ids: list[str] = []
     try:
         for start in range(0, docs, SEED_BATCH):

@@ -63,7 +63,7 @@ def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
     app = load_app(settings.app_schema, settings.app_functions)
     runtime = runtime or Runtime()
     return Engine(
-        Store(settings.database_url),
+        Store(settings.database_url, pg_schema=settings.database_schema),
         app,
         system_schema=system_schema(),
         system_functions=system_functions(),
@@ -99,6 +99,16 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
 # A client resends its unanswered mutations after a reconnect, within seconds; ten minutes of
 # remembered outcomes covers that with a wide margin (convex-protocol.md, section 7).
 OUTCOME_WINDOW = timedelta(minutes=10)
+
+
+async def follow_deployment(engine: Engine, every: float = 2.0) -> None:
+    """Notice a deploy made by another process even when nothing here commits."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await engine.follow_deployment()
+        except Exception:
+            log.exception("could not read the deployed schema; trying again shortly")
 
 
 async def housekeeping(engine: Engine, every: float = 60.0) -> None:
@@ -149,12 +159,15 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         worker = SchedulerWorker(engine)
+        # never serve an app whose schema is not the deployed one (NotDeployed says what to run)
+        await engine.load_deployment(require=True)
         await keyring.ensure_key()
         await coordinator.start()
         listener.start()
         tasks = [
             asyncio.create_task(worker.run_forever(), name="scheduler"),
             asyncio.create_task(housekeeping(engine), name="housekeeping"),
+            asyncio.create_task(follow_deployment(engine), name="deployment"),
         ]
         try:
             yield

@@ -21,6 +21,8 @@ Why this may run beside live writers:
   were, every row of that document up to ``H`` is gone, so a replay ends in the same state.
 - On SQLite a batch is an ordinary writer of the store (``Store.writer``): the process's write
   lock, then ``BEGIN IMMEDIATE``, so it takes its turn between mutations like any other.
+- An index being built by a deploy is caught up from the versions documents had since its
+  build began (``storage/deploy.py``), so ``H`` is also capped at the oldest build's start.
 
 The work is done in batches of documents (``batch_docs`` ids, in id order), one short
 transaction each, so neither database holds its locks for long; a batch that loses a race is
@@ -40,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.storage.engine import DatabaseKind
 from backend.storage.store import RetryableConflict, StorageError, Store, classify
-from backend.storage.tables import log
+from backend.storage.tables import log, schema_indexes
 
 BATCH_DOCS = 5000
 _ATTEMPTS = 5
@@ -115,7 +117,7 @@ async def compact_log(
     """
     if batch_docs < 1:
         raise ValueError("batch_docs must be at least 1")
-    horizon = min(horizon_ts, await store.latest_ts())
+    horizon = min(horizon_ts, await store.latest_ts(), await _oldest_build(store))
     rows = documents = 0
     after = ""  # ids are never empty: every id sorts after this
     while True:
@@ -127,6 +129,19 @@ async def compact_log(
         documents += batch.documents_affected  # batches cover disjoint ranges of ids
         after = batch.last_id
     return CompactionReport(horizon, rows, documents)
+
+
+async def _oldest_build(store: Store) -> int:
+    """The start of the oldest index build in progress (a deploy still needs the log since)."""
+    async with store.engine.connect() as conn:
+        started = (
+            await conn.execute(
+                select(func.min(schema_indexes.c.started_ts)).where(
+                    schema_indexes.c.state == "building"
+                )
+            )
+        ).scalar()
+    return int(started) if started is not None else 2**63 - 1
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(inner).__name__}: {text_of[0][:200]}" if text_of else type(inner).__name__
 
 
+class SchemaFenceMoved(Exception):
+    """A deploy changed what writers must maintain since this process last read the deployed
+    schema: the commit was not made. Read the deployment again, then retry
+    (``storage/deployment.py``)."""
+
+    def __init__(self, fence: int | None) -> None:
+        super().__init__(f"the deployed schema moved to fence {fence}")
+        self.fence = fence
+
+
 def _sqlstate(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     for candidate in (orig, getattr(orig, "__cause__", None)):
@@ -316,7 +326,8 @@ WITH lock AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(CAST(:lock_key AS bigint))
 ),
 stamp AS MATERIALIZED (
-    SELECT setval('commit_ts_seq', GREATEST(nextval('commit_ts_seq'), CAST(:now AS bigint))) AS ts
+    SELECT setval('commit_ts_seq', GREATEST(nextval('commit_ts_seq'), CAST(:now AS bigint))) AS ts,
+        pg_sequence_last_value('schema_fence_seq') AS fence
     FROM lock
 ),
 new_documents AS (
@@ -353,7 +364,7 @@ new_outcome AS (
     )) AS o (session_id, request_id, outcome, created_ms, owner)
     WHERE o.session_id IS NOT NULL
 )
-SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
+SELECT ts, fence, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
 """
 )
 
@@ -363,6 +374,7 @@ _SQLITE_INSERT_COMMIT = (
     "INSERT INTO commits (ts, function_path, identity, write_set) VALUES (?, ?, ?, ?)"
 )
 _SQLITE_INSERT_LOG = "INSERT INTO log (ts, seq, table_name, doc_id, value) VALUES (?, ?, ?, ?, ?)"
+_SQLITE_FENCE = "SELECT value FROM schema_fence"
 _SQLITE_INSERT_OUTCOME = (
     "INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -400,8 +412,13 @@ def _sqlite_commit(
     commit_row: tuple[str | None, str | None, str],
     log_rows: Sequence[tuple[str, str, str | None]],
     outcome: Outcome | None,
+    fence: int | None = None,
 ) -> int:
     """The buffered writes, then the commit and log rows; returns the commit timestamp."""
+    if fence is not None:  # we hold the write lock: no deploy can move it until we commit
+        (current,) = db.execute(_SQLITE_FENCE).fetchone()
+        if current != fence:
+            raise SchemaFenceMoved(current)
     _sqlite_apply(db, writes)
     # We hold the database's write lock: nobody else can commit until we do.
     (last,) = db.execute(_SQLITE_LATEST_TS).fetchone()
@@ -603,9 +620,14 @@ class StoreWriter(StoreReader):
         function_path: str | None,
         identity: str | None,
         outcome: Outcome | None = None,
+        fence: int | None = None,
     ) -> int:
         """Send the buffered writes, the commit row and the log rows (and ``outcome``, a wire
-        mutation's answer, under the same timestamp); return the commit timestamp."""
+        mutation's answer, under the same timestamp); return the commit timestamp.
+
+        With ``fence`` (the deployed schema's fence this writer's indexes follow), the commit is
+        made only if the fence has not moved; otherwise ``SchemaFenceMoved`` is raised and the
+        transaction rolls back."""
         if self._committed:
             raise RuntimeError("a writer commits once")
         self._committed = True
@@ -613,7 +635,7 @@ class StoreWriter(StoreReader):
             writes, self._pending = self._pending, []
             commit_row = (function_path, identity, write_set_json)
             return await _in_worker(
-                self.conn, _sqlite_commit, writes, now_ns, commit_row, self._log, outcome
+                self.conn, _sqlite_commit, writes, now_ns, commit_row, self._log, outcome, fence
             )
         # Send the writes the commit statement cannot carry (all up to the last one that is not
         # an insert); the inserts after it go into the commit statement, in the same order.
@@ -657,7 +679,12 @@ class StoreWriter(StoreReader):
                 "channel": self._store.notify_channel,
             },
         )
-        return int(result.scalar_one())
+        ts, current_fence, _notified = result.one()
+        if fence is not None and current_fence != fence:
+            # read under the commit lock, after any deploy that moved it has committed; raising
+            # here rolls everything back, the notification included
+            raise SchemaFenceMoved(current_fence)
+        return int(ts)
 
     async def save_outcome(self, outcome: Outcome, ts: int) -> None:
         """Remember a wire mutation's answer, so a resend is answered instead of re-run."""
@@ -709,6 +736,11 @@ class Store:
             "big",
             signed=True,
         )
+
+    @property
+    def commit_lock_key(self) -> int:
+        """The PostgreSQL advisory lock every commit holds while it draws its timestamp."""
+        return self._lock_key
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -8,12 +8,19 @@
 - ``mutation_outcomes``: the answer to each ``(sessionId, requestId)`` mutation over the wire,
   kept for a reconnect window so that a resend is answered instead of run again, and the
   identity it belongs to.
+- ``schema_tables`` and ``schema_indexes``: the deployed schema (``storage/deployment.py``):
+  each table's fields, and each index's definition, where its entries live and its state
+  (being built, ready, being dropped). ``index_entries`` hold exactly the ready indexes' keys of
+  the documents. The *fence* (the ``schema_fence_seq`` sequence on PostgreSQL, the one row of
+  ``schema_fence`` on SQLite) moves whenever a deploy changes what writers must maintain; every
+  commit checks it under the commit lock.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -79,4 +86,31 @@ mutation_outcomes = Table(
     Column("owner", String(256), nullable=True),
     PrimaryKeyConstraint("session_id", "request_id"),
     Index("mutation_outcomes_by_age", "created_ms"),
+)
+
+schema_tables = Table(
+    "schema_tables",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("fields", Text, nullable=False),  # ``Schema.describe``: what documents it accepts
+)
+
+schema_indexes = Table(
+    "schema_indexes",
+    metadata,
+    Column("storage", String(256), primary_key=True),  # ``index_entries.index_name``
+    Column("table_name", String(128), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("fields", Text, nullable=False),  # a JSON list of field paths
+    Column("state", String(16), nullable=False),  # ``IndexState``
+    # while building: the newest commit when the build began, and how far the scan has got
+    Column("started_ts", BigInteger, nullable=True),
+    Column("cursor", LargeBinary, nullable=True),
+    Column("scanned", Boolean, nullable=False, default=False),
+)
+
+schema_fence = Table(  # SQLite only; PostgreSQL has the sequence ``schema_fence_seq``
+    "schema_fence",
+    metadata,
+    Column("value", BigInteger, nullable=False),
 )

@@ -4,6 +4,13 @@ The log is the truth (ARCHITECTURE.md, invariant 1). This replays every log row 
 order into a scratch map, derives the index entries the schema implies, and compares both
 with the ``documents`` and ``index_entries`` tables, reporting the first difference.
 
+The schema is the *deployed* one (``storage/deployment.py``), not the code's: the projections
+were built for it. Its ready indexes must hold exactly the keys of the replayed documents; an
+index being built (a deploy is filling it, and catches it up before it serves) or dropped (a
+deploy is deleting its entries) is left alone; entries under any other name should not exist,
+and neither should documents of a table that is not deployed. A database on which nothing was
+ever deployed is checked against the code's schema.
+
 Memory grows with the number of live documents (not with the log's length): the replay keeps
 only the newest version of each document.
 """
@@ -15,7 +22,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from backend.schema import Schema
+from backend.schema import IndexDef, Schema
+from backend.storage.deployment import IndexState, load_deployment
 from backend.storage.store import Store, decode_doc
 from backend.storage.tables import commits, documents, index_entries, log
 
@@ -29,13 +37,28 @@ class Report:
     documents: int
     index_entries: int
     difference: str | None
+    building: tuple[str, ...] = ()  # indexes a deploy is filling (their entries not compared)
+    dropping: tuple[str, ...] = ()  # indexes a deploy is deleting (likewise)
 
     @property
     def ok(self) -> bool:
         return self.difference is None
 
 
-async def verify_log(store: Store, schema: Schema) -> Report:
+async def verify_log(store: Store, schema: Schema | None = None) -> Report:
+    """Compare the projections with a replay of the log; ``schema`` (the code's) is used only
+    where nothing was ever deployed."""
+    deployment = await load_deployment(store)
+    building = tuple(i.storage for i in deployment.in_state(IndexState.BUILDING))
+    dropping = tuple(i.storage for i in deployment.in_state(IndexState.DROPPING))
+    indexes: dict[str, list[IndexDef]]
+    if deployment.tables:
+        indexes = {t: [i.definition for i in deployment.ready_of(t)] for t in deployment.tables}
+    elif schema is not None:
+        indexes = {t: schema.indexes_of(t) for t in schema.tables}
+    else:
+        raise RuntimeError("nothing is deployed on this database: pass the code's schema")
+    unchecked = set(building) | set(dropping)
     replayed: dict[str, tuple[str, str]] = {}
     log_rows = 0
     last: tuple[int, int] = (-1, -1)
@@ -74,17 +97,18 @@ async def verify_log(store: Store, schema: Schema) -> Report:
         live_entries = {
             (r.index_name, bytes(r.key)): r.doc_id
             for r in (await conn.execute(select(index_entries))).all()
+            if r.index_name not in unchecked
         }
 
     difference = _compare_documents(replayed, live)
     expected_entries: dict[tuple[str, bytes], str] = {}
     if difference is None:
         for doc_id, (table_name, value) in replayed.items():
-            if table_name not in schema.tables:
+            if table_name not in indexes:
                 difference = f"document {doc_id} belongs to table {table_name!r}, not in the schema"
                 break
             document = decode_doc(value)
-            for index in schema.indexes_of(table_name):
+            for index in indexes[table_name]:
                 expected_entries[(index.qualified_name, index.key_of(document))] = doc_id
     if difference is None:
         difference = _first(
@@ -101,7 +125,9 @@ async def verify_log(store: Store, schema: Schema) -> Report:
             for (name, key), doc_id in sorted(expected_entries.items())
             if live_entries.get((name, key)) not in (None, doc_id)
         )
-    return Report(commit_count, log_rows, len(live), len(live_entries), difference)
+    return Report(
+        commit_count, log_rows, len(live), len(live_entries), difference, building, dropping
+    )
 
 
 def _first(items: Iterator[str]) -> str | None:

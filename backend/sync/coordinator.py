@@ -10,9 +10,15 @@ Design, in one place, because the invariants depend on all of it together:
   requests, all inside that snapshot. Every result a round sends is therefore valid at
   exactly S, and each connection gets at most one Transition per round, to S: all of one
   client's queries move to the same timestamp together.
-- **Shared queries.** Subscriptions with the same function, arguments and journal, and, only
-  when the function looked at ``ctx.auth``, the same identity, are one ``SharedQuery``: run
-  once per round, its result encoded once, and spliced into each subscriber's Transition.
+- **Shared queries.** Subscriptions whose *effective* query is the same (function, arguments,
+  the journal it runs with, and, only when the function looked at ``ctx.auth``, the same
+  identity) are one ``SharedQuery``: run once per round, its result encoded once, and spliced
+  into each subscriber's Transition. The journal is part of what a query means: a paginated
+  query subscribed without one fixes its page's end on its first run and keeps it (Convex's
+  journal), so once that page has grown it is no longer "the first ``numItems`` rows". A
+  ``SharedQuery`` is therefore filed under the journal it runs with now, never under the one
+  its first subscriber sent: a new subscriber without a journal runs the query afresh and
+  shares only with a query whose journal came out the same, as Convex's query cache does.
 - **Cost.** A commit costs a lookup in the invalidation index (per-index interval trees) plus
   the re-runs of the queries it actually affects, never a scan of all subscriptions.
 - **Many processes.** Commits made by other processes are found the same way, in the log;
@@ -65,11 +71,12 @@ class Subscriber(Protocol):
 
 @dataclass(eq=False)
 class SharedQuery:
-    key: QueryKey
+    key: QueryKey | None  # where ``_queries`` files it (None: listed nowhere, never shared)
     function: RegisteredFunction[Any, Any, Any]
     args: dict[str, Any]
     identity: Identity | None
     journal: str | None
+    args_text: str = ""  # ``args`` encoded: part of the key
     subscribers: dict[Subscriber, set[int]] = field(default_factory=dict)
     result_text: str = ""  # the encoded value or error, to compare runs
     # the modification around its queryId, encoded once per result and shared by subscribers
@@ -125,7 +132,8 @@ class SyncCoordinator:
     def __init__(self, engine: Engine, *, catch_up_interval: float = 1.0) -> None:
         self.engine = engine
         self.catch_up_interval = catch_up_interval
-        self._queries: dict[QueryKey, SharedQuery] = {}
+        self._queries: dict[QueryKey, SharedQuery] = {}  # by effective query, for sharing
+        self._live: set[SharedQuery] = set()
         self._index: SubscriptionIndex[SharedQuery] = SubscriptionIndex()
         self._subscriptions: dict[Subscriber, dict[int, SharedQuery]] = {}
         self._query_set_versions: dict[Subscriber, int] = {}
@@ -162,7 +170,7 @@ class SyncCoordinator:
 
     @property
     def query_count(self) -> int:
-        return len(self._queries)
+        return len(self._live)
 
     # ---- requests from connections -------------------------------------------------------
 
@@ -262,24 +270,52 @@ class SyncCoordinator:
         assert function.path is not None
         args_text = dumps(to_json(add.args))
         identity = subscriber.identity
-        anonymous: QueryKey = (function.path, args_text, None, add.journal)
-        personal: QueryKey = (
-            function.path,
-            args_text,
-            (identity.subject, identity.session_id) if identity else None,
-            add.journal,
-        )
-        shared = self._queries.get(anonymous) or self._queries.get(personal)
+        shared = self._find(function.path, args_text, identity, add.journal)
         if shared is None:
             outcome = await self._run(reader, function, add.args, identity, add.journal)
-            key = personal if outcome.used_auth else anonymous
-            shared = SharedQuery(key, function, add.args, identity, add.journal)
-            shared.apply(outcome)
-            self._queries[key] = shared
-            self._index.set(shared, outcome.read_set)
+            journal = outcome.journal if outcome.journal is not None else add.journal
+            # The run may have fixed a journal (a first page): share with a query that runs
+            # with that same journal now, if there is one; it is up to date at this snapshot.
+            shared = self._find(function.path, args_text, identity, journal)
+            if shared is None:
+                shared = SharedQuery(None, function, add.args, identity, add.journal, args_text)
+                shared.apply(outcome)
+                self._file(shared, used_auth=outcome.used_auth)
+                self._live.add(shared)
+                self._index.set(shared, outcome.read_set)
         shared.subscribers.setdefault(subscriber, set()).add(add.query_id)
         existing[add.query_id] = shared
         return shared.modification(add.query_id)
+
+    def _find(
+        self, path: str, args_text: str, identity: Identity | None, journal: str | None
+    ) -> SharedQuery | None:
+        """A live query that is this query (anonymous, or this identity's own)."""
+        anonymous: QueryKey = (path, args_text, None, journal)
+        if identity is None:
+            return self._queries.get(anonymous)
+        personal: QueryKey = (path, args_text, _who(identity), journal)
+        return self._queries.get(anonymous) or self._queries.get(personal)
+
+    def _file(self, shared: SharedQuery, *, used_auth: bool) -> None:
+        """File ``shared`` under its effective query (it moves when its journal changes)."""
+        assert shared.function.path is not None
+        identity = shared.identity
+        key: QueryKey = (
+            shared.function.path,
+            shared.args_text,
+            _who(identity) if used_auth else None,
+            shared.journal,
+        )
+        if shared.key == key:
+            return
+        if shared.key is not None and self._queries.get(shared.key) is shared:
+            del self._queries[shared.key]
+        # Two live queries can come to run with the same journal (rare): the second is then
+        # kept for its own subscribers but offered to nobody new.
+        shared.key = None if key in self._queries else key
+        if shared.key is not None:
+            self._queries[key] = shared
 
     def _unsubscribe(self, subscriber: Subscriber, query_id: int) -> bool:
         shared = self._subscriptions.get(subscriber, {}).pop(query_id, None)
@@ -291,7 +327,9 @@ class SyncCoordinator:
             if not ids:
                 del shared.subscribers[subscriber]
         if not shared.subscribers:
-            self._queries.pop(shared.key, None)
+            if shared.key is not None and self._queries.get(shared.key) is shared:
+                del self._queries[shared.key]
+            self._live.discard(shared)
             self._index.discard(shared)
         return True
 
@@ -328,7 +366,7 @@ class SyncCoordinator:
         """A missed notification delays an update by at most this interval, never loses it."""
         while True:
             await asyncio.sleep(self.catch_up_interval)
-            if self._queries or self._requests:
+            if self._live or self._requests:
                 self.wake()
 
     async def run_round(self) -> None:
@@ -374,7 +412,7 @@ class SyncCoordinator:
         self, reader: StoreReader, pending: dict[Subscriber, _Pending]
     ) -> None:
         after = self._processed_ts if self._processed_ts is not None else reader.snapshot_ts
-        if not self._queries or reader.snapshot_ts <= after:
+        if not self._live or reader.snapshot_ts <= after:
             self._processed_ts = max(after, reader.snapshot_ts)
             return
         commits = await reader.commits_after(after)
@@ -387,12 +425,39 @@ class SyncCoordinator:
                 reader, shared.function, shared.args, shared.identity, shared.journal
             )
             self._index.set(shared, outcome.read_set)
-            if shared.apply(outcome):
+            changed = shared.apply(outcome)
+            self._file(shared, used_auth=outcome.used_auth)
+            if outcome.used_auth:
+                await self._split_strangers(reader, shared, pending)
+            if changed:
                 for subscriber, query_ids in shared.subscribers.items():
                     owed = pending.setdefault(subscriber, _Pending())
                     owed.modifications.extend(shared.modification(q) for q in sorted(query_ids))
         # only now: a round that fails part-way leaves these commits to the next one
         self._processed_ts = max(after, reader.snapshot_ts)
+
+    async def _split_strangers(
+        self, reader: StoreReader, shared: SharedQuery, pending: dict[Subscriber, _Pending]
+    ) -> None:
+        """A query shared while it ignored ``ctx.auth`` has just read it: its result is now its
+        first subscriber's own. Everyone else subscribed to it gets a run of their own."""
+        owner = _who(shared.identity)
+        strangers = [
+            (subscriber, sorted(ids))
+            for subscriber, ids in shared.subscribers.items()
+            if _who(subscriber.identity) != owner
+        ]
+        path = shared.function.path or ""
+        for subscriber, query_ids in strangers:
+            owed = pending.setdefault(subscriber, _Pending())
+            for query_id in query_ids:
+                self._unsubscribe(subscriber, query_id)
+                add = AddQuery(query_id, path, shared.args, shared.journal)
+                owed.modifications.append(await self._subscribe(reader, subscriber, add))
+
+
+def _who(identity: Identity | None) -> tuple[str, str | None] | None:
+    return (identity.subject, identity.session_id) if identity is not None else None
 
 
 def _failed(query_id: int, error: ConvexError) -> str:

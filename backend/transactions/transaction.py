@@ -228,9 +228,15 @@ class Transaction:
                 merged[key] = value
         await self._rewrite(table, current, merged)
 
-    async def replace(self, doc_id: Any, fields: Mapping[str, Any], *, system: bool) -> None:
+    async def replace(
+        self, doc_id: Any, fields: Mapping[str, Any], *, system: bool, known: Document | None = None
+    ) -> None:
         self._require_writer()
-        table, current = await self._existing(doc_id, system=system)
+        if known is not None and known.get("_id") == doc_id:
+            # Engine code that has just read the document in this transaction: no second read.
+            table, current = self.table_of(doc_id, system=system), known
+        else:
+            table, current = await self._existing(doc_id, system=system)
         clean = {k: v for k, v in fields.items() if k not in ("_id", "_creationTime")}
         await self._rewrite(table, current, clean)
 

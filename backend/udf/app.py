@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.schema import Schema
+from backend.udf.migration import Migration
 from backend.udf.registry import RegisteredFunction
 
 
@@ -22,6 +23,7 @@ class App:
     # Objects the app declares for the engine's subsystems, found by their
     # ``__app_extension__`` name (e.g. the registry of sensitive actions).
     extensions: dict[str, Any] = field(default_factory=dict)
+    migrations: dict[str, Migration] = field(default_factory=dict)  # by path, ``mod:name``
 
 
 def canonical_path(path: str) -> str:
@@ -33,10 +35,13 @@ def canonical_path(path: str) -> str:
 
 
 def collect_functions(
-    package: str, extensions: dict[str, Any] | None = None
+    package: str,
+    extensions: dict[str, Any] | None = None,
+    migrations: dict[str, Migration] | None = None,
 ) -> dict[str, RegisteredFunction]:  # type: ignore[type-arg]
     """Import every module under ``package`` and name each registered function ``mod:name``;
-    gather app extensions (objects with an ``__app_extension__`` name) into ``extensions``."""
+    gather app extensions (objects with an ``__app_extension__`` name) into ``extensions``
+    and data migrations (``@migration``), named the same way, into ``migrations``."""
     root = importlib.import_module(package)
     found: dict[str, RegisteredFunction] = {}  # type: ignore[type-arg]
     prefix = root.__name__ + "."
@@ -52,6 +57,11 @@ def collect_functions(
                 if kind in extensions and extensions[kind] is not value:
                     raise TypeError(f"the app declares more than one {kind}")
                 extensions[kind] = value
+                continue
+            if isinstance(value, Migration) and value.__module__ == module_name:
+                if migrations is not None:
+                    value.path = f"{relative}:{attr}"
+                    migrations[value.path] = value
                 continue
             if not isinstance(value, RegisteredFunction) or value.__module__ != module_name:
                 continue
@@ -69,5 +79,6 @@ def load_app(schema_module: str = "schema", functions_package: str = "functions"
     if not isinstance(schema, Schema):
         raise TypeError(f"{schema_module}.schema must be made with define_schema(...)")
     extensions: dict[str, Any] = {}
-    functions = collect_functions(functions_package, extensions)
-    return App(schema=schema, functions=functions, extensions=extensions)
+    migrations: dict[str, Migration] = {}
+    functions = collect_functions(functions_package, extensions, migrations)
+    return App(schema=schema, functions=functions, extensions=extensions, migrations=migrations)

@@ -15,6 +15,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.udf",
         "backend.engine",
         "backend.scheduler",
+        "backend.migrator",
         "backend.mail",
         "backend.ratelimit",
     ),

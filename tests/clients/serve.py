@@ -34,6 +34,7 @@ from backend.http.app import build_auth, create_app
 from backend.http.serve import server_options
 from backend.mail import CaptureTransport
 from backend.runtime import Runtime
+from backend.storage.deploy import deploy
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.system import system_functions, system_schema
@@ -111,6 +112,9 @@ async def build(args: argparse.Namespace, record: IO[str]) -> uvicorn.Server:
         identity_resolver=resolve_identity,
         mail_transport=CaptureTransport(),
     )
+    report = await deploy(store, engine.code_schema)
+    if not report.ok:
+        raise SystemExit(report.format())
     service, keyring = build_auth(config, engine)
     service.passwords = Passwords(time_cost=1, memory_cost=1024)  # fast sign-ups, tests only
     engine.services["sensitive"].passwords = service.passwords

@@ -25,6 +25,7 @@ from backend.http.app import build_auth, create_app
 from backend.http.serve import server_options
 from backend.mail import CaptureTransport
 from backend.runtime import FakeClock, Runtime
+from backend.storage.deploy import deploy
 from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
@@ -96,6 +97,8 @@ async def live_server(
             identity_resolver=resolve_identity,
             mail_transport=mail,
         )
+        report = await deploy(store, engine.code_schema)
+        assert report.ok, report.format()
         service, keyring = build_auth(config, engine)
         service.passwords = Passwords(time_cost=1, memory_cost=1024)
         engine.services["sensitive"].passwords = service.passwords

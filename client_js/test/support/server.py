@@ -59,6 +59,7 @@ from backend.engine import Engine  # noqa: E402
 from backend.http.app import create_app  # noqa: E402
 from backend.http.websocket import StarletteTransport  # noqa: E402
 from backend.mail import DevOutboxTransport  # noqa: E402
+from backend.storage.deploy import deploy  # noqa: E402
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of  # noqa: E402
 from backend.storage.migrate import upgrade  # noqa: E402
 from backend.storage.store import Store  # noqa: E402
@@ -290,6 +291,9 @@ async def serve(args: argparse.Namespace) -> None:
         engine = build_engine(settings, database, real_auth=args.real_auth)
         if not args.no_migrate:
             await upgrade(engine.store.engine)
+            report = await deploy(engine.store, engine.code_schema)
+            if not report.ok:
+                raise SystemExit(report.format())
         verifier = TestVerifier()
         # --real-auth: tokens come from /api/auth/convex/token and the key ring checks them.
         app = create_app(settings, engine=engine, verifier=None if args.real_auth else verifier)

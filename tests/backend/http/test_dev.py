@@ -1,0 +1,150 @@
+"""``python -m backend dev``: a save deploys and restarts; a refused deploy keeps the last good
+app serving and prints the report. A real dev process, a real server, files really saved."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.live_server import free_port
+
+V1_SCHEMA = """
+from pydantic import BaseModel
+from backend import define_schema, table
+
+class Item(BaseModel):
+    name: str
+
+schema = define_schema(items=table(Item))
+"""
+REQUIRED_LABEL = V1_SCHEMA.replace("name: str", "name: str\n    label: str")
+INDEXED_LABEL = V1_SCHEMA.replace("name: str", "name: str\n    label: str | None = None").replace(
+    "table(Item)", 'table(Item).index("by_label", "label")'
+)
+FUNCTIONS = """
+from typing import Any
+from backend import MutationCtx, QueryCtx, mutation, query
+
+@mutation
+async def add(ctx: MutationCtx, name: str) -> str:
+    return await ctx.db.insert("items", {"name": name})
+
+@query
+async def names(ctx: QueryCtx) -> list[str]:
+    return [d["name"] for d in await ctx.db.query("items").collect()]
+"""
+LABELLED = """
+
+@query
+async def by_label(ctx: QueryCtx) -> int:
+    return len(await ctx.db.query("items").with_index("by_label").collect())
+"""
+
+
+PATIENCE = 60.0  # seconds: a slow machine may take a while to deploy and restart
+
+
+class Dev:
+    def __init__(self, proc: asyncio.subprocess.Process, url: str) -> None:
+        self.proc = proc
+        self.url = url
+        self.lines: list[str] = []
+        self.http = httpx.AsyncClient(base_url=url, timeout=10)
+
+    async def read(self) -> None:
+        assert self.proc.stdout is not None
+        async for line in self.proc.stdout:
+            self.lines.append(line.decode().rstrip())
+
+    async def said(self, text: str) -> None:
+        deadline = asyncio.get_running_loop().time() + PATIENCE
+        while not any(text in line for line in self.lines):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"dev never said {text!r}:\n" + "\n".join(self.lines))
+            await asyncio.sleep(0.05)
+
+    async def call(self, kind: str, path: str, args: dict[str, Any]) -> Any:
+        """Call a function, waiting for a server that answers (one may be restarting)."""
+        deadline = asyncio.get_running_loop().time() + PATIENCE
+        while True:
+            try:
+                response = await self.http.post(f"/api/{kind}", json={"path": path, "args": args})
+                body = response.json()
+                if body.get("status") == "success":
+                    return body["value"]
+                last: Any = body
+            except httpx.TransportError as error:
+                last = error
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{path}: {last}\n" + "\n".join(self.lines))
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def dev(tmp_path: Path) -> AsyncIterator[Dev]:
+    app = tmp_path / "devapp"
+    (app / "functions").mkdir(parents=True)
+    (app / "__init__.py").write_text("")
+    (app / "functions" / "__init__.py").write_text("")
+    (app / "functions" / "items.py").write_text(FUNCTIONS)
+    (app / "schema.py").write_text(V1_SCHEMA)
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'dev.sqlite3'}",
+        APP_SCHEMA="devapp.schema",
+        APP_FUNCTIONS="devapp.functions",
+        SECRET_KEY="dev-test-secret",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "backend", "dev", "--port", str(port)),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    dev = Dev(proc, f"http://127.0.0.1:{port}")
+    reader = asyncio.create_task(dev.read())
+    try:
+        yield dev
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 30)
+        await reader
+        await dev.http.aclose()
+
+
+async def test_a_refused_deploy_keeps_the_last_good_app_and_a_good_one_restarts_it(
+    dev: Dev, tmp_path: Path
+) -> None:
+    await dev.call("mutation", "items:add", {"name": "first"})
+    await dev.call("mutation", "items:add", {"name": "second"})
+    app = tmp_path / "devapp"
+
+    (app / "schema.py").write_text(REQUIRED_LABEL)
+    await dev.said("dev: deploy refused; the last good app keeps serving")
+    report = "\n".join(dev.lines)
+    assert "Deploy refused; nothing was changed." in report
+    assert "table 'items': 2 documents do not match the new schema" in report
+    assert ": label: Field required" in report
+    assert await dev.call("query", "items:names", {}) == ["first", "second"]
+    await dev.call("mutation", "items:add", {"name": "third"})  # it still writes, too
+
+    (app / "functions" / "items.py").write_text(FUNCTIONS + LABELLED)
+    (app / "schema.py").write_text(INDEXED_LABEL)
+    await dev.said("dev: deployed; restarting the server")
+    assert "built items.by_label (3 documents)" in "\n".join(dev.lines)
+    assert await dev.call("query", "items:by_label", {}) == 3
+    assert await dev.call("query", "items:names", {}) == ["first", "second", "third"]
