@@ -41,6 +41,8 @@ class Database:
             APP_FUNCTIONS="tests.apps.evolve.functions",
             DEV_MODE="0",
             SECRET_KEY="cli-test-secret",
+            # production refuses to start without a mail server; none is reached in these tests
+            SMTP_URL="smtp://127.0.0.1:1",
         )
         if self.pg_schema is not None:
             env["DATABASE_SCHEMA"] = self.pg_schema

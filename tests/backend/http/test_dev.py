@@ -104,6 +104,7 @@ async def dev(tmp_path: Path) -> AsyncIterator[Dev]:
         APP_SCHEMA="devapp.schema",
         APP_FUNCTIONS="devapp.functions",
         SECRET_KEY="dev-test-secret",
+        DEV_MODE="1",  # as `make run` and a developer run it
         PYTHONDONTWRITEBYTECODE="1",
     )
     proc = await asyncio.create_subprocess_exec(
