@@ -167,7 +167,7 @@ class SchedulerWorker:
             current = await db.get(job_id)
             if current is None or current["state"] != "pending":
                 return False
-            await engine._invoke(target, MutationCtx(engine, txn, Auth(None)), args)
+            await MutationCtx(engine, txn, Auth(None)).run_mutation(target, args)  # as nobody
             await db.patch(job_id, {"state": "success", "completedTime": to_ms(txn.now)})
             return True
 

@@ -36,7 +36,7 @@ from backend.auth.sessions import resolve_identity
 from backend.engine import Engine, MutationResult
 from backend.mail import CaptureTransport, Mail, install_seal
 from backend.runtime import FakeClock, Runtime
-from backend.sensitive.service import SERVICE, SensitiveService
+from backend.sensitive.service import SensitiveService
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
@@ -57,6 +57,8 @@ _MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
 class RunCtx(MutationCtx):
     """The ``ctx`` of ``t.run``: a mutation context whose ``db`` reaches system tables too."""
+
+    db: SystemDatabase
 
     def __init__(self, engine: Engine, txn: Transaction) -> None:
         super().__init__(engine, txn, Auth(None))
@@ -188,10 +190,8 @@ class TestBackend(Caller):
             ),
             passwords=self.passwords,
         )
-        self._engine.services[SERVICE] = SensitiveService(
-            self._engine,
-            "test-secret-key",
-            self.passwords,
+        self._engine.services.register(
+            SensitiveService, SensitiveService(self._engine, "test-secret-key", self.passwords)
         )
         install_seal(self._engine, "test-secret-key")
         return self

@@ -21,10 +21,18 @@ from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from backend import ConvexError, MutationCtx, QueryCtx, mutation, query
-from backend.auth.users import find_by_email, get_profile
-from backend.ratelimit.limiter import RateLimiter, TokenBucket
-from backend.sensitive import require_sensitive_action
+from backend import (
+    ConvexError,
+    MutationCtx,
+    QueryCtx,
+    RateLimiter,
+    TokenBucket,
+    find_by_email,
+    get_profile,
+    mutation,
+    query,
+    require_sensitive_action,
+)
 from functions.permissions import MANAGERS, check_may_change, membership, org_for, owners
 
 Role = Literal["owner", "admin", "member"]

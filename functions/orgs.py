@@ -3,8 +3,7 @@
 import builtins
 from typing import Any
 
-from backend import ConvexError, MutationCtx, QueryCtx, mutation, query
-from backend.sensitive import require_sensitive_action
+from backend import ConvexError, MutationCtx, QueryCtx, mutation, query, require_sensitive_action
 from functions.permissions import MANAGERS, org_for, signed_in
 
 

@@ -3,8 +3,7 @@ allowed gets FORBIDDEN whatever their verification state."""
 
 from typing import Any
 
-from backend import ConvexError, QueryCtx
-from backend.values.ids import is_id_of
+from backend import ConvexError, QueryCtx, is_id_of
 
 MANAGERS = ("owner", "admin")
 

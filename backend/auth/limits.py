@@ -52,13 +52,13 @@ class Budgets:
         keyed = [(name, self.key(value)) for name, value in limits if value]
         waits = []
         for name, key in keyed:
-            result = await check(db.txn, name, RATE_LIMITS[name], key=key)
+            result = await check(db, name, RATE_LIMITS[name], key=key)
             if not result.ok:
                 waits.append(result.retry_after_ms or 0)
         if waits:
             return max(waits)
         for name, key in keyed:
-            await limit(db.txn, name, RATE_LIMITS[name], key=key)
+            await limit(db, name, RATE_LIMITS[name], key=key)
         return None
 
     @staticmethod

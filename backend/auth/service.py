@@ -435,7 +435,9 @@ class AuthService:
                     "createdAt": now,
                 },
             )
-            await queue_mail(self.engine, db, mails.magic_link(address, link, minutes))
+            await queue_mail(
+                self.engine.system_context(db), mails.magic_link(address, link, minutes)
+            )
             return None
 
         wait, _ = await self.engine.system_write(store, label="_system/auth:magicLink")
@@ -525,11 +527,11 @@ class AuthService:
         minutes = int(self.config.verification_ttl.total_seconds() // 60)
         site = self.config.base_url.rstrip("/")
         mail = mails.verification(user["email"], link, minutes, site)
-        await queue_mail(self.engine, db, mail)
+        await queue_mail(self.engine.system_context(db), mail)
 
     async def _mail_existing_owner(self, db: SystemDatabase, address: str) -> None:
         site = self.config.base_url.rstrip("/")
-        await queue_mail(self.engine, db, mails.existing_account(address, site))
+        await queue_mail(self.engine.system_context(db), mails.existing_account(address, site))
 
     async def send_verification_email(
         self,

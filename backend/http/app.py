@@ -40,7 +40,6 @@ from backend.mail import install_seal
 from backend.mail.smtp import transport_from_url
 from backend.runtime import Runtime, to_ms
 from backend.scheduler import SchedulerWorker
-from backend.sensitive.service import SERVICE as SENSITIVE
 from backend.sensitive.service import SensitiveService
 from backend.storage.health import StoreState
 from backend.storage.store import RETRY_AFTER, Store, StoreUnavailable
@@ -89,8 +88,9 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
         ),
         oauth=OAuthClient(providers, engine.runtime) if providers else None,
     )
-    engine.services[SENSITIVE] = SensitiveService(
-        engine, settings.resolved_secret_key(), service.passwords
+    engine.services.register(
+        SensitiveService,
+        SensitiveService(engine, settings.resolved_secret_key(), service.passwords),
     )
     install_seal(engine, settings.resolved_secret_key())
     return service, keyring

@@ -37,8 +37,9 @@ from pydantic import BaseModel
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.schema import TableDef, table
-from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx, QueryCtx
+from backend.udf.system_context import SystemContext
 
 TABLE = "_rate_limits"
 MAX_KEY_LENGTH = 256
@@ -293,7 +294,7 @@ async def _find(db: SystemDatabase, name: str, key: str) -> Fields | None:
 
 
 async def limit(
-    txn: Transaction,
+    db: SystemDatabase,
     name: str,
     config: RateLimitConfig,
     *,
@@ -301,7 +302,8 @@ async def limit(
     count: int = 1,
     reserve: bool = False,
 ) -> RateLimitResult:
-    """Spend ``count`` from the limit ``name`` for ``key`` inside ``txn``, at ``txn.now``.
+    """Spend ``count`` from the limit ``name`` for ``key`` in ``db``'s transaction, at its
+    frozen time.
 
     When the result is not ok nothing is spent. With ``reserve=True`` a request that does not
     fit now is granted anyway against future capacity (``ok`` with the wait in
@@ -314,9 +316,8 @@ async def limit(
     """
     _check_request(name, key, count)
     config = _check_config(config)
-    db = SystemDatabase(txn)
     current = await _find(db, name, key)
-    result, fields = evaluate(config, current, txn.now, count=count, reserve=reserve)
+    result, fields = evaluate(config, current, db.txn.now, count=count, reserve=reserve)
     if fields is not None:
         document = {"name": name, "key": key, **fields}
         if current is None:
@@ -327,7 +328,7 @@ async def limit(
 
 
 async def check(
-    txn: Transaction,
+    db: SystemDatabase,
     name: str,
     config: RateLimitConfig,
     *,
@@ -339,15 +340,14 @@ async def check(
     Raises as ``limit`` does."""
     _check_request(name, key, count)
     config = _check_config(config)
-    current = await _find(SystemDatabase(txn), name, key)
-    return evaluate(config, current, txn.now, count=count, reserve=reserve)[0]
+    current = await _find(db, name, key)
+    return evaluate(config, current, db.txn.now, count=count, reserve=reserve)[0]
 
 
-async def reset(txn: Transaction, name: str, *, key: str = "") -> None:
+async def reset(db: SystemDatabase, name: str, *, key: str = "") -> None:
     """Forget the state of ``name`` for ``key``: the next request sees a fresh limit.
     Raises ``INVALID_ARGUMENT`` for a bad name or key."""
     _check_request(name, key)
-    db = SystemDatabase(txn)
     current = await _find(db, name, key)
     if current is not None:
         await db.delete(current["_id"])
@@ -424,7 +424,9 @@ class RateLimiter:
         the key is longer than 256 characters, ``TypeError`` for an undeclared name.
         """
         config = self.config(name)
-        result = await limit(ctx._txn, name, config, key=key, count=count, reserve=reserve)
+        result = await limit(
+            SystemContext.of(ctx).db, name, config, key=key, count=count, reserve=reserve
+        )
         self._answer(name, result, count, throws)
         return result
 
@@ -440,7 +442,9 @@ class RateLimiter:
     ) -> RateLimitResult:
         """What ``limit`` would do, spending nothing; usable in queries. Raises as ``limit``."""
         config = self.config(name)
-        result = await check(ctx._txn, name, config, key=key, count=count, reserve=reserve)
+        result = await check(
+            SystemContext.of(ctx).db, name, config, key=key, count=count, reserve=reserve
+        )
         self._answer(name, result, count, throws)
         return result
 
@@ -448,7 +452,7 @@ class RateLimiter:
         """Give ``key`` a fresh ``name`` limit (e.g. after a successful sign-in). Raises
         ``TypeError`` for an undeclared name, ``INVALID_ARGUMENT`` for a bad key."""
         self.config(name)
-        await reset(ctx._txn, name, key=key)
+        await reset(SystemContext.of(ctx).db, name, key=key)
 
 
 __all__ = [

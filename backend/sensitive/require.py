@@ -7,9 +7,10 @@ from typing import Any
 from backend import audit
 from backend.errors import ConvexError, ErrorCode
 from backend.sensitive.grants import GRANTS, live_grant
-from backend.sensitive.service import caller, methods_for, service_of
+from backend.sensitive.service import SensitiveService, caller, methods_for
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx
+from backend.udf.system_context import SystemContext
 
 SENSITIVE_VERIFICATION_REQUIRED = "SENSITIVE_VERIFICATION_REQUIRED"
 
@@ -28,16 +29,16 @@ async def require_sensitive_action(
     """
     if not isinstance(action, str) or (resource is not None and not isinstance(resource, str)):
         raise TypeError("require_sensitive_action takes an action name and a resource id")
-    service = service_of(ctx._engine)
+    system = SystemContext.of(ctx)
+    service = system.service(SensitiveService)
     spec = service.registry.get(action)
-    txn = ctx._txn
-    who = await caller(txn, ctx.auth, with_user=False)
-    db = SystemDatabase(txn)
+    who = await caller(system, with_user=False)
+    db = system.db
     now = db.now_ms
     trail: dict[str, Any] = {
         "userId": who.user_id,
         "sessionId": who.session_id,
-        "ipAddress": txn.client.ip_address if txn.client else None,
+        "ipAddress": system.client.ip_address if system.client else None,
         "action": spec.name,
         "resource": resource,
         "scope": scope,
@@ -63,7 +64,7 @@ async def require_sensitive_action(
             durable, audit.EventKind.ACTION_REFUSED, outcome="verification-required", **trail
         )
 
-    txn.durably(refused)
+    system.durably(refused)
     raise ConvexError(
         SENSITIVE_VERIFICATION_REQUIRED,
         await spec.describe(ctx, resource),

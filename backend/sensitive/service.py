@@ -1,5 +1,5 @@
 """What the sensitive-action checks need from the server: its secret, the password hasher, and
-the app's registry. One per engine (``engine.services["sensitive"]``)."""
+the app's registry. One per engine, registered as ``engine.services.get(SensitiveService)``."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from backend.auth.tables import ACCOUNTS, SESSIONS
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
 from backend.sensitive.registry import EMPTY, SensitiveActions
-from backend.transactions.transaction import SystemDatabase, Transaction
-from backend.udf.context import Auth
+from backend.transactions.transaction import SystemDatabase
+from backend.udf.system_context import SystemContext
 from backend.values.ids import is_id_of
 
-SERVICE = "sensitive"
 Document = dict[str, Any]
 
 
@@ -70,24 +69,17 @@ class SensitiveService:
         return self.lockout.attempt(str(who.user["email"]), None)
 
 
-def service_of(engine: Engine) -> SensitiveService:
-    service = engine.services.get(SERVICE)
-    if not isinstance(service, SensitiveService):
-        raise RuntimeError("this engine has no sensitive-action service")
-    return service
-
-
-async def caller(txn: Transaction, auth: Auth, *, with_user: bool = True) -> Caller:
+async def caller(system: SystemContext, *, with_user: bool = True) -> Caller:
     """The signed-in user and their live session; ``UNAUTHENTICATED`` otherwise (a revoked or
     expired session fails here, whatever grants it had)."""
-    identity = await auth.get_user_identity()
+    identity = await system.auth.get_user_identity()
     if (
         identity is None
         or identity.session_id is None
         or not is_id_of(identity.session_id, SESSIONS)
     ):
         raise ConvexError(ErrorCode.UNAUTHENTICATED, "You must be signed in")
-    db = SystemDatabase(txn)
+    db = system.db
     session = await db.get(identity.session_id)
     user = await db.get(identity.subject) if with_user else {"_id": identity.subject}
     if session is None or user is None:

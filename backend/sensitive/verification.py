@@ -42,11 +42,11 @@ from backend.sensitive.service import (
     caller,
     methods_for,
     password_hash,
-    service_of,
 )
 from backend.transactions.transaction import SystemDatabase, Transaction
-from backend.udf.context import Auth, ClientInfo, Identity, MutationCtx, QueryCtx
+from backend.udf.context import ClientInfo, Identity, MutationCtx, QueryCtx
 from backend.udf.registry import mutation, query
+from backend.udf.system_context import SystemContext
 
 CODE_TTL = timedelta(minutes=10)
 MAX_CODE_FAILURES = 5
@@ -84,12 +84,12 @@ def _check_target(action: Any, resource: Any) -> None:
 
 
 def _trail(
-    txn: Transaction, who: Caller, spec: SensitiveAction, resource: str | None, method: str
+    system: SystemContext, who: Caller, spec: SensitiveAction, resource: str | None, method: str
 ) -> dict[str, Any]:
     return {
         "userId": who.user_id,
         "sessionId": who.session_id,
-        "ipAddress": txn.client.ip_address if txn.client else None,
+        "ipAddress": system.client.ip_address if system.client else None,
         "action": spec.name,
         "resource": resource,
         "method": method,
@@ -97,9 +97,7 @@ def _trail(
 
 
 async def _authorize(
-    engine: Engine,
-    txn: Transaction,
-    auth: Auth,
+    system: SystemContext,
     who: Caller,
     spec: SensitiveAction,
     resource: str | None,
@@ -112,17 +110,17 @@ async def _authorize(
     ``FORBIDDEN`` alike whatever the reason (a resource that does not exist or is not theirs),
     with nothing sent, described or minted. A refusal by a mutation is audited even though the
     call fails."""
-    if await spec.allows(QueryCtx(engine, txn, auth), resource):
+    if await spec.allows(system.reader(), resource):
         return
     if audited:
-        trail = _trail(txn, who, spec, resource, method)
+        trail = _trail(system, who, spec, resource, method)
 
         async def refused(durable: SystemDatabase) -> None:
             await audit.record(
                 durable, audit.EventKind.VERIFICATION_FAILED, outcome="forbidden", **trail
             )
 
-        txn.durably(refused)
+        system.durably(refused)
     raise ConvexError(
         ErrorCode.FORBIDDEN,
         "You may not verify for this action",
@@ -132,8 +130,8 @@ async def _authorize(
 
 
 async def _spend(
+    system: SystemContext,
     service: SensitiveService,
-    txn: Transaction,
     who: Caller,
     names: tuple[str, ...],
     trail: dict[str, Any],
@@ -141,7 +139,7 @@ async def _spend(
     """Spend one attempt from each named budget (``*.ip`` ones are per client address, the
     rest per user). If any refuses, none is spent, and the refusal is answered (and audited)
     as ``RATE_LIMITED`` with the longest wait."""
-    address = txn.client.ip_address if txn.client else None
+    address = system.client.ip_address if system.client else None
     keyed = [
         (
             name,
@@ -151,17 +149,17 @@ async def _spend(
     ]
     waits = []
     for name, key in keyed:
-        result = await check(txn, name, LIMITS[name], key=key)
+        result = await check(system.db, name, LIMITS[name], key=key)
         if not result.ok:
             waits.append(result.retry_after_ms or 0)
     if waits:
-        db = SystemDatabase(txn)
+        db = system.db
         await audit.record(
             db, audit.EventKind.RATE_LIMITED, outcome="refused", detail=names[0], **trail
         )
         return {"ok": False, "code": "RATE_LIMITED", "retryAfterMs": max(waits)}
     for name, key in keyed:
-        await limit(txn, name, LIMITS[name], key=key)
+        await limit(system.db, name, LIMITS[name], key=key)
     return None
 
 
@@ -236,10 +234,12 @@ def mask_email(address: str) -> str:
 async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dict[str, Any]:
     """``{level, satisfied, methods, grantExpiresAt?}`` for the caller's session."""
     _check_target(action, resource)
-    spec = service_of(ctx._engine).registry.get(action)
-    who = await caller(ctx._txn, ctx.auth)
-    await _authorize(ctx._engine, ctx._txn, ctx.auth, who, spec, resource, "", audited=False)
-    db = SystemDatabase(ctx._txn)
+    system = SystemContext.of(ctx)
+    service = system.service(SensitiveService)
+    spec = service.registry.get(action)
+    who = await caller(system)
+    await _authorize(system, who, spec, resource, "", audited=False)
+    db = system.db
     window = spec.window
     fresh = (
         window is not None and db.now_ms - who.session["createdAt"] <= window.total_seconds() * 1000
@@ -252,7 +252,7 @@ async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dic
             db,
             who.user_id,
             spec.level,
-            lockout=service_of(ctx._engine).lockout,
+            lockout=service.lockout,
             session=who.session,
         ),
     }
@@ -270,19 +270,18 @@ async def sendEmailCode(
 ) -> dict[str, Any]:
     """Mail a 6-digit code to the account's own address: ``{ok: true, sentTo, expiresAt}``."""
     _check_target(action, resource)
-    engine = ctx._engine
-    service = service_of(engine)
+    system = SystemContext.of(ctx)
+    service = system.service(SensitiveService)
     spec = service.registry.get(action)
-    txn = ctx._txn
-    who = await caller(txn, ctx.auth)
-    await _authorize(engine, txn, ctx.auth, who, spec, resource, "email")
-    trail = _trail(txn, who, spec, resource, "email")
-    db = SystemDatabase(txn)
+    who = await caller(system)
+    await _authorize(system, who, spec, resource, "email")
+    trail = _trail(system, who, spec, resource, "email")
+    db = system.db
     if await _stopped(db, who):
         return await _locked(db, trail)
     refused = await _spend(
+        system,
         service,
-        txn,
         who,
         ("sensitive.code.send.cooldown", "sensitive.code.send.user", "sensitive.code.send.ip"),
         trail,
@@ -290,9 +289,10 @@ async def sendEmailCode(
     if refused is not None:
         return refused
     description = await spec.describe(ctx, resource)
-    code = f"{engine.runtime.random.randbelow(10**6):06d}"
+    random = system.runtime.random
+    code = f"{random.randbelow(10**6):06d}"
     while code in description:  # (a name with digits in it): the mail names its code once
-        code = f"{engine.runtime.random.randbelow(10**6):06d}"
+        code = f"{random.randbelow(10**6):06d}"
     previous = await current_code(db, who.session_id, spec.name, resource)
     carried = 0
     if previous is not None:
@@ -323,8 +323,7 @@ async def sendEmailCode(
     )
     minutes = int(CODE_TTL.total_seconds() // 60)
     await queue_mail(
-        engine,
-        db,
+        system,
         Mail(
             to=who.user["email"],
             subject=f"Your verification code: {SECRET}",
@@ -347,17 +346,17 @@ async def verifyEmailCode(
 ) -> dict[str, Any]:
     """Check a mailed code; mint a grant on success. ``INVALID_CODE`` carries ``attemptsLeft``."""
     _check_target(action, resource)
-    service = service_of(ctx._engine)
+    system = SystemContext.of(ctx)
+    service = system.service(SensitiveService)
     spec = service.registry.get(action)
-    txn = ctx._txn
-    who = await caller(txn, ctx.auth)
-    await _authorize(ctx._engine, txn, ctx.auth, who, spec, resource, "email")
-    trail = _trail(txn, who, spec, resource, "email")
-    db = SystemDatabase(txn)
+    who = await caller(system)
+    await _authorize(system, who, spec, resource, "email")
+    trail = _trail(system, who, spec, resource, "email")
+    db = system.db
     if await _stopped(db, who):
         return await _locked(db, trail)
     refused = await _spend(
-        service, txn, who, ("sensitive.code.check.user", "sensitive.code.check.ip"), trail
+        system, service, who, ("sensitive.code.check.user", "sensitive.code.check.ip"), trail
     )
     if refused is not None:
         return refused
@@ -425,16 +424,16 @@ async def run_verify_password(
     client out, the password is not checked at all."""
     action, resource, password = args["action"], args.get("resource"), args["password"]
     _check_target(action, resource)
-    service = service_of(engine)
+    service = engine.services.get(SensitiveService)
     spec = service.registry.get(action)
     state: dict[str, Any] = {}
 
     async def spend(txn: Transaction) -> Any:
-        auth = Auth(identity, txn, engine.identity_resolver)
-        who = await caller(txn, auth)
-        await _authorize(engine, txn, auth, who, spec, resource, "password")
-        trail = _trail(txn, who, spec, resource, "password")
-        db = SystemDatabase(txn)
+        system = engine.system_context(SystemDatabase(txn), identity=identity)
+        who = await caller(system)
+        await _authorize(system, who, spec, resource, "password")
+        trail = _trail(system, who, spec, resource, "password")
+        db = system.db
         stored = await password_hash(db, who.user_id)
         if stored is None:
             await audit.record(
@@ -449,7 +448,7 @@ async def run_verify_password(
         refusal = await service.lockout.check(db, attempt)
         if refusal is None:
             refused = await _spend(
-                service, txn, who, ("sensitive.password.user", "sensitive.password.ip"), trail
+                system, service, who, ("sensitive.password.user", "sensitive.password.ip"), trail
             )
             if refused is not None:
                 return refused

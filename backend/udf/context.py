@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, overload
 
 from backend.errors import ConvexError, ErrorCode
+from backend.transactions.client import ClientInfo as ClientInfo  # re-exported: ctx.client
 from backend.transactions.transaction import (
     DatabaseReader,
     DatabaseWriter,
@@ -21,14 +22,6 @@ if TYPE_CHECKING:
     from backend.udf.registry import RegisteredFunction
 
 FunctionRef = "RegisteredFunction[Any, Any, Any] | str"
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    """Where a call came from (for audit trails and per-address rate limits)."""
-
-    ip_address: str | None = None
-    user_agent: str | None = None
 
 
 # Convex's ``UserIdentity`` field, and the OpenID Connect claim a token carries it in.
@@ -271,8 +264,7 @@ class QueryCtx(_BaseCtx):
     @property
     def client(self) -> ClientInfo | None:
         """Where the call came from, when the transport knows."""
-        client = self._txn.client
-        return client if isinstance(client, ClientInfo) else None
+        return self._txn.client
 
     async def run_query(
         self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None

@@ -34,6 +34,7 @@ from backend.http.app import build_auth, create_app
 from backend.http.serve import server_options
 from backend.mail import CaptureTransport
 from backend.runtime import Runtime
+from backend.sensitive.service import SensitiveService
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.system import system_functions, system_schema
@@ -113,7 +114,7 @@ async def build(args: argparse.Namespace, record: IO[str]) -> uvicorn.Server:
     )
     service, keyring = build_auth(config, engine)
     service.passwords = Passwords(time_cost=1, memory_cost=1024)  # fast sign-ups, tests only
-    engine.services["sensitive"].passwords = service.passwords
+    engine.services.get(SensitiveService).passwords = service.passwords
     app = create_app(config, engine=engine, auth=(service, keyring))
     options = server_options(config)
     return uvicorn.Server(
