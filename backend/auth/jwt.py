@@ -367,7 +367,7 @@ class KeyRing:
         ``rotate_after``, delete retired keys past ``keep_retired``.
 
         Raises ``RuntimeError`` if the current key cannot be decrypted (the server secret is
-        not the one it was stored with), and ``ConvexError("CONFLICT")`` if the store kept
+        not the one it was stored with), and ``CONFLICT`` if the store kept
         conflicting.
         """
         await self._ensure()

@@ -32,7 +32,7 @@ move); a JWKS is kept until a token names a ``kid`` it lacks, which makes it ref
 rotate). Two concurrent first fetches may both go out; the second result simply wins.
 
 Failures. Everything that can go wrong with a provider or a forged callback raises
-``ConvexError("OAUTH_FAILED", reason)`` with a short fixed reason ("state mismatch", "wrong
+``OAUTH_FAILED`` (the reason as its message) with a short fixed reason ("state mismatch", "wrong
 audience", "token exchange failed: invalid_grant", ...). Codes, tokens, verifiers and secrets
 never appear in a message, and ``PendingLogin``'s repr hides its secrets.
 """
@@ -46,7 +46,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -56,17 +55,12 @@ import jwt as pyjwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from backend.auth.jose import b64url, is_text, is_time
-from backend.errors import ConvexError
+from backend.errors import ConvexError, ErrorCode
 from backend.runtime import Runtime
 
 PENDING_LOGIN_TTL = timedelta(minutes=10)
 CLOCK_LEEWAY = timedelta(seconds=60)
 DEFAULT_SCOPES = ("openid", "email", "profile")
-
-
-class OAuthErrorCode(StrEnum):
-    PROVIDER_NOT_FOUND = "PROVIDER_NOT_FOUND"
-    OAUTH_FAILED = "OAUTH_FAILED"
 
 
 # Asymmetric algorithms only, each tied to the one key type it fits: a token's header never
@@ -259,8 +253,8 @@ class OAuthClient:
     ) -> tuple[str, PendingLogin]:
         """The provider's authorization URL, and the pending login to keep until the callback.
 
-        Raises ``ConvexError("PROVIDER_NOT_FOUND")`` for a provider that is not configured and
-        ``ConvexError("OAUTH_FAILED")`` when its discovery document cannot be had.
+        Raises ``PROVIDER_NOT_FOUND`` for a provider that is not configured and
+        ``OAUTH_FAILED`` when its discovery document cannot be had.
         """
         provider = self._provider(provider_id)
         discovery = await self._discover(provider)
@@ -289,10 +283,10 @@ class OAuthClient:
     async def finish(self, pending: PendingLogin, *, code: str, state: str) -> VerifiedProfile:
         """Redeem the callback's ``code`` and answer the profile its ID token vouches for.
 
-        Raises ``ConvexError("OAUTH_FAILED", reason)`` for a ``state`` that is not the pending
+        Raises ``OAUTH_FAILED`` (the reason as its message) for a ``state`` that is not the pending
         login's, a pending login older than ten minutes, a refused code exchange, an ID token
         that fails any check, a provider that gives no email, or a provider that cannot be
-        reached; ``ConvexError("PROVIDER_NOT_FOUND")`` if the provider is no longer configured.
+        reached; ``PROVIDER_NOT_FOUND`` if the provider is no longer configured.
         """
         # Compare bytes: compare_digest refuses non-ASCII str, and state comes from a URL.
         if not hmac.compare_digest(pending.state.encode(), state.encode()):
@@ -327,7 +321,7 @@ class OAuthClient:
         provider = self._providers.get(provider_id)
         if provider is None:
             raise ConvexError(
-                OAuthErrorCode.PROVIDER_NOT_FOUND, "No such sign-in provider", provider=provider_id
+                ErrorCode.PROVIDER_NOT_FOUND, "No such sign-in provider", provider=provider_id
             )
         return provider
 
@@ -584,7 +578,7 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def _failed(reason: str) -> ConvexError:
-    return ConvexError(OAuthErrorCode.OAUTH_FAILED, reason)
+    return ConvexError(ErrorCode.OAUTH_FAILED, reason)
 
 
 def _setting(env: Mapping[str, str], name: str) -> str | None:
@@ -595,7 +589,6 @@ __all__ = [
     "CLOCK_LEEWAY",
     "PENDING_LOGIN_TTL",
     "OAuthClient",
-    "OAuthErrorCode",
     "PendingLogin",
     "ProviderConfig",
     "VerifiedProfile",

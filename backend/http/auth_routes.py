@@ -31,7 +31,7 @@ from backend.auth.sessions import session_json, user_json
 from backend.auth.timestamps import iso
 from backend.errors import ConvexError, ErrorCode
 from backend.http.bodies import read_json
-from backend.http.function_api import error_response
+from backend.http.errors import error_response, refused
 from backend.mail import dev_outbox
 from backend.udf.context import ClientInfo
 
@@ -91,7 +91,7 @@ class AuthRoutes:
         host = request.headers.get("host")
         if origin is not None and host and urlsplit(origin).netloc == host:
             return
-        raise ConvexError("INVALID_ORIGIN", "This request must come from this site")
+        raise ConvexError(ErrorCode.INVALID_ORIGIN, "This request must come from this site")
 
     async def _body(self, request: Request) -> dict[str, Any]:
         body = await read_json(request, MAX_AUTH_BODY)
@@ -142,18 +142,7 @@ class AuthRoutes:
             try:
                 return await handler(request)
             except ConvexError as error:
-                response = error_response(error)
-                if error.code == ErrorCode.RATE_LIMITED and isinstance(error.data, dict):
-                    retry_after = error.data.get("retryAfterMs")
-                    body = {
-                        "code": error.code,
-                        "message": error.message,
-                        "retryAfterMs": retry_after,
-                    }
-                    response = JSONResponse(body, status_code=429)
-                    if isinstance(retry_after, int | float):
-                        response.headers["Retry-After"] = str(max(1, int(retry_after // 1000) + 1))
-                return response
+                return error_response(error)
 
         return run
 
@@ -282,7 +271,7 @@ class AuthRoutes:
         provider = request.path_params["provider"]
         params = request.query_params
         if params.get("error"):
-            raise ConvexError("OAUTH_FAILED", "The provider refused the sign-in")
+            raise ConvexError(ErrorCode.OAUTH_FAILED, "The provider refused the sign-in")
         signed_in = await self.service.finish_oauth(
             provider,
             params.get("code"),
@@ -362,7 +351,7 @@ class AuthRoutes:
 
     async def outbox(self, request: Request) -> Response:
         if not self.dev_mode:
-            return JSONResponse({"code": "NOT_FOUND", "message": "Not Found"}, status_code=404)
+            return refused(ErrorCode.NOT_FOUND, "Not Found")
         to = request.query_params.get("to")
         address = to.strip().lower() if to else None
 

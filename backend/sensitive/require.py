@@ -12,7 +12,7 @@ from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx
 from backend.udf.system_context import SystemContext
 
-SENSITIVE_VERIFICATION_REQUIRED = "SENSITIVE_VERIFICATION_REQUIRED"
+SENSITIVE_VERIFICATION_REQUIRED = ErrorCode.SENSITIVE_VERIFICATION_REQUIRED
 
 
 async def require_sensitive_action(

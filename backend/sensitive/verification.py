@@ -57,7 +57,7 @@ FAILURES_REMEMBERED = timedelta(hours=1)
 # holding a stolen session therefore makes at most this many guesses at one-in-a-million
 # codes: a chance of 2e-5 (BENCHMARKS.md), where rate limits alone allowed 5 an hour forever.
 EMAIL_CODE_HARD_STOP = 20
-VERIFICATION_LOCKED = "VERIFICATION_LOCKED"
+VERIFICATION_LOCKED = ErrorCode.VERIFICATION_LOCKED.value
 _CODE = re.compile(r"\d{6}")
 
 LIMITS: dict[str, TokenBucket] = {
@@ -157,7 +157,7 @@ async def _spend(
         await audit.record(
             db, audit.EventKind.RATE_LIMITED, outcome="refused", detail=names[0], **trail
         )
-        return {"ok": False, "code": "RATE_LIMITED", "retryAfterMs": max(waits)}
+        return {"ok": False, "code": ErrorCode.RATE_LIMITED.value, "retryAfterMs": max(waits)}
     for name, key in keyed:
         await limit(system.db, name, LIMITS[name], key=key)
     return None
@@ -369,9 +369,10 @@ async def verifyEmailCode(
         return answer
 
     if entry is None or entry["expiresAt"] <= db.now_ms:
-        return await failed({"ok": False, "code": "CODE_EXPIRED"}, "expired")
+        return await failed({"ok": False, "code": ErrorCode.CODE_EXPIRED.value}, "expired")
     if entry["failures"] >= MAX_CODE_FAILURES:
-        return await failed({"ok": False, "code": "INVALID_CODE", "attemptsLeft": 0}, "dead")
+        dead = {"ok": False, "code": ErrorCode.INVALID_CODE.value, "attemptsLeft": 0}
+        return await failed(dead, "dead")
     expected = service.code_hash(
         code.strip(),
         user_id=who.user_id,
@@ -387,7 +388,7 @@ async def verifyEmailCode(
             return await failed(await _locked(db, trail), "hard stop")
         left = max(0, MAX_CODE_FAILURES - count)
         return await failed(
-            {"ok": False, "code": "INVALID_CODE", "attemptsLeft": left}, "wrong code"
+            {"ok": False, "code": ErrorCode.INVALID_CODE.value, "attemptsLeft": left}, "wrong code"
         )
     await db.delete(entry["_id"])  # single use
     await _clear_code_failures(db, who)
@@ -443,7 +444,7 @@ async def run_verify_password(
                 detail="no password",
                 **trail,
             )
-            return {"ok": False, "code": "METHOD_NOT_AVAILABLE"}
+            return {"ok": False, "code": ErrorCode.METHOD_NOT_AVAILABLE.value}
         attempt = await service.password_attempt(db, who)
         refusal = await service.lockout.check(db, attempt)
         if refusal is None:
@@ -457,8 +458,12 @@ async def run_verify_password(
         if refusal is not None:
             await audit.record(db, audit.EventKind.RATE_LIMITED, outcome="locked", **trail)
             if refusal.code is RefusalCode.PASSWORD_LOCKED:  # until the address is proven
-                return {"ok": False, "code": "METHOD_NOT_AVAILABLE"}
-            return {"ok": False, "code": "RATE_LIMITED", "retryAfterMs": refusal.retry_after_ms}
+                return {"ok": False, "code": ErrorCode.METHOD_NOT_AVAILABLE.value}
+            return {
+                "ok": False,
+                "code": ErrorCode.RATE_LIMITED.value,
+                "retryAfterMs": refusal.retry_after_ms,
+            }
         state.update(who=who, trail=trail, stored=stored, attempt=attempt)
         return _PROCEED
 
@@ -493,7 +498,7 @@ async def run_verify_password(
             detail="wrong password",
             **trail,
         )
-        return {"ok": False, "code": "INVALID_PASSWORD"}
+        return {"ok": False, "code": ErrorCode.INVALID_PASSWORD.value}
 
     return await engine.write(
         record, function_path="sensitive:verifyPassword", request=request, client=client

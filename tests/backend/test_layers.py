@@ -15,6 +15,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.config",
         "backend.schema",
         "backend.services",
+        "backend.failures",
     ),
     ("backend.storage",),
     ("backend.transactions",),
