@@ -27,7 +27,7 @@ address or an IP address (with a server-side secret) before using it as a key.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -344,6 +344,24 @@ async def check(
     return evaluate(config, current, db.txn.now, count=count, reserve=reserve)[0]
 
 
+async def spend_all(
+    db: SystemDatabase, requests: Sequence[tuple[str, RateLimitConfig, str]]
+) -> int | None:
+    """Spend one from each ``(name, config, key)``, or, if any of them refuses, from none:
+    then the longest of their waits, in milliseconds (None: all spent). For a request that
+    several limits guard at once (per user and per address, say)."""
+    waits = []
+    for name, config, key in requests:
+        result = await check(db, name, config, key=key)
+        if not result.ok:
+            waits.append(result.retry_after_ms or 0)
+    if waits:
+        return max(waits)
+    for name, config, key in requests:
+        await limit(db, name, config, key=key)
+    return None
+
+
 async def reset(db: SystemDatabase, name: str, *, key: str = "") -> None:
     """Forget the state of ``name`` for ``key``: the next request sees a fresh limit.
     Raises ``INVALID_ARGUMENT`` for a bad name or key."""
@@ -423,12 +441,7 @@ class RateLimiter:
         ``INVALID_ARGUMENT`` when ``count`` exceeds the capacity (it could never succeed) or
         the key is longer than 256 characters, ``TypeError`` for an undeclared name.
         """
-        config = self.config(name)
-        result = await limit(
-            SystemContext.of(ctx).db, name, config, key=key, count=count, reserve=reserve
-        )
-        self._answer(name, result, count, throws)
-        return result
+        return await self._apply(limit, ctx, name, key, count, reserve, throws)
 
     async def check(
         self,
@@ -441,10 +454,21 @@ class RateLimiter:
         throws: bool = True,
     ) -> RateLimitResult:
         """What ``limit`` would do, spending nothing; usable in queries. Raises as ``limit``."""
+        return await self._apply(check, ctx, name, key, count, reserve, throws)
+
+    async def _apply(
+        self,
+        request: Callable[..., Awaitable[RateLimitResult]],
+        ctx: QueryCtx,
+        name: str,
+        key: str,
+        count: int,
+        reserve: bool,
+        throws: bool,
+    ) -> RateLimitResult:
         config = self.config(name)
-        result = await check(
-            SystemContext.of(ctx).db, name, config, key=key, count=count, reserve=reserve
-        )
+        db = SystemContext.of(ctx).db
+        result = await request(db, name, config, key=key, count=count, reserve=reserve)
         self._answer(name, result, count, throws)
         return result
 
@@ -467,4 +491,5 @@ __all__ = [
     "evaluate",
     "limit",
     "reset",
+    "spend_all",
 ]
