@@ -451,7 +451,8 @@ class AuthService:
     async def _take_link(
         self, db: SystemDatabase, purpose: str, token: str
     ) -> tuple[Document | None, bool]:
-        """Consume a link's entry (single use): ``(entry, expired)``."""
+        """Consume a one-time entry (a link's, an OAuth state's): ``(entry, expired)``; an
+        expired one is consumed too."""
         entry = await (
             db.query(VERIFICATIONS)
             .with_index("by_identifier", purpose=purpose, identifierHash=sessions.token_hash(token))
@@ -675,24 +676,11 @@ class AuthService:
                 ErrorCode.OAUTH_FAILED, "This sign-in was not started in this browser"
             )
 
-        async def take(db: SystemDatabase) -> Document | None:
-            entry = await (
-                db.query(VERIFICATIONS)
-                .with_index(
-                    "by_identifier", purpose="oauth", identifierHash=sessions.token_hash(state)
-                )
-                .first()
-            )
-            if entry is not None:
-                await db.delete(entry["_id"])  # a state is good for one callback only
-            return entry
-
-        entry, _ = await self.engine.system_write(take, label="_system/auth:oauthState")
-        if (
-            entry is None
-            or entry["value"]["provider"] != provider
-            or entry["expiresAt"] <= self._now_ms()
-        ):
+        # A state is good for one callback only, and for a few minutes.
+        (entry, _expired), _ = await self.engine.system_write(
+            lambda db: self._take_link(db, "oauth", state), label="_system/auth:oauthState"
+        )
+        if entry is None or entry["value"]["provider"] != provider:
             raise ConvexError(
                 ErrorCode.OAUTH_FAILED, "This sign-in attempt is unknown or has expired"
             )

@@ -16,7 +16,7 @@ Two more cookies, both HttpOnly and SameSite=Lax, neither of them a credential o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -36,6 +36,7 @@ from backend.mail import dev_outbox
 from backend.udf.context import ClientInfo
 
 MAX_AUTH_BODY = 64 * 1024
+T = TypeVar("T")
 OAUTH_STATE_PATH = "/api/auth/callback"
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -186,17 +187,16 @@ class AuthRoutes:
         )
         return JSONResponse({"status": True})
 
-    @staticmethod
-    def _dead_link(callback: str, error: ConvexError) -> Response:
-        # A person who followed a dead link lands on the site with the reason, not on JSON.
-        separator = "&" if "?" in callback else "?"
-        return RedirectResponse(f"{callback}{separator}error={error.code}", status_code=302)
-
-    async def magic_link_verify(self, request: Request) -> Response:
-        # The link carries its destination; a client that calls verify without one gets JSON.
+    async def _follow(
+        self, request: Request, follow: Callable[..., Awaitable[T]]
+    ) -> tuple[str | None, T | Response]:
+        """Follow a mailed link: its ``callbackURL`` (checked), and what ``follow(token,
+        client, device_cookie=...)`` gave, or, for a dead link with a destination, the
+        redirect there with the reason: a person lands on the site, not on JSON. A client
+        that calls without a destination gets the error as JSON."""
         callback = self.service.check_callback(request.query_params.get("callbackURL"))
         try:
-            signed_in = await self.service.verify_magic_link(
+            followed = await follow(
                 request.query_params.get("token"),
                 self._client(request),
                 device_cookie=self._device(request),
@@ -204,7 +204,15 @@ class AuthRoutes:
         except ConvexError as error:
             if not callback:
                 raise
-            return self._dead_link(callback, error)
+            separator = "&" if "?" in callback else "?"
+            dead = f"{callback}{separator}error={error.code}"
+            return callback, RedirectResponse(dead, status_code=302)
+        return callback, followed
+
+    async def magic_link_verify(self, request: Request) -> Response:
+        callback, signed_in = await self._follow(request, self.service.verify_magic_link)
+        if isinstance(signed_in, Response):
+            return signed_in
         if callback:
             response: Response = RedirectResponse(callback, status_code=302)
             self._set_cookie(response, signed_in)
@@ -225,17 +233,9 @@ class AuthRoutes:
         return JSONResponse({"status": True})
 
     async def verify_email(self, request: Request) -> Response:
-        callback = self.service.check_callback(request.query_params.get("callbackURL"))
-        try:
-            verified = await self.service.verify_email(
-                request.query_params.get("token"),
-                self._client(request),
-                device_cookie=self._device(request),
-            )
-        except ConvexError as error:
-            if not callback:
-                raise
-            return self._dead_link(callback, error)
+        callback, verified = await self._follow(request, self.service.verify_email)
+        if isinstance(verified, Response):
+            return verified
         signed_in = verified.signed_in
         if callback:
             response: Response = RedirectResponse(callback, status_code=302)
