@@ -5,7 +5,7 @@ it (if any) and the time; ``require_sensitive_action`` (``require.py``) reads th
 then writes what the verdict says (the spent grant, the audit event). ``sensitive:status``
 asks the same question, so the two can never disagree.
 
-The rules, as the contract states them (levels in ``registry.py``):
+The rules (the levels are declared in ``registry.py``):
 
 - a session is *fresh* for an action while the time since its sign-in is within the action's
   window (levels 1 and 2 only; 60 and 10 minutes unless the action says otherwise). Nothing

@@ -181,8 +181,18 @@ IdentityResolver = Callable[[Transaction, Identity], Awaitable[Identity | None]]
 
 
 class Auth:
-    """``ctx.auth``. Reading it is recorded: a query that never looks at the caller's identity
-    shares its result with every caller."""
+    """``ctx.auth``: who is calling, as Convex's ``ctx.auth``.
+
+    ``await ctx.auth.get_user_identity()`` is the caller's ``Identity`` or None;
+    ``await ctx.auth.require_identity()`` the identity or ``UNAUTHENTICATED``. The identity
+    is checked, in the function's own transaction, against a live session: a token whose
+    session was revoked or has expired, or whose user was deleted, is nobody, at once (a live
+    query that looked re-runs when the session goes). Reading it is recorded: a query that
+    never looks at the caller's identity shares its result with every caller.
+
+    For who may do what, the app decides from ``identity.subject`` (the user's id); for
+    dangerous actions, it also calls ``require_sensitive_action``.
+    """
 
     def __init__(
         self,
@@ -198,7 +208,8 @@ class Auth:
         self.used = False
 
     async def get_user_identity(self) -> Identity | None:
-        """The caller's identity, or None; a revoked or expired session yields None."""
+        """The caller's identity, or None: for a caller without a token, and for a revoked or
+        expired session. Never raises for a bad caller."""
         self.used = True
         if not self._resolved:
             assert self._resolver is not None
@@ -210,7 +221,8 @@ class Auth:
         return self._identity
 
     async def require_identity(self) -> Identity:
-        """The caller's identity; raises ``UNAUTHENTICATED`` without a live session."""
+        """The caller's identity. Raises ``ConvexError`` ``UNAUTHENTICATED`` ("You must be
+        signed in") without a live session."""
         identity = await self.get_user_identity()
         if identity is None:
             raise ConvexError(ErrorCode.UNAUTHENTICATED, "You must be signed in")
@@ -218,7 +230,8 @@ class Auth:
 
     @property
     def claimed(self) -> Identity | None:
-        """The identity as the caller presented it, before any liveness check."""
+        """The identity as the caller presented it, before any liveness check: what an
+        action hands the functions it runs (each checks it again). Never trust it alone."""
         return self._claimed
 
 
