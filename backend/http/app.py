@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -31,7 +32,7 @@ from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
 from backend.http.auth_routes import AuthRoutes
 from backend.http.cors import CorsByPath
-from backend.http.errors import error_response, refused
+from backend.http.errors import error_response, http_exception, refused
 from backend.http.function_api import handle_call
 from backend.http.hosts import TrustedHosts
 from backend.http.request_body import RequestBodyGuard
@@ -245,7 +246,12 @@ def create_app(
         Middleware(CollapseSlashes),
         Middleware(CorsByPath, allowed_origins=settings.allowed_origins),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_exception},
+    )
     app.state.engine = engine
     app.state.coordinator = coordinator
     app.state.auth = service

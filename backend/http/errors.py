@@ -13,6 +13,10 @@ Two shapes, as Convex's backend and Better Auth answer them:
   errorData?}``, worded as on the socket (``backend/failures.py``); see
   ``function_api.py`` for why it is not an HTTP failure. An exception the engine did not
   expect answers ``500 INTERNAL`` with the socket's words, "Server Error", and is logged.
+
+Starlette's own refusals (no such route, a method a route does not take) are coded the same
+way under ``/api/`` (``http_exception``, the app's handler for them); elsewhere, where a
+browser asks for a page, they stay Starlette's plain text.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from backend.errors import ConvexError, ErrorCode, http_status
 from backend.failures import failure_of
@@ -101,10 +107,30 @@ def function_failure(error: BaseException) -> JSONResponse:
     return JSONResponse(body, status_code=FUNCTION_ERROR_STATUS)
 
 
+# Starlette's refusals, by status, as the table's codes.
+_STARLETTE_CODES = {
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """The app's handler for Starlette's ``HTTPException``: coded under ``/api/``."""
+    assert isinstance(exc, HTTPException)
+    code = _STARLETTE_CODES.get(exc.status_code)
+    if code is not None and request.url.path.startswith("/api/"):
+        return refused(code, exc.detail, headers=exc.headers)
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=exc.headers)
+
+
 __all__ = [
     "FUNCTION_ERROR_STATUS",
     "error_response",
     "function_failure",
+    "http_exception",
     "numbers_as_floats",
     "refused",
 ]

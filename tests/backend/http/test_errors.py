@@ -140,3 +140,19 @@ async def test_every_refusal_takes_its_status_from_the_table_and_says_when_to_co
     assert "retry-after" not in app.headers
     assert (outage.status_code, outage.headers["retry-after"]) == (503, "1")
     assert (plain.status_code, plain.json()["code"]) == (400, "ERROR")
+
+
+async def test_starlettes_own_refusals_are_coded_under_api_and_plain_for_pages(
+    server: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        wrong_method = await http.get("/api/query")
+        no_route = await http.post("/api/no/such/thing", json={})
+        page = await http.get("/no/such/page.html")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json() == {"code": "METHOD_NOT_ALLOWED", "message": "Method Not Allowed"}
+    assert wrong_method.headers["allow"] == "POST"
+    assert no_route.status_code in (404, 405)  # 405: the web app's static files take GETs only
+    assert no_route.json()["code"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED")
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/plain")
