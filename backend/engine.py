@@ -23,8 +23,10 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
 from backend.errors import ConvexError, ErrorCode, InternalError, invalid_argument
+from backend.mail.outbox import MailTransport
 from backend.runtime import Runtime, to_ms, to_ns
 from backend.schema import Schema
+from backend.services import Services
 from backend.storage.deployment import Deployment, NotDeployed, load_deployment, read_fence
 from backend.storage.store import (
     Outcome,
@@ -51,6 +53,7 @@ from backend.udf.context import (
     QueryCtx,
 )
 from backend.udf.registry import FunctionKind, RegisteredFunction, Visibility
+from backend.udf.system_context import SystemContext
 from backend.values.convex_json import dumps, to_json
 
 log = logging.getLogger("backend.engine")
@@ -137,7 +140,7 @@ class Engine:
         dev_mode: bool = False,
         identity_resolver: IdentityResolver | None = None,
         retry: RetryPolicy | None = None,
-        mail_transport: Any = None,
+        mail_transport: MailTransport | None = None,
     ) -> None:
         self.store = store
         self.app = app
@@ -159,9 +162,10 @@ class Engine:
         self.identity_resolver = identity_resolver
         self.retry = retry or RetryPolicy()
         self._listeners: list[CommitListener] = []
-        self.mail_transport = mail_transport
-        # Subsystems an assembly attaches (``services["sensitive"]``); looked up by them only.
-        self.services: dict[str, Any] = {}
+        self.services = Services()
+        """The subsystems an assembly plugs in, by class (``backend/services.py``)."""
+        if mail_transport is not None:
+            self.services.register(MailTransport, mail_transport)
 
     # ---- the deployed schema -----------------------------------------------------------
 
@@ -579,6 +583,14 @@ class Engine:
                 reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
             )
             return await body(SystemDatabase(txn))
+
+    def system_context(
+        self, db: SystemDatabase, *, identity: Identity | None = None
+    ) -> SystemContext:
+        """``db``'s transaction as an engine subsystem sees it (``backend/udf/system_context.py``),
+        for engine code in a ``system_write``, ``system_read`` or ``write`` body. ``identity``
+        is the caller, whose session ``system.auth`` checks as ``ctx.auth`` does."""
+        return SystemContext(self, db.txn, Auth(identity, db.txn, self.identity_resolver))
 
     # ---- commit notification ------------------------------------------------------------
 

@@ -167,7 +167,7 @@ class SchedulerWorker:
             current = await db.get(job_id)
             if current is None or current["state"] != "pending":
                 return False
-            await engine._invoke(target, MutationCtx(engine, txn, Auth(None)), args)
+            await MutationCtx(engine, txn, Auth(None)).run_mutation(target, args)  # as nobody
             await db.patch(job_id, {"state": "success", "completedTime": to_ms(txn.now)})
             return True
 
@@ -217,6 +217,9 @@ class SchedulerWorker:
     async def run_forever(self) -> None:
         """Run jobs as they fall due, woken by commits, until cancelled."""
         while True:
+            # Cleared before the round, not after it: a job committed while the round runs
+            # wakes the next one at once, instead of waiting out the poll interval.
+            self._wake.clear()
             try:
                 await self.run_due()
                 next_ms = await self.next_due_ms()
@@ -230,7 +233,6 @@ class SchedulerWorker:
             wait = self.poll_interval
             if next_ms is not None:
                 wait = min(wait, max(0.0, (next_ms - to_ms(self.engine.runtime.now())) / 1000))
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
 

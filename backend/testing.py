@@ -50,7 +50,7 @@ from backend.mail import CaptureTransport, Mail, install_seal
 from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
 from backend.runtime import FakeClock, Runtime
 from backend.schema import Schema
-from backend.sensitive.service import SERVICE, SensitiveService
+from backend.sensitive.service import SensitiveService
 from backend.storage.deploy import DeployRefused, DeployReport
 from backend.storage.deploy import deploy as deploy_schema
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
@@ -73,6 +73,8 @@ _MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
 class RunCtx(MutationCtx):
     """The ``ctx`` of ``t.run``: a mutation context whose ``db`` reaches system tables too."""
+
+    db: SystemDatabase
 
     def __init__(self, engine: Engine, txn: Transaction) -> None:
         super().__init__(engine, txn, Auth(None))
@@ -228,10 +230,8 @@ class TestBackend(Caller):
             ),
             passwords=self.passwords,
         )
-        self._engine.services[SERVICE] = SensitiveService(
-            self._engine,
-            "test-secret-key",
-            self.passwords,
+        self._engine.services.register(
+            SensitiveService, SensitiveService(self._engine, "test-secret-key", self.passwords)
         )
         install_seal(self._engine, "test-secret-key")
         return self

@@ -3,7 +3,8 @@ how much the answer's timing says about whether an email has an account.
 
     python -m benchmarks.bench_security [--tries 200]
 
-1. Email codes. The chance is computed from the limits in ``backend/sensitive/verification.py``
+1. Email codes. The chance is computed from the limits in ``backend/sensitive/codes.py`` and
+   ``email_code.py``
    (code length, wrong tries per code, the hard stop), then confirmed by driving the real
    engine: a thief holding a session asks for codes and guesses wrong, waiting out every rate
    limit on the fake clock, until the hard stop. Baseline: the same limits without the hard
@@ -29,14 +30,9 @@ from typing import Any
 from backend.auth.sessions import DEFAULT_SESSION_TTL
 from backend.errors import ConvexError
 from backend.runtime import FakeClock
-from backend.sensitive import verification
-from backend.sensitive.verification import (
-    EMAIL_CODE_HARD_STOP,
-    FAILURES_REMEMBERED,
-    LIMITS,
-    MAX_CODE_FAILURES,
-    VERIFICATION_LOCKED,
-)
+from backend.sensitive import codes
+from backend.sensitive.codes import EMAIL_CODE_HARD_STOP, FAILURES_REMEMBERED, MAX_CODE_FAILURES
+from backend.sensitive.email_code import CHECK_LIMITS, SEND_LIMITS, VERIFICATION_LOCKED
 from backend.testing import TestBackend
 from backend.udf.context import ClientInfo
 from tests.conftest import basic_app
@@ -72,10 +68,10 @@ def baseline_guesses() -> tuple[float, int]:
     ``FAILURES_REMEMBERED`` (counted from the last send), so a guesser gets
     ``MAX_CODE_FAILURES`` per (that window plus the send cooldown); the checks' own bucket
     is looser."""
-    cooldown = LIMITS["sensitive.code.send.cooldown"].period
+    cooldown = SEND_LIMITS["sensitive.code.send.cooldown"].period
     cycle = FAILURES_REMEMBERED + cooldown
     per_hour = MAX_CODE_FAILURES / (cycle / timedelta(hours=1))
-    check = LIMITS["sensitive.code.check.user"]
+    check = CHECK_LIMITS["sensitive.code.check.user"]
     per_hour = min(per_hour, check.rate / (check.period / timedelta(hours=1)))
     return per_hour, math.floor(per_hour * (DEFAULT_SESSION_TTL / timedelta(hours=1)))
 
@@ -202,7 +198,7 @@ async def main() -> None:
     print(
         f"  limits: 10^{len(str(CODE_SPACE)) - 1} codes, {MAX_CODE_FAILURES} wrong tries kill a "
         f"code, hard stop after {EMAIL_CODE_HARD_STOP} wrong codes in a row "
-        f"({verification.__name__})"
+        f"({codes.__name__})"
     )
     print(f"  computed          : {guesses} guesses, P = {p:.2e}")
     print(

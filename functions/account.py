@@ -8,9 +8,17 @@ refuse rather than hand it over, because picking an heir silently is not ours to
 
 from typing import Any
 
-from backend import ConvexError, MutationCtx, QueryCtx, mutation, query
-from backend.auth.users import delete_account, get_profile, has_password
-from backend.sensitive import require_sensitive_action
+from backend import (
+    ConvexError,
+    MutationCtx,
+    QueryCtx,
+    delete_account,
+    get_profile,
+    has_password,
+    mutation,
+    query,
+    require_sensitive_action,
+)
 from functions.permissions import owners, signed_in
 
 

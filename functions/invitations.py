@@ -10,8 +10,7 @@ an invited address would walk into the organization.
 import builtins
 from typing import Any
 
-from backend import MutationCtx, QueryCtx, mutation, query
-from backend.auth.users import get_profile
+from backend import MutationCtx, QueryCtx, get_profile, mutation, query
 from functions.permissions import MANAGERS, membership, org_for, signed_in
 
 

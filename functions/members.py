@@ -21,10 +21,19 @@ from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from backend import ConvexError, MutationCtx, QueryCtx, mutation, query
-from backend.auth.users import find_by_email, get_profile
-from backend.ratelimit.limiter import RateLimiter, TokenBucket
-from backend.sensitive import require_sensitive_action
+from backend import (
+    ConvexError,
+    ErrorCode,
+    MutationCtx,
+    QueryCtx,
+    RateLimiter,
+    TokenBucket,
+    find_by_email,
+    get_profile,
+    mutation,
+    query,
+    require_sensitive_action,
+)
 from functions.permissions import MANAGERS, check_may_change, membership, org_for, owners
 
 Role = Literal["owner", "admin", "member"]
@@ -53,7 +62,7 @@ async def list(ctx: QueryCtx, orgId: str) -> builtins.list[dict[str, Any]]:
 
 def _may_grant(my_role: str, role: str) -> None:
     if role == "owner" and my_role != "owner":
-        raise ConvexError("FORBIDDEN", "Only an owner can make someone an owner")
+        raise ConvexError(ErrorCode.FORBIDDEN, "Only an owner can make someone an owner")
 
 
 def normalised_email(email: str) -> str:
@@ -62,7 +71,9 @@ def normalised_email(email: str) -> str:
     try:
         checked = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError:
-        raise ConvexError("INVALID_ARGUMENT", "Enter a valid email address", path="email") from None
+        raise ConvexError(
+            ErrorCode.INVALID_ARGUMENT, "Enter a valid email address", path="email"
+        ) from None
     return checked.normalized.lower()
 
 
@@ -79,7 +90,7 @@ async def add(ctx: MutationCtx, orgId: str, email: str, role: Role) -> None:
     _org, mine = await org_for(ctx, orgId, roles=MANAGERS)
     _may_grant(mine["role"], role)
     if len(email) > 254:
-        raise ConvexError("INVALID_ARGUMENT", "Enter a valid email address", path="email")
+        raise ConvexError(ErrorCode.INVALID_ARGUMENT, "Enter a valid email address", path="email")
     await LIMITS.limit(ctx, "members.add", key=mine["userId"])
     address = normalised_email(email)
     profile = await find_by_email(ctx, address)
@@ -109,7 +120,7 @@ async def add(ctx: MutationCtx, orgId: str, email: str, role: Role) -> None:
 async def _target(ctx: QueryCtx, org_id: str, user_id: str, my_role: str) -> dict[str, Any]:
     row = await membership(ctx, org_id, user_id)
     if row is None:
-        raise ConvexError("NOT_FOUND", "No such member")
+        raise ConvexError(ErrorCode.NOT_FOUND, "No such member")
     check_may_change(my_role, row)
     return row
 

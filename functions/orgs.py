@@ -3,15 +3,22 @@
 import builtins
 from typing import Any
 
-from backend import ConvexError, MutationCtx, QueryCtx, mutation, query
-from backend.sensitive import require_sensitive_action
+from backend import (
+    ConvexError,
+    ErrorCode,
+    MutationCtx,
+    QueryCtx,
+    mutation,
+    query,
+    require_sensitive_action,
+)
 from functions.permissions import MANAGERS, org_for, signed_in
 
 
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
     if not 1 <= len(name) <= 100:
-        raise ConvexError("INVALID_ARGUMENT", "A name has 1 to 100 characters", path="name")
+        raise ConvexError(ErrorCode.INVALID_ARGUMENT, "A name has 1 to 100 characters", path="name")
     return name
 
 

@@ -3,8 +3,7 @@ allowed gets FORBIDDEN whatever their verification state."""
 
 from typing import Any
 
-from backend import ConvexError, QueryCtx
-from backend.values.ids import is_id_of
+from backend import ConvexError, ErrorCode, QueryCtx, is_id_of
 
 MANAGERS = ("owner", "admin")
 
@@ -29,9 +28,9 @@ async def org_for(
     org = await ctx.db.get(org_id) if is_id_of(org_id, "orgs") else None
     mine = await membership(ctx, org_id, user_id) if org is not None else None
     if org is None or mine is None:
-        raise ConvexError("NOT_FOUND", "No such organization")
+        raise ConvexError(ErrorCode.NOT_FOUND, "No such organization")
     if roles is not None and mine["role"] not in roles:
-        raise ConvexError("FORBIDDEN", "Your role in this organization does not allow this")
+        raise ConvexError(ErrorCode.FORBIDDEN, "Your role in this organization does not allow this")
     return org, mine
 
 
@@ -46,7 +45,7 @@ async def owners(ctx: QueryCtx, org_id: str) -> list[dict[str, Any]]:
 def check_may_change(my_role: str, member: dict[str, Any]) -> None:
     """An owner's membership is changed by owners only."""
     if member["role"] == "owner" and my_role != "owner":
-        raise ConvexError("FORBIDDEN", "Only an owner can change an owner")
+        raise ConvexError(ErrorCode.FORBIDDEN, "Only an owner can change an owner")
 
 
 async def managed_membership(
@@ -61,7 +60,7 @@ async def managed_membership(
         else None
     )
     if row is None:
-        raise ConvexError("NOT_FOUND", "No such member")
+        raise ConvexError(ErrorCode.NOT_FOUND, "No such member")
     _org, mine = await org_for(ctx, row["orgId"], roles=MANAGERS)
     check_may_change(mine["role"], row)
     return row, mine

@@ -5,10 +5,7 @@ Each declares who may verify for it: the permission rule of the mutation that re
 shown and a grant never minted for a resource the caller may not act on.
 """
 
-from backend import QueryCtx
-from backend.auth.users import get_profile
-from backend.sensitive import SensitiveAction, SensitiveActions
-from backend.values.ids import is_id_of
+from backend import QueryCtx, SensitiveAction, SensitiveActions, get_profile, is_id_of
 from functions.permissions import MANAGERS, managed_membership, org_for
 
 

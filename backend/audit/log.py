@@ -16,7 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from backend.schema import TableDef, table
-from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.transactions.transaction import SystemDatabase
+from backend.udf.context import QueryCtx
+from backend.udf.system_context import SystemContext
 
 TABLE = "_audit_events"
 
@@ -64,12 +66,15 @@ def _public(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_events(
-    txn: Transaction, *, user_id: str | None = None, scope: str | None = None, limit: int = 100
+    ctx: QueryCtx, *, user_id: str | None = None, scope: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Newest first: one user's events, or one scope's (exactly one of the two)."""
+    """Newest first (at most ``limit``, up to 500): one user's events, or one scope's (say an
+    organization's), read in the caller's transaction. Deciding who may see which trail is
+    the app's: this reads whatever it is asked for. Raises ``TypeError`` unless exactly one
+    of ``user_id`` and ``scope`` is given."""
     if (user_id is None) == (scope is None):
         raise TypeError("list_events takes user_id or scope")
-    db = SystemDatabase(txn)
+    db = SystemContext.of(ctx).db
     query = (
         db.query(TABLE).with_index("by_user", userId=user_id)
         if user_id is not None

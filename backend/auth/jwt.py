@@ -45,12 +45,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import jwt as pyjwt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel
 
-from backend.auth.jose import b64url, is_text, is_time
+from backend.auth import jose
 from backend.runtime import Clock, from_ms, to_ms
 from backend.schema import TableDef, table
 from backend.transactions.transaction import Document, SystemDatabase
@@ -67,7 +67,6 @@ REQUIRED_CLAIMS = ("sub", "sid", "iat", "exp", "iss", "aud")
 _RESERVED_CLAIMS = frozenset({*REQUIRED_CLAIMS, "jti", "nbf"})
 # Asymmetric algorithms only: a verifier never holds a secret that could also mint.
 _VERIFY_ALGORITHMS = frozenset({"ES256", "RS256", "EdDSA"})
-_MIN_RSA_BITS = 2048
 # Versioned, so a future change of derivation cannot silently reuse the old key.
 _HKDF_INFO = b"stepup-backend/_jwks/private-key/v1"
 _NONCE_BYTES = 12
@@ -151,11 +150,9 @@ class VerificationKey:
         if (expected and (kty, data.get("crv")) != expected) or (alg == "RS256" and kty != "RSA"):
             raise ValueError(f"key {kid}: a {kty} key does not fit {alg}")
         try:
-            jwk = pyjwt.PyJWK(dict(data), algorithm=alg)
-        except pyjwt.PyJWTError as exc:
+            jwk = jose.public_jwk(data, alg)
+        except ValueError as exc:
             raise ValueError(f"key {kid}: {exc}") from exc
-        if isinstance(jwk.key, rsa.RSAPublicKey) and jwk.key.key_size < _MIN_RSA_BITS:
-            raise ValueError(f"key {kid}: RSA keys need at least {_MIN_RSA_BITS} bits")
         return cls(kid, alg, jwk, valid_until)
 
 
@@ -241,65 +238,37 @@ class JwtVerifier:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES or not token.isascii():
             raise InvalidToken("malformed")
         try:
-            header = pyjwt.get_unverified_header(token)
-        except pyjwt.PyJWTError:
-            raise InvalidToken("malformed") from None
-        alg, kid = header.get("alg"), header.get("kid")
-        if not isinstance(alg, str) or alg not in _VERIFY_ALGORITHMS:
-            raise InvalidToken("bad signature")  # "none", HS256 and friends: never ours
-        if not isinstance(kid, str):
-            raise InvalidToken("unknown key")
-        now = self._clock.now()
-        key = await self._key(kid, now)
-        if alg != key.algorithm:
-            raise InvalidToken("bad signature")
-        try:
-            payload = pyjwt.decode(
+            alg, kid = jose.unverified_header(token)
+            if not isinstance(alg, str) or alg not in _VERIFY_ALGORITHMS:
+                raise InvalidToken("bad signature")  # "none", HS256 and friends: never ours
+            if not isinstance(kid, str):
+                raise InvalidToken("unknown key")
+            now = self._clock.now()
+            key = await self._key(kid, now)
+            if alg != key.algorithm:
+                raise InvalidToken("bad signature")
+            payload = jose.decode(
                 token,
                 key.jwk,
-                algorithms=[key.algorithm],
-                audience=self._audience,
+                key.algorithm,
+                require=REQUIRED_CLAIMS,
                 issuer=self._issuer,
-                options={
-                    # Time is checked below with the injected clock, not PyJWT's time.time().
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "require": list(REQUIRED_CLAIMS),
-                    "enforce_minimum_key_length": True,
-                },
+                audience=self._audience,
             )
-        except pyjwt.InvalidSignatureError:
-            raise InvalidToken("bad signature") from None
-        except pyjwt.InvalidAlgorithmError:
-            raise InvalidToken("bad signature") from None
-        except pyjwt.MissingRequiredClaimError:
-            raise InvalidToken("missing claim") from None
-        except pyjwt.InvalidIssuerError:
-            raise InvalidToken("wrong issuer") from None
-        except pyjwt.InvalidAudienceError:
-            raise InvalidToken("wrong audience") from None
-        except pyjwt.PyJWTError:
-            raise InvalidToken("malformed") from None
-        return self._claims(payload, now)
+            return self._claims(payload, now)
+        except jose.Rejected as rejected:
+            raise InvalidToken(rejected.reason.value) from None
 
     def _claims(self, payload: dict[str, Any], now: datetime) -> Claims:
         subject, session_id = payload["sub"], payload["sid"]
-        iat, exp, nbf = payload["iat"], payload["exp"], payload.get("nbf", payload["iat"])
-        if not (is_text(subject) and is_text(session_id) and is_time(iat) and is_time(exp)):
+        if not (jose.is_text(subject) and jose.is_text(session_id)):
             raise InvalidToken("malformed")
-        if not is_time(nbf) or exp <= iat:
-            raise InvalidToken("malformed")
-        seconds = now.timestamp()
-        if exp <= seconds - self._leeway:
-            raise InvalidToken("expired")
-        if max(iat, nbf) > seconds + self._leeway:
-            raise InvalidToken("not yet valid")
+        jose.check_lifetime(payload, now.timestamp(), self._leeway, exp_after_iat=True)
         return Claims(
             subject=subject,
             session_id=session_id,
-            issued_at=datetime.fromtimestamp(iat, UTC),
-            expires_at=datetime.fromtimestamp(exp, UTC),
+            issued_at=datetime.fromtimestamp(payload["iat"], UTC),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
             issuer=payload["iss"],
             raw=MappingProxyType(payload),
         )
@@ -367,7 +336,7 @@ class KeyRing:
         ``rotate_after``, delete retired keys past ``keep_retired``.
 
         Raises ``RuntimeError`` if the current key cannot be decrypted (the server secret is
-        not the one it was stored with), and ``ConvexError("CONFLICT")`` if the store kept
+        not the one it was stored with), and ``CONFLICT`` if the store kept
         conflicting.
         """
         await self._ensure()
@@ -399,7 +368,7 @@ class KeyRing:
             "exp": iat + int(self.token_ttl.total_seconds()),
             "iss": self.issuer,
             "aud": self.audience,
-            "jti": b64url(self._engine.runtime.random.token_bytes(16)),
+            "jti": jose.b64url(self._engine.runtime.random.token_bytes(16)),
         }
         return pyjwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
 
@@ -479,7 +448,7 @@ class KeyRing:
 
     def _new_key(self, now_ms: float) -> dict[str, Any]:
         random = self._engine.runtime.random
-        kid = b64url(random.token_bytes(12))
+        kid = jose.b64url(random.token_bytes(12))
         # cryptography draws the key from OpenSSL's CSPRNG; the runtime's source cannot feed
         # it. Everything else (kid, nonce) comes from the runtime.
         private_key = ec.generate_private_key(ec.SECP256R1())
@@ -558,8 +527,8 @@ def _public_jwk(kid: str, key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
     return {
         "kty": "EC",
         "crv": "P-256",
-        "x": b64url(numbers.x.to_bytes(32, "big")),
-        "y": b64url(numbers.y.to_bytes(32, "big")),
+        "x": jose.b64url(numbers.x.to_bytes(32, "big")),
+        "y": jose.b64url(numbers.y.to_bytes(32, "big")),
         "kid": kid,
         "alg": ALGORITHM,
         "use": "sig",

@@ -20,7 +20,7 @@ from datetime import timedelta
 from backend.auth import devices
 from backend.auth.devices import Device
 from backend.auth.tables import USERS
-from backend.ratelimit.limiter import TokenBucket, check, limit
+from backend.ratelimit.limiter import TokenBucket, spend_all
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import ClientInfo
 
@@ -49,17 +49,8 @@ class Budgets:
     async def spend(self, db: SystemDatabase, limits: Limits) -> int | None:
         """Spend one from each limit (those keyed by None do not apply), or, if any is spent
         out, nothing at all: then the longest wait, in milliseconds."""
-        keyed = [(name, self.key(value)) for name, value in limits if value]
-        waits = []
-        for name, key in keyed:
-            result = await check(db.txn, name, RATE_LIMITS[name], key=key)
-            if not result.ok:
-                waits.append(result.retry_after_ms or 0)
-        if waits:
-            return max(waits)
-        for name, key in keyed:
-            await limit(db.txn, name, RATE_LIMITS[name], key=key)
-        return None
+        keyed = [(name, RATE_LIMITS[name], self.key(value)) for name, value in limits if value]
+        return await spend_all(db, keyed)
 
     @staticmethod
     def sign_in(address: str | None, client: ClientInfo, known_device: Device | None) -> Limits:

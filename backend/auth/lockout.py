@@ -54,6 +54,7 @@ from enum import StrEnum
 from typing import Any
 
 from backend.auth.tables import PASSWORD_FAILURES
+from backend.errors import ErrorCode
 from backend.transactions.transaction import SystemDatabase
 
 FREE_FAILURES = 10
@@ -66,8 +67,10 @@ Document = dict[str, Any]
 
 
 class RefusalCode(StrEnum):
-    RATE_LIMITED = "RATE_LIMITED"  # locked for a while: retry after ``retry_after_ms``
-    PASSWORD_LOCKED = "PASSWORD_LOCKED"  # noqa: S105 - the hard stop: prove the address
+    """Why a check was refused, by its code in the error table (``backend/errors.py``)."""
+
+    RATE_LIMITED = ErrorCode.RATE_LIMITED.value  # locked for a while: see ``retry_after_ms``
+    PASSWORD_LOCKED = ErrorCode.PASSWORD_LOCKED.value  # the hard stop: prove the address
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ move); a JWKS is kept until a token names a ``kid`` it lacks, which makes it ref
 rotate). Two concurrent first fetches may both go out; the second result simply wins.
 
 Failures. Everything that can go wrong with a provider or a forged callback raises
-``ConvexError("OAUTH_FAILED", reason)`` with a short fixed reason ("state mismatch", "wrong
+``OAUTH_FAILED`` (the reason as its message) with a short fixed reason ("state mismatch", "wrong
 audience", "token exchange failed: invalid_grant", ...). Codes, tokens, verifiers and secrets
 never appear in a message, and ``PendingLogin``'s repr hides its secrets.
 """
@@ -46,17 +46,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 import jwt as pyjwt
-from cryptography.hazmat.primitives.asymmetric import rsa
 
-from backend.auth.jose import b64url, is_text, is_time
-from backend.errors import ConvexError
+from backend.auth import jose
+from backend.errors import ConvexError, ErrorCode
 from backend.runtime import Runtime
 
 PENDING_LOGIN_TTL = timedelta(minutes=10)
@@ -64,15 +62,19 @@ CLOCK_LEEWAY = timedelta(seconds=60)
 DEFAULT_SCOPES = ("openid", "email", "profile")
 
 
-class OAuthErrorCode(StrEnum):
-    PROVIDER_NOT_FOUND = "PROVIDER_NOT_FOUND"
-    OAUTH_FAILED = "OAUTH_FAILED"
-
-
 # Asymmetric algorithms only, each tied to the one key type it fits: a token's header never
 # chooses how a key is read (no "none", no HS256 keyed with a public key).
 _KEY_TYPES = {"RS256": ("RSA", None), "ES256": ("EC", "P-256")}
-_MIN_RSA_BITS = 2048
+# What an ID token's refusal says, by the step that refused it (``jose.py``).
+_ID_TOKEN_REJECTIONS = {
+    jose.Rejection.MALFORMED: "malformed id token",
+    jose.Rejection.BAD_SIGNATURE: "bad id token signature",
+    jose.Rejection.MISSING_CLAIM: "id token lacks a required claim",
+    jose.Rejection.WRONG_ISSUER: "wrong issuer",
+    jose.Rejection.WRONG_AUDIENCE: "wrong audience",
+    jose.Rejection.EXPIRED: "id token expired",
+    jose.Rejection.NOT_YET_VALID: "id token issued in the future",
+}
 _RANDOM_BYTES = 32  # 256 bits for state and nonce; the verifier becomes 43 characters
 _HTTP_TIMEOUT = httpx.Timeout(10.0)
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -259,8 +261,8 @@ class OAuthClient:
     ) -> tuple[str, PendingLogin]:
         """The provider's authorization URL, and the pending login to keep until the callback.
 
-        Raises ``ConvexError("PROVIDER_NOT_FOUND")`` for a provider that is not configured and
-        ``ConvexError("OAUTH_FAILED")`` when its discovery document cannot be had.
+        Raises ``PROVIDER_NOT_FOUND`` for a provider that is not configured and
+        ``OAUTH_FAILED`` when its discovery document cannot be had.
         """
         provider = self._provider(provider_id)
         discovery = await self._discover(provider)
@@ -289,10 +291,10 @@ class OAuthClient:
     async def finish(self, pending: PendingLogin, *, code: str, state: str) -> VerifiedProfile:
         """Redeem the callback's ``code`` and answer the profile its ID token vouches for.
 
-        Raises ``ConvexError("OAUTH_FAILED", reason)`` for a ``state`` that is not the pending
+        Raises ``OAUTH_FAILED`` (the reason as its message) for a ``state`` that is not the pending
         login's, a pending login older than ten minutes, a refused code exchange, an ID token
         that fails any check, a provider that gives no email, or a provider that cannot be
-        reached; ``ConvexError("PROVIDER_NOT_FOUND")`` if the provider is no longer configured.
+        reached; ``PROVIDER_NOT_FOUND`` if the provider is no longer configured.
         """
         # Compare bytes: compare_digest refuses non-ASCII str, and state comes from a URL.
         if not hmac.compare_digest(pending.state.encode(), state.encode()):
@@ -305,10 +307,10 @@ class OAuthClient:
         discovery = await self._discover(provider)
         tokens = await self._redeem(provider, discovery, pending, code)
         claims = await self._verify_id_token(provider, discovery, tokens.id_token, pending.nonce)
-        if not is_text(claims.get("email")) and discovery.userinfo_endpoint is not None:
+        if not jose.is_text(claims.get("email")) and discovery.userinfo_endpoint is not None:
             claims = await self._add_userinfo(discovery.userinfo_endpoint, tokens, claims)
         email = claims.get("email")
-        if not is_text(email):
+        if not jose.is_text(email):
             raise _failed("provider gave no email")
         verified = claims.get("email_verified")
         return VerifiedProfile(
@@ -317,8 +319,8 @@ class OAuthClient:
             email=email,
             # Some providers send the string "true"; anything else is not a verification.
             email_verified=verified is True or verified == "true",
-            name=claims.get("name") if is_text(claims.get("name")) else None,
-            picture=claims.get("picture") if is_text(claims.get("picture")) else None,
+            name=claims.get("name") if jose.is_text(claims.get("name")) else None,
+            picture=claims.get("picture") if jose.is_text(claims.get("picture")) else None,
         )
 
     # ---- internals ----------------------------------------------------------------------
@@ -327,12 +329,12 @@ class OAuthClient:
         provider = self._providers.get(provider_id)
         if provider is None:
             raise ConvexError(
-                OAuthErrorCode.PROVIDER_NOT_FOUND, "No such sign-in provider", provider=provider_id
+                ErrorCode.PROVIDER_NOT_FOUND, "No such sign-in provider", provider=provider_id
             )
         return provider
 
     def _random_token(self) -> str:
-        return b64url(self._runtime.random.token_bytes(_RANDOM_BYTES))
+        return jose.b64url(self._runtime.random.token_bytes(_RANDOM_BYTES))
 
     async def _discover(self, provider: ProviderConfig) -> _Discovery:
         cached = self._discovery.get(provider.id)
@@ -340,7 +342,7 @@ class OAuthClient:
             return cached
         doc = await self._get_json(provider.discovery_url, "discovery")
         issuer = doc.get("issuer")
-        if not is_text(issuer):
+        if not jose.is_text(issuer):
             raise _failed("discovery document incomplete")
         # OIDC Discovery 4.3: the document must name the issuer it was fetched for.
         if provider.issuer is not None and issuer.rstrip("/") != provider.issuer.rstrip("/"):
@@ -393,7 +395,7 @@ class OAuthClient:
             raise _failed(f"token exchange failed: {error}" if known else "token exchange failed")
         id_token, access_token = (body or {}).get("id_token"), (body or {}).get("access_token")
         token_type = (body or {}).get("token_type")
-        if not (is_text(id_token) and is_text(access_token) and is_text(token_type)):
+        if not (jose.is_text(id_token) and jose.is_text(access_token) and jose.is_text(token_type)):
             raise _failed("token response incomplete")
         if token_type.lower() != "bearer":
             raise _failed("unsupported token type")
@@ -403,36 +405,20 @@ class OAuthClient:
         self, provider: ProviderConfig, discovery: _Discovery, token: str, nonce: str
     ) -> dict[str, Any]:
         try:
-            header = pyjwt.get_unverified_header(token)
-        except pyjwt.PyJWTError:
-            raise _failed("malformed id token") from None
-        algorithm, kid = header.get("alg"), header.get("kid")
-        if not isinstance(algorithm, str) or algorithm not in _KEY_TYPES:
-            raise _failed("id token algorithm not allowed")
-        key = await self._signing_key(discovery.jwks_uri, kid if is_text(kid) else None, algorithm)
-        try:
-            claims: dict[str, Any] = pyjwt.decode(
-                token,
-                key.jwk,
-                algorithms=[key.algorithm],
-                options={
-                    # The claims are checked below: times by the runtime clock, not PyJWT's
-                    # time.time(), and the issuer against Microsoft's template.
-                    "verify_aud": False,
-                    "verify_iss": False,
-                    "verify_exp": False,
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "require": ["iss", "sub", "aud", "exp", "iat"],
-                },
+            algorithm, kid = jose.unverified_header(token)
+            if not isinstance(algorithm, str) or algorithm not in _KEY_TYPES:
+                raise _failed("id token algorithm not allowed")
+            key = await self._signing_key(
+                discovery.jwks_uri, kid if jose.is_text(kid) else None, algorithm
             )
-        except pyjwt.InvalidSignatureError:
-            raise _failed("bad id token signature") from None
-        except pyjwt.MissingRequiredClaimError:
-            raise _failed("id token lacks a required claim") from None
-        except pyjwt.PyJWTError:
-            raise _failed("malformed id token") from None
-        self._check_claims(provider, discovery, claims, nonce)
+            # The issuer and audience are checked below: the issuer against Microsoft's
+            # template, the audience with the authorized party.
+            claims = jose.decode(
+                token, key.jwk, key.algorithm, require=("iss", "sub", "aud", "exp", "iat")
+            )
+            self._check_claims(provider, discovery, claims, nonce)
+        except jose.Rejected as rejected:
+            raise _failed(_ID_TOKEN_REJECTIONS[rejected.reason]) from None
         return claims
 
     def _check_claims(
@@ -453,18 +439,11 @@ class OAuthClient:
         if (len(audiences) > 1 or azp is not None) and azp != provider.client_id:
             raise _failed("wrong authorized party")
         subject = claims["sub"]
-        if not is_text(subject) or len(subject) > 255:
+        if not jose.is_text(subject) or len(subject) > 255:
             raise _failed("malformed id token")
-        exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", claims["iat"])
-        if not (is_time(exp) and is_time(iat) and is_time(nbf)):
-            raise _failed("malformed id token")
-        now, leeway = self._runtime.now().timestamp(), CLOCK_LEEWAY.total_seconds()
-        if exp <= now - leeway:
-            raise _failed("id token expired")
-        if max(iat, nbf) > now + leeway:
-            raise _failed("id token issued in the future")
+        jose.check_lifetime(claims, self._runtime.now().timestamp(), CLOCK_LEEWAY.total_seconds())
         token_nonce = claims.get("nonce")
-        if not is_text(token_nonce) or not hmac.compare_digest(
+        if not jose.is_text(token_nonce) or not hmac.compare_digest(
             token_nonce.encode(), nonce.encode()
         ):
             raise _failed("nonce mismatch")
@@ -493,7 +472,7 @@ class OAuthClient:
         # email_verified speaks of the email beside it: take both from the same answer.
         merged["email"], merged["email_verified"] = info.get("email"), info.get("email_verified")
         for name in ("name", "picture"):
-            if not is_text(merged.get(name)):
+            if not jose.is_text(merged.get(name)):
                 merged[name] = info.get(name)
         return merged
 
@@ -513,7 +492,7 @@ class OAuthClient:
 
 def s256_challenge(verifier: str) -> str:
     """The PKCE S256 ``code_challenge`` for ``verifier`` (RFC 7636 4.2)."""
-    return b64url(hashlib.sha256(verifier.encode("ascii")).digest())
+    return jose.b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
 def _expected_issuer(discovered: str, claims: Mapping[str, Any]) -> str:
@@ -542,10 +521,8 @@ def _parse_jwks(doc: Mapping[str, Any]) -> list[_Key]:
         if not isinstance(algorithm, str) or _KEY_TYPES.get(algorithm) != (kty, crv):
             continue
         try:
-            jwk = pyjwt.PyJWK(data, algorithm=algorithm)
-        except pyjwt.PyJWTError:
-            continue
-        if isinstance(jwk.key, rsa.RSAPublicKey) and jwk.key.key_size < _MIN_RSA_BITS:
+            jwk = jose.public_jwk(data, algorithm)
+        except ValueError:
             continue
         kid = data.get("kid")
         keys.append(_Key(kid if isinstance(kid, str) else None, algorithm, jwk))
@@ -560,7 +537,7 @@ def _pick_key(keys: list[_Key], kid: str | None, algorithm: str) -> _Key | None:
 
 def _endpoint(url: Any) -> str:
     # Tokens and codes only go over TLS, except to a provider on this machine (tests, dev).
-    if not is_text(url):
+    if not jose.is_text(url):
         raise _failed("discovery document incomplete")
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
@@ -584,7 +561,7 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
 
 
 def _failed(reason: str) -> ConvexError:
-    return ConvexError(OAuthErrorCode.OAUTH_FAILED, reason)
+    return ConvexError(ErrorCode.OAUTH_FAILED, reason)
 
 
 def _setting(env: Mapping[str, str], name: str) -> str | None:
@@ -595,7 +572,6 @@ __all__ = [
     "CLOCK_LEEWAY",
     "PENDING_LOGIN_TTL",
     "OAuthClient",
-    "OAuthErrorCode",
     "PendingLogin",
     "ProviderConfig",
     "VerifiedProfile",

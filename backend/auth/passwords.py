@@ -17,14 +17,13 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from enum import StrEnum
 from itertools import pairwise
 from typing import TypeVar
 
 from argon2 import Parameters, PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from backend.errors import ConvexError, invalid_argument
+from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import RandomSource, SystemRandom
 
 T = TypeVar("T")
@@ -45,12 +44,6 @@ MIN_LENGTH = 8
 MAX_LENGTH = 128
 # Emails whose local part is shorter than this ("a@b.org") would forbid too many passwords.
 _MIN_LOCAL_PART = 3
-
-
-class PasswordErrorCode(StrEnum):
-    TOO_SHORT = "PASSWORD_TOO_SHORT"
-    TOO_LONG = "PASSWORD_TOO_LONG"
-    TOO_WEAK = "PASSWORD_TOO_WEAK"
 
 
 class Passwords:
@@ -204,13 +197,13 @@ def check_password_rules(password: str, *, email: str | None = None) -> None:
     """
     if len(password) < MIN_LENGTH:
         raise ConvexError(
-            PasswordErrorCode.TOO_SHORT,
+            ErrorCode.PASSWORD_TOO_SHORT,
             f"Use at least {MIN_LENGTH} characters for your password.",
             minLength=MIN_LENGTH,
         )
     if len(password) > MAX_LENGTH:
         raise ConvexError(
-            PasswordErrorCode.TOO_LONG,
+            ErrorCode.PASSWORD_TOO_LONG,
             f"Use at most {MAX_LENGTH} characters for your password.",
             maxLength=MAX_LENGTH,
         )
@@ -236,13 +229,12 @@ def _is_run(text: str) -> bool:
 
 
 def _weak(message: str) -> ConvexError:
-    return ConvexError(PasswordErrorCode.TOO_WEAK, message)
+    return ConvexError(ErrorCode.PASSWORD_TOO_WEAK, message)
 
 
 __all__ = [
     "MAX_LENGTH",
     "MIN_LENGTH",
-    "PasswordErrorCode",
     "Passwords",
     "check_password_rules",
 ]

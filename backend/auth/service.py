@@ -93,11 +93,13 @@ class AuthConfig:
 def normalise_email(email: Any) -> str:
     """The address in lower case, or ``INVALID_EMAIL``."""
     if not isinstance(email, str) or len(email) > 254:
-        raise ConvexError("INVALID_EMAIL", "Enter a valid email address", path="email")
+        raise ConvexError(ErrorCode.INVALID_EMAIL, "Enter a valid email address", path="email")
     try:
         checked = validate_email(email.strip(), check_deliverability=False)
     except EmailNotValidError:
-        raise ConvexError("INVALID_EMAIL", "Enter a valid email address", path="email") from None
+        raise ConvexError(
+            ErrorCode.INVALID_EMAIL, "Enter a valid email address", path="email"
+        ) from None
     return checked.normalized.lower()
 
 
@@ -122,7 +124,7 @@ def _rate_limited(retry_after_ms: int | None) -> ConvexError:
 def _refused(refusal: Refusal) -> ConvexError:
     if refusal.code is RefusalCode.PASSWORD_LOCKED:
         return ConvexError(
-            "PASSWORD_LOCKED",
+            ErrorCode.PASSWORD_LOCKED,
             "Too many wrong passwords: sign in with a link sent to your email to unlock "
             "password sign-in.",
         )
@@ -223,7 +225,7 @@ class AuthService:
         address = normalise_email(email)
         display = _text(name, "name", max_length=200, required=False) or address.split("@")[0]
         if not isinstance(password, str):
-            raise ConvexError("PASSWORD_TOO_SHORT", "Choose a password", path="password")
+            raise ConvexError(ErrorCode.PASSWORD_TOO_SHORT, "Choose a password", path="password")
         check_password_rules(password, email=address)
         callback = self.check_callback(callback_url)
         # USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL says an email has an account (Better Auth's
@@ -247,7 +249,7 @@ class AuthService:
             if existing is not None:
                 if not required:
                     raise ConvexError(
-                        "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+                        ErrorCode.USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL,
                         "An account with this email already exists. Use another email.",
                     )
                 # As Better Auth does under requireEmailVerification: the answer a new
@@ -337,7 +339,7 @@ class AuthService:
                     lambda db: self.lockout.settle(db, failed, ok=False),
                     label="_system/auth:signInFailed",
                 )
-            raise ConvexError("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
+            raise ConvexError(ErrorCode.INVALID_EMAIL_OR_PASSWORD, "Invalid email or password")
         user_id, account, passed = found[0]["_id"], found[1], attempt
 
         async def start(db: SystemDatabase) -> SignedIn | Unverified | None:
@@ -361,9 +363,9 @@ class AuthService:
 
         started, _ = await self.engine.system_write(start, label="_system/auth:signIn")
         if started is None:
-            raise ConvexError("INVALID_EMAIL_OR_PASSWORD", "Invalid email or password")
+            raise ConvexError(ErrorCode.INVALID_EMAIL_OR_PASSWORD, "Invalid email or password")
         if isinstance(started, Unverified):
-            raise ConvexError("EMAIL_NOT_VERIFIED", "Email not verified")
+            raise ConvexError(ErrorCode.EMAIL_NOT_VERIFIED, "Email not verified")
         return started
 
     async def _password_account(
@@ -387,7 +389,7 @@ class AuthService:
             return None
         if not isinstance(callback_url, str) or len(callback_url) > 2048:
             raise ConvexError(
-                "INVALID_CALLBACK_URL", "callbackURL is not allowed", path="callbackURL"
+                ErrorCode.INVALID_CALLBACK_URL, "callbackURL is not allowed", path="callbackURL"
             )
         parts = urlsplit(callback_url)
         if (
@@ -401,7 +403,9 @@ class AuthService:
         base = urlsplit(self.config.base_url)
         if origin == f"{base.scheme}://{base.netloc}" or origin in self.config.trusted_origins:
             return callback_url
-        raise ConvexError("INVALID_CALLBACK_URL", "callbackURL is not allowed", path="callbackURL")
+        raise ConvexError(
+            ErrorCode.INVALID_CALLBACK_URL, "callbackURL is not allowed", path="callbackURL"
+        )
 
     async def request_magic_link(
         self,
@@ -435,7 +439,9 @@ class AuthService:
                     "createdAt": now,
                 },
             )
-            await queue_mail(self.engine, db, mails.magic_link(address, link, minutes))
+            await queue_mail(
+                self.engine.system_context(db), mails.magic_link(address, link, minutes)
+            )
             return None
 
         wait, _ = await self.engine.system_write(store, label="_system/auth:magicLink")
@@ -445,7 +451,8 @@ class AuthService:
     async def _take_link(
         self, db: SystemDatabase, purpose: str, token: str
     ) -> tuple[Document | None, bool]:
-        """Consume a link's entry (single use): ``(entry, expired)``."""
+        """Consume a one-time entry (a link's, an OAuth state's): ``(entry, expired)``; an
+        expired one is consumed too."""
         entry = await (
             db.query(VERIFICATIONS)
             .with_index("by_identifier", purpose=purpose, identifierHash=sessions.token_hash(token))
@@ -464,7 +471,7 @@ class AuthService:
         """Sign in by a magic link, creating the user if new. The link proves the address:
         the first proof takes the account over (``proof.py``)."""
         if not isinstance(token, str) or not token or len(token) > 256:
-            raise ConvexError("INVALID_TOKEN", "This link is invalid or has expired")
+            raise ConvexError(ErrorCode.INVALID_TOKEN, "This link is invalid or has expired")
         device = self.devices.read(device_cookie)
 
         async def consume(db: SystemDatabase) -> SignedIn | None:
@@ -491,7 +498,7 @@ class AuthService:
 
         signed_in, _ = await self.engine.system_write(consume, label="_system/auth:magicLinkVerify")
         if signed_in is None:  # the spent (or expired) entry is gone either way
-            raise ConvexError("INVALID_TOKEN", "This link is invalid or has expired")
+            raise ConvexError(ErrorCode.INVALID_TOKEN, "This link is invalid or has expired")
         return signed_in
 
     async def _queue_verification(
@@ -525,11 +532,11 @@ class AuthService:
         minutes = int(self.config.verification_ttl.total_seconds() // 60)
         site = self.config.base_url.rstrip("/")
         mail = mails.verification(user["email"], link, minutes, site)
-        await queue_mail(self.engine, db, mail)
+        await queue_mail(self.engine.system_context(db), mail)
 
     async def _mail_existing_owner(self, db: SystemDatabase, address: str) -> None:
         site = self.config.base_url.rstrip("/")
-        await queue_mail(self.engine, db, mails.existing_account(address, site))
+        await queue_mail(self.engine.system_context(db), mails.existing_account(address, site))
 
     async def send_verification_email(
         self,
@@ -550,9 +557,9 @@ class AuthService:
         info = await self.session(session_token)
         if info is not None:
             if info.user["email"] != address:
-                raise ConvexError("EMAIL_MISMATCH", "Email mismatch")
+                raise ConvexError(ErrorCode.EMAIL_MISMATCH, "Email mismatch")
             if info.user["emailVerified"]:
-                raise ConvexError("EMAIL_ALREADY_VERIFIED", "Email is already verified")
+                raise ConvexError(ErrorCode.EMAIL_ALREADY_VERIFIED, "Email is already verified")
 
         async def send(db: SystemDatabase) -> int | None:
             wait = await self.budgets.mail(db, address, client, device)
@@ -575,18 +582,18 @@ class AuthService:
         account over, keeping the password the link names) and the follower signed in.
         ``INVALID_TOKEN`` for an unknown or spent link, ``TOKEN_EXPIRED`` for a late one."""
         if not isinstance(token, str) or not token or len(token) > 256:
-            raise ConvexError("INVALID_TOKEN", "Invalid token")
+            raise ConvexError(ErrorCode.INVALID_TOKEN, "Invalid token")
         device = self.devices.read(device_cookie)
 
-        async def consume(db: SystemDatabase) -> EmailVerified | str:
+        async def consume(db: SystemDatabase) -> EmailVerified | ErrorCode:
             entry, expired = await self._take_link(db, "email-verification", token)
             if entry is None:
-                return "TOKEN_EXPIRED" if expired else "INVALID_TOKEN"
+                return ErrorCode.TOKEN_EXPIRED if expired else ErrorCode.INVALID_TOKEN
             value = entry["value"]
             callback = value.get("callbackURL")
             user = await db.get(value["userId"])
             if user is None or user["email"] != value["email"]:
-                return "INVALID_TOKEN"
+                return ErrorCode.INVALID_TOKEN
             if user["emailVerified"]:  # proven meanwhile (Better Auth: {status, user: null})
                 return EmailVerified(None, None, callback)
             user, _ = await prove_address(
@@ -596,8 +603,8 @@ class AuthService:
             return EmailVerified(user, signed_in, callback)
 
         verified, _ = await self.engine.system_write(consume, label="_system/auth:verifyEmail")
-        if isinstance(verified, str):
-            message = "Token expired" if verified == "TOKEN_EXPIRED" else "Invalid token"
+        if isinstance(verified, ErrorCode):
+            message = "Token expired" if verified is ErrorCode.TOKEN_EXPIRED else "Invalid token"
             raise ConvexError(verified, message)
         return verified
 
@@ -605,7 +612,7 @@ class AuthService:
 
     def _oauth(self) -> OAuthClient:
         if self.oauth is None:
-            raise ConvexError("PROVIDER_NOT_FOUND", "No sign-in provider is configured")
+            raise ConvexError(ErrorCode.PROVIDER_NOT_FOUND, "No sign-in provider is configured")
         return self.oauth
 
     def state_binding(self, state: str) -> str:
@@ -616,7 +623,7 @@ class AuthService:
     async def begin_oauth(self, provider: Any, callback_url: Any) -> tuple[str, str]:
         """The provider's authorization URL, and the state binding to set as a cookie."""
         if not isinstance(provider, str) or len(provider) > 64:
-            raise ConvexError("PROVIDER_NOT_FOUND", "Unknown provider", path="provider")
+            raise ConvexError(ErrorCode.PROVIDER_NOT_FOUND, "Unknown provider", path="provider")
         callback = self.check_callback(callback_url)
         redirect_uri = f"{self.config.base_url.rstrip('/')}/api/auth/callback/{provider}"
         url, pending = await self._oauth().begin(provider, redirect_uri)
@@ -658,34 +665,25 @@ class AuthService:
         (login CSRF: otherwise an attacker's callback URL, opened by a victim, would sign the
         victim in as the attacker)."""
         if not isinstance(code, str) or not isinstance(state, str) or not code or not state:
-            raise ConvexError("OAUTH_FAILED", "The provider's answer is incomplete")
+            raise ConvexError(ErrorCode.OAUTH_FAILED, "The provider's answer is incomplete")
         if len(code) > 2048 or len(state) > 256:
-            raise ConvexError("OAUTH_FAILED", "The provider's answer is malformed")
+            raise ConvexError(ErrorCode.OAUTH_FAILED, "The provider's answer is malformed")
         # Bytes: compare_digest refuses non-ASCII str, and both come from the request.
         expected = self.state_binding(state).encode()
         presented = (state_cookie or "").encode("utf-8", "replace")
         if not hmac.compare_digest(expected, presented):
-            raise ConvexError("OAUTH_FAILED", "This sign-in was not started in this browser")
-
-        async def take(db: SystemDatabase) -> Document | None:
-            entry = await (
-                db.query(VERIFICATIONS)
-                .with_index(
-                    "by_identifier", purpose="oauth", identifierHash=sessions.token_hash(state)
-                )
-                .first()
+            raise ConvexError(
+                ErrorCode.OAUTH_FAILED, "This sign-in was not started in this browser"
             )
-            if entry is not None:
-                await db.delete(entry["_id"])  # a state is good for one callback only
-            return entry
 
-        entry, _ = await self.engine.system_write(take, label="_system/auth:oauthState")
-        if (
-            entry is None
-            or entry["value"]["provider"] != provider
-            or entry["expiresAt"] <= self._now_ms()
-        ):
-            raise ConvexError("OAUTH_FAILED", "This sign-in attempt is unknown or has expired")
+        # A state is good for one callback only, and for a few minutes.
+        (entry, _expired), _ = await self.engine.system_write(
+            lambda db: self._take_link(db, "oauth", state), label="_system/auth:oauthState"
+        )
+        if entry is None or entry["value"]["provider"] != provider:
+            raise ConvexError(
+                ErrorCode.OAUTH_FAILED, "This sign-in attempt is unknown or has expired"
+            )
         value = entry["value"]
         pending = PendingLogin(
             provider=provider,
@@ -729,7 +727,7 @@ class AuthService:
             if account is not None:
                 user = await db.get(account["userId"])
                 if user is None:
-                    raise ConvexError("OAUTH_FAILED", "The linked user no longer exists")
+                    raise ConvexError(ErrorCode.OAUTH_FAILED, "The linked user no longer exists")
                 if profile.email_verified and address == user["email"]:
                     if account.get("emailVerified") is not True:
                         await db.patch(account["_id"], {"emailVerified": True, "updatedAt": now})
@@ -738,11 +736,13 @@ class AuthService:
                     )
                 return await self._signed_in(db, user, client, device)
             if address is None:
-                raise ConvexError("OAUTH_FAILED", "The provider did not share an email address")
+                raise ConvexError(
+                    ErrorCode.OAUTH_FAILED, "The provider did not share an email address"
+                )
             user = await db.query(USERS).with_index("by_email", email=address).first()
             if user is not None and not profile.email_verified:
                 raise ConvexError(
-                    "OAUTH_ACCOUNT_NOT_LINKED",
+                    ErrorCode.OAUTH_ACCOUNT_NOT_LINKED,
                     "Sign in another way first: the provider has not verified this email",
                 )
             existed = user is not None

@@ -34,12 +34,22 @@ def token_hash(token: str) -> str:
 
 @dataclass(frozen=True)
 class SessionInfo:
+    """A live session and its user, as their documents (``_sessions``, ``_users``)."""
+
     session: Document
     user: Document
 
     @property
+    def user_id(self) -> str:
+        return str(self.user["_id"])
+
+    @property
+    def session_id(self) -> str:
+        return str(self.session["_id"])
+
+    @property
     def identity(self) -> Identity:
-        return Identity(subject=self.user["_id"], session_id=self.session["_id"])
+        return Identity(subject=self.user_id, session_id=self.session_id)
 
 
 async def create_session(
@@ -151,16 +161,23 @@ def user_claims(user: Document) -> dict[str, Any]:
     return claims
 
 
-def user_json(user: Document) -> dict[str, Any]:
-    """A user as Better Auth's client expects it."""
-    from backend.auth.timestamps import iso
-
+def user_profile(user: Document) -> dict[str, Any]:
+    """A user's public profile: ``{id, email, name, emailVerified, image}``, no secrets."""
     return {
         "id": user["_id"],
         "email": user["email"],
         "name": user["name"],
         "emailVerified": user["emailVerified"],
         "image": user.get("image"),
+    }
+
+
+def user_json(user: Document) -> dict[str, Any]:
+    """A user as Better Auth's client expects it: the profile and its timestamps."""
+    from backend.auth.timestamps import iso
+
+    return {
+        **user_profile(user),
         "createdAt": iso(user["createdAt"]),
         "updatedAt": iso(user["updatedAt"]),
     }

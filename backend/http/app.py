@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,10 +29,11 @@ from backend.auth.sessions import resolve_identity
 from backend.auth.verifier import ConvexTokenVerifier
 from backend.config import Settings, load_settings
 from backend.engine import Engine
-from backend.errors import ConvexError, ErrorCode, http_status
+from backend.errors import ConvexError, ErrorCode
 from backend.http.auth_routes import AuthRoutes
 from backend.http.cors import CorsByPath
-from backend.http.function_api import error_response, handle_call
+from backend.http.errors import error_response, http_exception, refused
+from backend.http.function_api import handle_call
 from backend.http.hosts import TrustedHosts
 from backend.http.request_body import RequestBodyGuard
 from backend.http.security_headers import SecurityHeaders
@@ -40,12 +42,11 @@ from backend.mail import install_seal
 from backend.mail.smtp import transport_from_url
 from backend.runtime import Runtime, to_ms
 from backend.scheduler import SchedulerWorker
-from backend.sensitive.service import SERVICE as SENSITIVE
 from backend.sensitive.service import SensitiveService
 from backend.storage.health import StoreState
 from backend.storage.store import RETRY_AFTER, Store, StoreUnavailable
 from backend.sync.coordinator import SyncCoordinator
-from backend.sync.identity import TokenRejected, TokenVerifier
+from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
 from backend.sync.session import SessionLimits
 from backend.sync.wakeups import PostgresListener
 from backend.system import system_functions, system_schema
@@ -89,8 +90,9 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
         ),
         oauth=OAuthClient(providers, engine.runtime) if providers else None,
     )
-    engine.services[SENSITIVE] = SensitiveService(
-        engine, settings.resolved_secret_key(), service.passwords
+    engine.services.register(
+        SensitiveService,
+        SensitiveService(engine, settings.resolved_secret_key(), service.passwords),
     )
     install_seal(engine, settings.resolved_secret_key())
     return service, keyring
@@ -191,18 +193,16 @@ def create_app(
         if scheme.lower() != "bearer" or not token.strip():
             raise ConvexError(ErrorCode.UNAUTHENTICATED, "Authorization must be 'Bearer <token>'")
         if verifier is None:
-            raise ConvexError(ErrorCode.UNAUTHENTICATED, "This server does not accept tokens")
+            raise ConvexError(ErrorCode.UNAUTHENTICATED, NO_TOKENS)
         try:
             return (await verifier.verify(token.strip())).identity
         except TokenRejected as rejected:
-            raise ConvexError(
-                ErrorCode.UNAUTHENTICATED, f"Invalid token: {rejected.reason}"
-            ) from None
+            raise ConvexError(ErrorCode.UNAUTHENTICATED, rejected.message) from None
 
     async def call(request: Request) -> Response:
         kind = request.path_params["kind"]
         if kind not in ("query", "mutation", "action"):
-            return JSONResponse({"code": "NOT_FOUND", "message": "Not Found"}, status_code=404)
+            return refused(ErrorCode.NOT_FOUND, "Not Found")
         try:
             identity = await bearer_identity(request)
         except ConvexError as error:
@@ -231,12 +231,12 @@ def create_app(
             body["storeDownForMs"] = int((report.down_for or 0) * 1000)
         headers = {"cache-control": "no-store"}
         if ready and not up:
-            retry_after = str(int(RETRY_AFTER.total_seconds()))
-            unavailable = {"code": ErrorCode.UNAVAILABLE, "message": "The database is unavailable"}
-            return JSONResponse(
-                {**unavailable, **body},
-                status_code=http_status(ErrorCode.UNAVAILABLE),
-                headers={**headers, "Retry-After": retry_after},
+            return refused(
+                ErrorCode.UNAVAILABLE,
+                "The database is unavailable",
+                retry_after_ms=int(RETRY_AFTER.total_seconds() * 1000),
+                headers=headers,
+                **body,
             )
         return JSONResponse(body, headers=headers)
 
@@ -259,7 +259,12 @@ def create_app(
         Middleware(CollapseSlashes),
         Middleware(CorsByPath, allowed_origins=settings.allowed_origins),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={HTTPException: http_exception},
+    )
     app.state.engine = engine
     app.state.coordinator = coordinator
     app.state.auth = service

@@ -16,7 +16,7 @@ Two more cookies, both HttpOnly and SameSite=Lax, neither of them a credential o
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -31,11 +31,12 @@ from backend.auth.sessions import session_json, user_json
 from backend.auth.timestamps import iso
 from backend.errors import ConvexError, ErrorCode
 from backend.http.bodies import read_json
-from backend.http.function_api import error_response
+from backend.http.errors import error_response, refused
 from backend.mail import dev_outbox
 from backend.udf.context import ClientInfo
 
 MAX_AUTH_BODY = 64 * 1024
+T = TypeVar("T")
 OAUTH_STATE_PATH = "/api/auth/callback"
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -91,7 +92,7 @@ class AuthRoutes:
         host = request.headers.get("host")
         if origin is not None and host and urlsplit(origin).netloc == host:
             return
-        raise ConvexError("INVALID_ORIGIN", "This request must come from this site")
+        raise ConvexError(ErrorCode.INVALID_ORIGIN, "This request must come from this site")
 
     async def _body(self, request: Request) -> dict[str, Any]:
         body = await read_json(request, MAX_AUTH_BODY)
@@ -142,18 +143,7 @@ class AuthRoutes:
             try:
                 return await handler(request)
             except ConvexError as error:
-                response = error_response(error)
-                if error.code == ErrorCode.RATE_LIMITED and isinstance(error.data, dict):
-                    retry_after = error.data.get("retryAfterMs")
-                    body = {
-                        "code": error.code,
-                        "message": error.message,
-                        "retryAfterMs": retry_after,
-                    }
-                    response = JSONResponse(body, status_code=429)
-                    if isinstance(retry_after, int | float):
-                        response.headers["Retry-After"] = str(max(1, int(retry_after // 1000) + 1))
-                return response
+                return error_response(error)
 
         return run
 
@@ -197,17 +187,16 @@ class AuthRoutes:
         )
         return JSONResponse({"status": True})
 
-    @staticmethod
-    def _dead_link(callback: str, error: ConvexError) -> Response:
-        # A person who followed a dead link lands on the site with the reason, not on JSON.
-        separator = "&" if "?" in callback else "?"
-        return RedirectResponse(f"{callback}{separator}error={error.code}", status_code=302)
-
-    async def magic_link_verify(self, request: Request) -> Response:
-        # The link carries its destination; a client that calls verify without one gets JSON.
+    async def _follow(
+        self, request: Request, follow: Callable[..., Awaitable[T]]
+    ) -> tuple[str | None, T | Response]:
+        """Follow a mailed link: its ``callbackURL`` (checked), and what ``follow(token,
+        client, device_cookie=...)`` gave, or, for a dead link with a destination, the
+        redirect there with the reason: a person lands on the site, not on JSON. A client
+        that calls without a destination gets the error as JSON."""
         callback = self.service.check_callback(request.query_params.get("callbackURL"))
         try:
-            signed_in = await self.service.verify_magic_link(
+            followed = await follow(
                 request.query_params.get("token"),
                 self._client(request),
                 device_cookie=self._device(request),
@@ -215,7 +204,15 @@ class AuthRoutes:
         except ConvexError as error:
             if not callback:
                 raise
-            return self._dead_link(callback, error)
+            separator = "&" if "?" in callback else "?"
+            dead = f"{callback}{separator}error={error.code}"
+            return callback, RedirectResponse(dead, status_code=302)
+        return callback, followed
+
+    async def magic_link_verify(self, request: Request) -> Response:
+        callback, signed_in = await self._follow(request, self.service.verify_magic_link)
+        if isinstance(signed_in, Response):
+            return signed_in
         if callback:
             response: Response = RedirectResponse(callback, status_code=302)
             self._set_cookie(response, signed_in)
@@ -236,17 +233,9 @@ class AuthRoutes:
         return JSONResponse({"status": True})
 
     async def verify_email(self, request: Request) -> Response:
-        callback = self.service.check_callback(request.query_params.get("callbackURL"))
-        try:
-            verified = await self.service.verify_email(
-                request.query_params.get("token"),
-                self._client(request),
-                device_cookie=self._device(request),
-            )
-        except ConvexError as error:
-            if not callback:
-                raise
-            return self._dead_link(callback, error)
+        callback, verified = await self._follow(request, self.service.verify_email)
+        if isinstance(verified, Response):
+            return verified
         signed_in = verified.signed_in
         if callback:
             response: Response = RedirectResponse(callback, status_code=302)
@@ -282,7 +271,7 @@ class AuthRoutes:
         provider = request.path_params["provider"]
         params = request.query_params
         if params.get("error"):
-            raise ConvexError("OAUTH_FAILED", "The provider refused the sign-in")
+            raise ConvexError(ErrorCode.OAUTH_FAILED, "The provider refused the sign-in")
         signed_in = await self.service.finish_oauth(
             provider,
             params.get("code"),
@@ -362,7 +351,7 @@ class AuthRoutes:
 
     async def outbox(self, request: Request) -> Response:
         if not self.dev_mode:
-            return JSONResponse({"code": "NOT_FOUND", "message": "Not Found"}, status_code=404)
+            return refused(ErrorCode.NOT_FOUND, "Not Found")
         to = request.query_params.get("to")
         address = to.strip().lower() if to else None
 

@@ -18,6 +18,8 @@ clients read (the JS ``ConvexHttpClient`` and the Python one):
   with ``{code, message}`` (an outage is ``503 UNAVAILABLE`` with ``Retry-After``), which the
   Python client reports as ``"<status> <code>: <message>"`` and the JS client as an ``Error``
   carrying the body.
+
+Both shapes, and their wording (the socket's own), are built in ``errors.py``.
 """
 
 from __future__ import annotations
@@ -27,45 +29,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from backend.engine import Engine, FunctionFailed
-from backend.errors import ConvexError, ErrorCode, http_status
+from backend.engine import Engine
+from backend.errors import ConvexError, ErrorCode
 from backend.http.bodies import read_json
+from backend.http.errors import error_response, function_failure, numbers_as_floats
 from backend.udf.context import ClientInfo, Identity
-from backend.values.convex_json import dumps, from_json, to_json
-
-FUNCTION_ERROR_STATUS = 200
-"""The status of a function that ran and failed (the body says ``status: "error"``)."""
-
-
-def error_response(error: ConvexError) -> JSONResponse:
-    """A request that did not reach a function: its status from the code, ``{code, message}``."""
-    data = error.data if isinstance(error.data, dict) else {"code": "ERROR", "message": str(error)}
-    response = JSONResponse(
-        {"code": data.get("code"), "message": data.get("message")},
-        status_code=http_status(error.code),
-    )
-    if error.code == ErrorCode.UNAVAILABLE:  # 503: say when to come back
-        retry_ms = data.get("retryAfterMs")
-        seconds = -(-int(retry_ms) // 1000) if isinstance(retry_ms, int) else 1
-        response.headers["Retry-After"] = str(max(1, seconds))
-    return response
-
-
-def numbers_as_floats(data: Any) -> Any:
-    """Convex JSON with every plain integer written as a float, as Convex's backend does."""
-    if isinstance(data, bool) or data is None or isinstance(data, str | float):
-        return data
-    if isinstance(data, int):
-        return float(data)
-    if isinstance(data, list):
-        return [numbers_as_floats(item) for item in data]
-    if isinstance(data, dict):
-        return {key: numbers_as_floats(value) for key, value in data.items()}
-    return data
-
-
-def convex_error_message(data_json: Any) -> str:
-    return f"Uncaught ConvexError: {dumps(data_json)}"
+from backend.values.convex_json import from_json, to_json
 
 
 def _parse_call(body: Any) -> tuple[str, dict[str, Any]]:
@@ -103,21 +72,6 @@ async def handle_call(
             value = (await engine.run_mutation(path, args, identity, client=client)).value
         else:
             value = await engine.run_action(path, args, identity)
-    except ConvexError as error:
-        if error.code == ErrorCode.UNAVAILABLE:  # no answer from the function: the store's
-            return error_response(error)
-        data = to_json(error.data)
-        return JSONResponse(
-            {
-                "status": "error",
-                "errorMessage": convex_error_message(data),
-                "errorData": numbers_as_floats(data),
-            },
-            status_code=FUNCTION_ERROR_STATUS,
-        )
-    except FunctionFailed as failure:
-        return JSONResponse(
-            {"status": "error", "errorMessage": failure.public_message},
-            status_code=FUNCTION_ERROR_STATUS,
-        )
+    except Exception as error:
+        return function_failure(error)
     return JSONResponse({"status": "success", "value": numbers_as_floats(to_json(value))})

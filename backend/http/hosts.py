@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from starlette.middleware.trustedhost import TrustedHostMiddleware
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-INVALID_HOST = "INVALID_HOST"
+from backend.errors import ErrorCode
+from backend.http.errors import refused
+
 EXEMPT_PATHS = frozenset({"/api/health"})
 
 
@@ -34,7 +35,7 @@ class TrustedHosts:
             await self.app(scope, receive, send)
             return
         admitted = False
-        refused = False
+        answered = False
 
         async def admit(scope: Scope, receive: Receive, send: Send) -> None:
             nonlocal admitted
@@ -42,15 +43,12 @@ class TrustedHosts:
             await self.app(scope, receive, send)
 
         async def send_or_refuse(message: Message) -> None:
-            nonlocal refused
+            nonlocal answered
             if admitted:
                 await send(message)
-            elif not refused:  # the middleware's plain-text refusal, answered in our shape
-                refused = True
-                response = JSONResponse(
-                    {"code": INVALID_HOST, "message": "This server does not serve that host"},
-                    status_code=400,
-                )
+            elif not answered:  # the middleware's plain-text refusal, answered in our shape
+                answered = True
+                response = refused(ErrorCode.INVALID_HOST, "This server does not serve that host")
                 await response(scope, receive, send)
 
         checker = TrustedHostMiddleware(admit, self.allowed_hosts, www_redirect=False)

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.errors import ErrorCode
+from backend.http.errors import refused
 
 log = logging.getLogger("backend.http")
 
@@ -56,7 +57,6 @@ class RequestBodyGuard:
             await _coded(
                 ErrorCode.INVALID_ARGUMENT,
                 "A request must not carry both Transfer-Encoding and Content-Length",
-                400,
             )(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
@@ -91,18 +91,15 @@ class RequestBodyGuard:
                 await _coded(
                     ErrorCode.REQUEST_TIMEOUT,
                     f"The request body did not arrive within {self.timeout:g} seconds",
-                    408,
                 )(scope, receive, send)
         except ClientDisconnect:
             log.info("request body ended before it was complete")
             if not started:  # a half-closed client can still read this; a gone one is skipped
                 await _coded(
-                    ErrorCode.INVALID_ARGUMENT, "The request body ended before it was complete", 400
+                    ErrorCode.INVALID_ARGUMENT, "The request body ended before it was complete"
                 )(scope, receive, send)
 
 
-def _coded(code: str, message: str, status: int) -> JSONResponse:
+def _coded(code: ErrorCode, message: str) -> JSONResponse:
     # the rest of the body is never read, so the connection cannot carry another request
-    return JSONResponse(
-        {"code": code, "message": message}, status_code=status, headers={"connection": "close"}
-    )
+    return refused(code, message, headers={"connection": "close"})

@@ -21,7 +21,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
@@ -32,6 +32,7 @@ from backend.schema import TableDef, table
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import ActionCtx
 from backend.udf.registry import internal_action
+from backend.udf.system_context import SystemContext, engine_of
 
 if TYPE_CHECKING:
     from backend.engine import Engine
@@ -111,10 +112,16 @@ TABLES: dict[str, TableDef] = {
 }
 
 
-class MailTransport(Protocol):
+class MailTransport:
+    """Where delivered mail goes: SMTP (``smtp.py``), the dev mailbox, a test's capture.
+
+    Derive from it and implement ``send``; an engine takes one as ``Engine(mail_transport=...)``
+    and keeps it in its services (``engine.services.get(MailTransport)``).
+    """
+
     async def send(self, mail: Mail) -> None:
         """Hand the (rendered) mail to its carrier; raise to have it retried later."""
-        ...
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -123,7 +130,7 @@ class DeliveredMail:
     sent_at_ms: float
 
 
-class DevOutboxTransport:
+class DevOutboxTransport(MailTransport):
     """The dev mailbox: keeps the newest ``keep`` delivered mails in this process's memory,
     readable at ``/api/dev/outbox`` when ``DEV_MODE=1`` and nowhere else. Like a mail catcher
     on the developer's machine, it is where mail is delivered; the database keeps no secret
@@ -158,13 +165,14 @@ def _bound_to(to: str, subject: str, text: str) -> str:
     return "\x1f".join(("outbox", to, subject, text))
 
 
-async def queue_mail(engine: Engine, db: SystemDatabase, mail: Mail) -> str:
-    """Queue ``mail`` inside the caller's transaction; it is sent after that commits.
+async def queue_mail(system: SystemContext, mail: Mail) -> str:
+    """Queue ``mail`` in ``system``'s transaction; it is sent after that commits.
 
     A secret (``mail.secret``) is stored only sealed with the engine's key (see the rule for
     secrets above); raises ``RuntimeError`` when the engine has none rather than store it
     readable.
     """
+    engine = system.engine
     fields: dict[str, Any] = {
         "to": mail.to,
         "subject": mail.subject,
@@ -173,13 +181,14 @@ async def queue_mail(engine: Engine, db: SystemDatabase, mail: Mail) -> str:
         "attempts": 0,
     }
     if mail.secret is not None:
-        fields["sealedSecret"] = seal_of(engine).seal(
+        fields["sealedSecret"] = seal_of(engine.services).seal(
             mail.secret,
             bound_to=_bound_to(mail.to, mail.subject, mail.text),
-            random=engine.runtime.random,
+            random=system.runtime.random,
         )
-    mail_id = await db.insert(TABLE, fields)
-    await scheduler.enqueue(engine, db, engine.runtime.now(), DELIVER_PATH, {"mailId": mail_id})
+    mail_id = await system.db.insert(TABLE, fields)
+    when = system.runtime.now()
+    await scheduler.enqueue(engine, system.db, when, DELIVER_PATH, {"mailId": mail_id})
     return mail_id
 
 
@@ -188,7 +197,7 @@ def open_entry(engine: Engine, entry: dict[str, Any]) -> Mail:
     sealed = entry.get("sealedSecret")
     secret = None
     if sealed is not None:
-        secret = seal_of(engine).open(
+        secret = seal_of(engine.services).open(
             sealed, bound_to=_bound_to(entry["to"], entry["subject"], entry["text"])
         )
     return Mail(entry["to"], entry["subject"], entry["text"], secret)
@@ -196,7 +205,7 @@ def open_entry(engine: Engine, entry: dict[str, Any]) -> Mail:
 
 @internal_action
 async def deliver(ctx: ActionCtx, mailId: str) -> None:
-    engine = ctx._engine
+    engine = engine_of(ctx)
     entry = await engine.system_read(lambda db: db.get(mailId))
     if entry is None or entry["state"] != "queued":
         return
@@ -214,7 +223,7 @@ async def deliver(ctx: ActionCtx, mailId: str) -> None:
 
         await engine.system_write(broken, label="_system/mail:failed")
         return
-    transport: MailTransport = engine.mail_transport
+    transport = engine.services.get(MailTransport)
     try:
         await transport.send(replace(mail.rendered(), outbox_id=mailId))
     except Exception as exc:
@@ -272,7 +281,7 @@ async def dev_outbox(engine: Engine, to: str | None, *, limit: int = 100) -> lis
         return [row async for row in query.order("desc") if row["state"] == "queued"][:limit]
 
     queued = await engine.system_read(read)
-    transport = engine.mail_transport
+    transport = engine.services.find(MailTransport)
     delivered = transport.delivered(to) if isinstance(transport, DevOutboxTransport) else []
     sent_ids = {d.mail.outbox_id for d in delivered}
     shown: list[dict[str, Any]] = []

@@ -25,11 +25,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from backend.runtime import RandomSource
+from backend.services import Services
 
 if TYPE_CHECKING:
     from backend.engine import Engine
 
-SERVICE = "mail.seal"
 _VERSION = "v1."
 _NONCE_BYTES = 12
 _INFO = b"stepup/mail/outbox-secret/v1"
@@ -80,16 +80,14 @@ class SecretSeal:
 def install_seal(engine: Engine, secret_key: str) -> SecretSeal:
     """Give ``engine`` the seal for mail secrets, keyed by the server's ``SECRET_KEY``.
     Servers and the test harness call this where they set up the engine's other secrets."""
-    seal = SecretSeal(secret_key)
-    engine.services[SERVICE] = seal
-    return seal
+    return engine.services.register(SecretSeal, SecretSeal(secret_key))
 
 
-def seal_of(engine: Engine) -> SecretSeal:
+def seal_of(services: Services) -> SecretSeal:
     """The engine's seal. Raises ``RuntimeError`` when none was installed: a mail with a
     secret is never stored in the clear instead."""
-    seal = engine.services.get(SERVICE)
-    if not isinstance(seal, SecretSeal):
+    seal = services.find(SecretSeal)
+    if seal is None:
         raise RuntimeError(
             "this engine has no key for mail secrets: call backend.mail.install_seal("
             "engine, SECRET_KEY) when building it"

@@ -107,7 +107,7 @@ def _single_address(value: str, what: str) -> Address:
     return address
 
 
-class SmtpTransport:
+class SmtpTransport(MailTransport):
     """A ``MailTransport`` that hands each mail to an SMTP server.
 
     ``from_address`` may carry a display name (``"Acme <no-reply@acme.com>"``). The clock and

@@ -27,7 +27,7 @@ address or an IP address (with a server-side secret) before using it as a key.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -37,8 +37,9 @@ from pydantic import BaseModel
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.schema import TableDef, table
-from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx, QueryCtx
+from backend.udf.system_context import SystemContext
 
 TABLE = "_rate_limits"
 MAX_KEY_LENGTH = 256
@@ -293,7 +294,7 @@ async def _find(db: SystemDatabase, name: str, key: str) -> Fields | None:
 
 
 async def limit(
-    txn: Transaction,
+    db: SystemDatabase,
     name: str,
     config: RateLimitConfig,
     *,
@@ -301,7 +302,8 @@ async def limit(
     count: int = 1,
     reserve: bool = False,
 ) -> RateLimitResult:
-    """Spend ``count`` from the limit ``name`` for ``key`` inside ``txn``, at ``txn.now``.
+    """Spend ``count`` from the limit ``name`` for ``key`` in ``db``'s transaction, at its
+    frozen time.
 
     When the result is not ok nothing is spent. With ``reserve=True`` a request that does not
     fit now is granted anyway against future capacity (``ok`` with the wait in
@@ -314,9 +316,8 @@ async def limit(
     """
     _check_request(name, key, count)
     config = _check_config(config)
-    db = SystemDatabase(txn)
     current = await _find(db, name, key)
-    result, fields = evaluate(config, current, txn.now, count=count, reserve=reserve)
+    result, fields = evaluate(config, current, db.txn.now, count=count, reserve=reserve)
     if fields is not None:
         document = {"name": name, "key": key, **fields}
         if current is None:
@@ -327,7 +328,7 @@ async def limit(
 
 
 async def check(
-    txn: Transaction,
+    db: SystemDatabase,
     name: str,
     config: RateLimitConfig,
     *,
@@ -339,15 +340,32 @@ async def check(
     Raises as ``limit`` does."""
     _check_request(name, key, count)
     config = _check_config(config)
-    current = await _find(SystemDatabase(txn), name, key)
-    return evaluate(config, current, txn.now, count=count, reserve=reserve)[0]
+    current = await _find(db, name, key)
+    return evaluate(config, current, db.txn.now, count=count, reserve=reserve)[0]
 
 
-async def reset(txn: Transaction, name: str, *, key: str = "") -> None:
+async def spend_all(
+    db: SystemDatabase, requests: Sequence[tuple[str, RateLimitConfig, str]]
+) -> int | None:
+    """Spend one from each ``(name, config, key)``, or, if any of them refuses, from none:
+    then the longest of their waits, in milliseconds (None: all spent). For a request that
+    several limits guard at once (per user and per address, say)."""
+    waits = []
+    for name, config, key in requests:
+        result = await check(db, name, config, key=key)
+        if not result.ok:
+            waits.append(result.retry_after_ms or 0)
+    if waits:
+        return max(waits)
+    for name, config, key in requests:
+        await limit(db, name, config, key=key)
+    return None
+
+
+async def reset(db: SystemDatabase, name: str, *, key: str = "") -> None:
     """Forget the state of ``name`` for ``key``: the next request sees a fresh limit.
     Raises ``INVALID_ARGUMENT`` for a bad name or key."""
     _check_request(name, key)
-    db = SystemDatabase(txn)
     current = await _find(db, name, key)
     if current is not None:
         await db.delete(current["_id"])
@@ -423,10 +441,7 @@ class RateLimiter:
         ``INVALID_ARGUMENT`` when ``count`` exceeds the capacity (it could never succeed) or
         the key is longer than 256 characters, ``TypeError`` for an undeclared name.
         """
-        config = self.config(name)
-        result = await limit(ctx._txn, name, config, key=key, count=count, reserve=reserve)
-        self._answer(name, result, count, throws)
-        return result
+        return await self._apply(limit, ctx, name, key, count, reserve, throws)
 
     async def check(
         self,
@@ -439,8 +454,21 @@ class RateLimiter:
         throws: bool = True,
     ) -> RateLimitResult:
         """What ``limit`` would do, spending nothing; usable in queries. Raises as ``limit``."""
+        return await self._apply(check, ctx, name, key, count, reserve, throws)
+
+    async def _apply(
+        self,
+        request: Callable[..., Awaitable[RateLimitResult]],
+        ctx: QueryCtx,
+        name: str,
+        key: str,
+        count: int,
+        reserve: bool,
+        throws: bool,
+    ) -> RateLimitResult:
         config = self.config(name)
-        result = await check(ctx._txn, name, config, key=key, count=count, reserve=reserve)
+        db = SystemContext.of(ctx).db
+        result = await request(db, name, config, key=key, count=count, reserve=reserve)
         self._answer(name, result, count, throws)
         return result
 
@@ -448,7 +476,7 @@ class RateLimiter:
         """Give ``key`` a fresh ``name`` limit (e.g. after a successful sign-in). Raises
         ``TypeError`` for an undeclared name, ``INVALID_ARGUMENT`` for a bad key."""
         self.config(name)
-        await reset(ctx._txn, name, key=key)
+        await reset(SystemContext.of(ctx).db, name, key=key)
 
 
 __all__ = [
@@ -463,4 +491,5 @@ __all__ = [
     "evaluate",
     "limit",
     "reset",
+    "spend_all",
 ]

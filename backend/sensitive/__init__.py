@@ -3,7 +3,7 @@
 Declare the actions once, beside the app's functions::
 
     sensitive_actions = SensitiveActions(
-        SensitiveAction("org.delete", 4, describe_org_deletion),
+        SensitiveAction("org.delete", 4, describe_org_deletion, authorize=may_delete_org),
         SensitiveAction("org.rename", 1, "Rename an organization"),
     )
 
@@ -12,6 +12,25 @@ mutation, before it writes. The caller passes on a fresh session (levels 1-2) or
 for this session, action and resource (minted by ``sensitive:verifyPassword`` or
 ``sensitive:verifyEmailCode``); otherwise the mutation fails with
 ``SENSITIVE_VERIFICATION_REQUIRED`` and the data the client needs to ask for verification.
+
+The folder, pure core first, edges after:
+
+- ``registry.py``: the app's declarations (``SensitiveAction``: level, description, window,
+  grant lifetime, who may verify).
+- ``records.py``: the typed records the rules decide over (session, grant, email code,
+  failures).
+- ``policy.py``: pass, spend or refuse, from (action, session, grant, now); the freshness
+  rule. Pure.
+- ``codes.py``: the rules of email codes and their hard stop. Pure. (The password's failure
+  records are ``backend/auth/lockout.py``'s, shared with sign-in.)
+- ``grants.py``: the tables, and reading and writing them.
+- ``service.py``: the server's secret, password hasher and lockout (one per engine, a
+  registered service), and ``caller``.
+- ``attempts.py``: the steps every method shares (permission, rate limits, audit, minting).
+- ``password.py``, ``email_code.py``: one module per verification method, its functions.
+- ``methods.py``: the methods, strongest first, and which a caller is offered; how to add one.
+- ``require.py``: ``require_sensitive_action``. ``verification.py``: ``sensitive:status``
+  and every method's functions, for the engine to register.
 """
 
 from backend.sensitive.registry import SensitiveAction, SensitiveActions

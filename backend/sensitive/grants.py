@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from backend.schema import TableDef, table
+from backend.sensitive.records import CodeFailures
 from backend.transactions.transaction import SystemDatabase
 
 GRANTS = "_sensitive_grants"
@@ -118,3 +119,18 @@ async def current_code(
 
 async def failures(db: SystemDatabase, user_id: str, method: str) -> Document | None:
     return await db.query(FAILURES).with_index("by_user", userId=user_id, method=method).first()
+
+
+async def save_failures(
+    db: SystemDatabase,
+    user_id: str,
+    method: str,
+    existing: Document | None,
+    record: CodeFailures,
+) -> None:
+    """Store ``record`` as the user's failures for ``method`` (``existing``: its document, as
+    ``failures`` found it, or None)."""
+    if existing is None:
+        await db.insert(FAILURES, {"userId": user_id, "method": method, **record.fields()})
+    else:
+        await db.patch(existing["_id"], record.fields())

@@ -7,74 +7,86 @@ from typing import Any
 from backend import audit
 from backend.errors import ConvexError, ErrorCode
 from backend.sensitive.grants import GRANTS, live_grant
-from backend.sensitive.service import caller, methods_for, service_of
+from backend.sensitive.methods import methods_for
+from backend.sensitive.policy import Verdict, decide, is_fresh
+from backend.sensitive.records import Grant, Session
+from backend.sensitive.service import SensitiveService, caller
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx
+from backend.udf.system_context import SystemContext
 
-SENSITIVE_VERIFICATION_REQUIRED = "SENSITIVE_VERIFICATION_REQUIRED"
+SENSITIVE_VERIFICATION_REQUIRED = ErrorCode.SENSITIVE_VERIFICATION_REQUIRED
 
 
 async def require_sensitive_action(
     ctx: MutationCtx, action: str, resource: str | None = None, *, scope: str | None = None
 ) -> None:
     """Pass only on a fresh enough session or a live grant for this session, action and
-    resource; a level-4 grant is spent, in this mutation's own transaction (so a failed
-    mutation keeps it, and of two calls racing for one grant exactly one succeeds).
+    resource (``policy.py``); a level-4 grant is spent, in this mutation's own transaction
+    (so a failed mutation keeps it, and of two calls racing for one grant exactly one
+    succeeds).
 
     Raises ``UNAUTHENTICATED`` without a live session, and otherwise
     ``SENSITIVE_VERIFICATION_REQUIRED`` with ``{action, level, resource, description,
-    methods}``. The refusal is audited even though the mutation then rolls back. ``scope``
-    (e.g. an organization id) files the audit events where that scope's admins can see them.
+    methods}``: what the client shows before it asks the user to verify, and the methods this
+    user can verify with, strongest first. The refusal is audited even though the mutation
+    then rolls back. ``scope`` (e.g. an organization id) files the audit events where that
+    scope's admins can see them. An action the app never declared is treated as level 4 that
+    no verification satisfies. ``TypeError`` for an action or resource that is not a string.
     """
     if not isinstance(action, str) or (resource is not None and not isinstance(resource, str)):
         raise TypeError("require_sensitive_action takes an action name and a resource id")
-    service = service_of(ctx._engine)
-    spec = service.registry.get(action)
-    txn = ctx._txn
-    who = await caller(txn, ctx.auth, with_user=False)
-    db = SystemDatabase(txn)
+    system = SystemContext.of(ctx)
+    spec = system.service(SensitiveService).registry.get(action)
+    who = await caller(system, with_user=False)
+    db = system.db
     now = db.now_ms
+    session = Session.of(who.session)
+    client = system.client
     trail: dict[str, Any] = {
         "userId": who.user_id,
         "sessionId": who.session_id,
-        "ipAddress": txn.client.ip_address if txn.client else None,
+        "ipAddress": client.ip_address if client else None,
         "action": spec.name,
         "resource": resource,
         "scope": scope,
     }
-    window = spec.window
-    if window is not None and now - who.session["createdAt"] <= window.total_seconds() * 1000:
-        await audit.record(db, audit.EventKind.ACTION_PERFORMED, outcome="fresh-session", **trail)
+    # A fresh session needs no grant: it is not even looked up (nor put in the read set).
+    found = (
+        None
+        if is_fresh(spec, session, now)
+        else await live_grant(db, who.session_id, spec.name, resource)
+    )
+    verdict = decide(spec, session, Grant.of(found) if found else None, resource, now)
+    if verdict is Verdict.FRESH:
+        await audit.record(db, audit.EventKind.ACTION_PERFORMED, outcome=verdict.value, **trail)
         return
-    grant = await live_grant(db, who.session_id, spec.name, resource)
-    if grant is not None:
-        if spec.level >= 4:
-            await db.delete_read(grant)
+    if verdict.passes and found is not None:
+        method = found["method"]
+        if verdict is Verdict.SPEND:
+            await db.delete_read(found)
             await audit.record(
-                db, audit.EventKind.GRANT_SPENT, outcome="spent", method=grant["method"], **trail
+                db, audit.EventKind.GRANT_SPENT, outcome=verdict.value, method=method, **trail
             )
         await audit.record(
-            db, audit.EventKind.ACTION_PERFORMED, outcome="grant", method=grant["method"], **trail
+            db, audit.EventKind.ACTION_PERFORMED, outcome="grant", method=method, **trail
         )
         return
 
     async def refused(durable: SystemDatabase) -> None:
-        await audit.record(
-            durable, audit.EventKind.ACTION_REFUSED, outcome="verification-required", **trail
-        )
+        await audit.record(durable, audit.EventKind.ACTION_REFUSED, outcome=verdict.value, **trail)
 
-    txn.durably(refused)
+    system.durably(refused)
+    description = await spec.describe(ctx, resource)
     raise ConvexError(
         SENSITIVE_VERIFICATION_REQUIRED,
-        await spec.describe(ctx, resource),
+        description,
         action=spec.name,
         level=spec.level,
         resource=resource,
-        description=await spec.describe(ctx, resource),
-        methods=await methods_for(
-            db, who.user_id, spec.level, lockout=service.lockout, session=who.session
-        ),
+        description=description,
+        methods=await methods_for(system, who, spec.level),
     )
 
 
-__all__ = ["GRANTS", "SENSITIVE_VERIFICATION_REQUIRED", "ErrorCode", "require_sensitive_action"]
+__all__ = ["GRANTS", "SENSITIVE_VERIFICATION_REQUIRED", "require_sensitive_action"]

@@ -8,6 +8,9 @@ from typing import Protocol
 
 from backend.udf.context import Identity
 
+NO_TOKENS = "This server does not accept tokens"
+"""What a caller presenting a token is told by a server that checks none."""
+
 
 class TokenRejected(Exception):
     """The token is not acceptable; ``reason`` is safe to show the client."""
@@ -15,6 +18,12 @@ class TokenRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+    @property
+    def message(self) -> str:
+        """What the caller is told, on the socket (``AuthError``) and over HTTP (``401
+        UNAUTHENTICATED``) alike."""
+        return f"Invalid token: {self.reason}"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from enum import Enum, StrEnum
 from typing import Any, Final, Literal, TypeAlias
 
 from backend.errors import ConvexError
+from backend.failures import uncaught_message
 from backend.values.convex_json import JSONRejected, dumps, from_json, loads
 
 JsonData: TypeAlias = Any
@@ -717,7 +718,7 @@ def ping() -> str:
 def error_message_for(error_data_json: JsonData) -> str:
     """The ``errorMessage`` text for a ConvexError, in Convex's ``Uncaught ConvexError: ...`` form.
 
-    Like the JavaScript ``ConvexError``, string data is used as is and anything else as JSON.
+    Like the JavaScript ``ConvexError``, string data is used as is and anything else as JSON:
+    the words of every transport (``backend/failures.py``).
     """
-    detail = error_data_json if isinstance(error_data_json, str) else dumps(error_data_json)
-    return f"Uncaught ConvexError: {detail}"
+    return uncaught_message(error_data_json)

@@ -15,12 +15,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from backend.engine import Engine, FunctionFailed
-from backend.errors import ConvexError
+from backend.engine import Engine
+from backend.failures import failure_of
 from backend.runtime import Runtime, to_ms
 from backend.sync import protocol
 from backend.sync.coordinator import SyncCoordinator
-from backend.sync.identity import TokenRejected, TokenVerifier
+from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
 from backend.sync.versions import VersionChain
 from backend.udf.context import ClientInfo, Identity
 from backend.values.convex_json import to_json
@@ -266,12 +266,12 @@ class SyncSession:
         verified = None
         if not error:
             if self.verifier is None or not message.value:
-                error = "This server does not accept tokens"
+                error = NO_TOKENS
             else:
                 try:
                     verified = await self.verifier.verify(message.value)
                 except TokenRejected as rejected:
-                    error = f"Invalid token: {rejected.reason}"
+                    error = rejected.message
         if verified is None:
             self._enqueue(protocol.auth_error(error, message.base_version, True))
             self._close(1000, "AuthError")
@@ -345,10 +345,8 @@ class SyncSession:
 
 
 def _failure(error: Exception) -> tuple[str, Any]:
-    if isinstance(error, ConvexError):
-        data = to_json(error.data)
-        return protocol.error_message_for(data), data
-    if isinstance(error, FunctionFailed):
-        return error.public_message, protocol.MISSING
-    log.exception("function call failed", exc_info=error)
-    return "Server Error", protocol.MISSING
+    """The error reply's message and data: worded as over HTTP (``backend/failures.py``)."""
+    failure = failure_of(error)
+    if not failure.expected:
+        log.exception("function call failed", exc_info=error)
+    return failure.message, failure.data if failure.has_data else protocol.MISSING

@@ -17,6 +17,7 @@ from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import Runtime, to_ms
 from backend.schema import Schema
 from backend.storage.store import StoreReader, StoreWriter
+from backend.transactions.client import ClientInfo
 from backend.transactions.limits import Limits
 from backend.transactions.query import QueryBuilder
 from backend.transactions.readset import ReadSet, WriteSet
@@ -79,7 +80,7 @@ class Transaction:
         # back on re-runs, so a live page keeps its bounds as rows come and go around it.
         self.journal_in: str | None = None
         self.journal_out: str | None = None
-        self.client: Any = None  # the caller's ClientInfo, when the transport knows it
+        self.client: ClientInfo | None = None  # where the call came from, if the transport knows
         self.committed = False
         self.durable: list[Callable[[SystemDatabase], Awaitable[None]]] = []
 

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, overload
 
 from backend.errors import ConvexError, ErrorCode
+from backend.transactions.client import ClientInfo as ClientInfo  # re-exported: ctx.client
 from backend.transactions.transaction import (
     DatabaseReader,
     DatabaseWriter,
@@ -21,14 +22,6 @@ if TYPE_CHECKING:
     from backend.udf.registry import RegisteredFunction
 
 FunctionRef = "RegisteredFunction[Any, Any, Any] | str"
-
-
-@dataclass(frozen=True)
-class ClientInfo:
-    """Where a call came from (for audit trails and per-address rate limits)."""
-
-    ip_address: str | None = None
-    user_agent: str | None = None
 
 
 # Convex's ``UserIdentity`` field, and the OpenID Connect claim a token carries it in.
@@ -188,8 +181,18 @@ IdentityResolver = Callable[[Transaction, Identity], Awaitable[Identity | None]]
 
 
 class Auth:
-    """``ctx.auth``. Reading it is recorded: a query that never looks at the caller's identity
-    shares its result with every caller."""
+    """``ctx.auth``: who is calling, as Convex's ``ctx.auth``.
+
+    ``await ctx.auth.get_user_identity()`` is the caller's ``Identity`` or None;
+    ``await ctx.auth.require_identity()`` the identity or ``UNAUTHENTICATED``. The identity
+    is checked, in the function's own transaction, against a live session: a token whose
+    session was revoked or has expired, or whose user was deleted, is nobody, at once (a live
+    query that looked re-runs when the session goes). Reading it is recorded: a query that
+    never looks at the caller's identity shares its result with every caller.
+
+    For who may do what, the app decides from ``identity.subject`` (the user's id); for
+    dangerous actions, it also calls ``require_sensitive_action``.
+    """
 
     def __init__(
         self,
@@ -205,7 +208,8 @@ class Auth:
         self.used = False
 
     async def get_user_identity(self) -> Identity | None:
-        """The caller's identity, or None; a revoked or expired session yields None."""
+        """The caller's identity, or None: for a caller without a token, and for a revoked or
+        expired session. Never raises for a bad caller."""
         self.used = True
         if not self._resolved:
             assert self._resolver is not None
@@ -217,7 +221,8 @@ class Auth:
         return self._identity
 
     async def require_identity(self) -> Identity:
-        """The caller's identity; raises ``UNAUTHENTICATED`` without a live session."""
+        """The caller's identity. Raises ``ConvexError`` ``UNAUTHENTICATED`` ("You must be
+        signed in") without a live session."""
         identity = await self.get_user_identity()
         if identity is None:
             raise ConvexError(ErrorCode.UNAUTHENTICATED, "You must be signed in")
@@ -225,7 +230,8 @@ class Auth:
 
     @property
     def claimed(self) -> Identity | None:
-        """The identity as the caller presented it, before any liveness check."""
+        """The identity as the caller presented it, before any liveness check: what an
+        action hands the functions it runs (each checks it again). Never trust it alone."""
         return self._claimed
 
 
@@ -271,8 +277,7 @@ class QueryCtx(_BaseCtx):
     @property
     def client(self) -> ClientInfo | None:
         """Where the call came from, when the transport knows."""
-        client = self._txn.client
-        return client if isinstance(client, ClientInfo) else None
+        return self._txn.client
 
     async def run_query(
         self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None

@@ -8,7 +8,15 @@ from pathlib import Path
 BACKEND = Path(__file__).resolve().parents[2] / "backend"
 
 LAYERS: list[tuple[str, ...]] = [
-    ("backend.values", "backend.errors", "backend.runtime", "backend.config", "backend.schema"),
+    (
+        "backend.values",
+        "backend.errors",
+        "backend.runtime",
+        "backend.config",
+        "backend.schema",
+        "backend.services",
+        "backend.failures",
+    ),
     ("backend.storage",),
     ("backend.transactions",),
     (

@@ -34,6 +34,7 @@ from backend.http.app import build_auth, create_app
 from backend.http.serve import server_options
 from backend.mail import CaptureTransport
 from backend.runtime import Runtime
+from backend.sensitive.service import SensitiveService
 from backend.storage.deploy import deploy
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
@@ -117,7 +118,7 @@ async def build(args: argparse.Namespace, record: IO[str]) -> uvicorn.Server:
         raise SystemExit(report.format())
     service, keyring = build_auth(config, engine)
     service.passwords = Passwords(time_cost=1, memory_cost=1024)  # fast sign-ups, tests only
-    engine.services["sensitive"].passwords = service.passwords
+    engine.services.get(SensitiveService).passwords = service.passwords
     app = create_app(config, engine=engine, auth=(service, keyring))
     options = server_options(config)
     return uvicorn.Server(

@@ -25,6 +25,7 @@ from backend.http.app import build_auth, create_app
 from backend.http.serve import server_options
 from backend.mail import CaptureTransport
 from backend.runtime import FakeClock, Runtime
+from backend.sensitive.service import SensitiveService
 from backend.storage.deploy import deploy
 from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
@@ -101,7 +102,7 @@ async def live_server(
         assert report.ok, report.format()
         service, keyring = build_auth(config, engine)
         service.passwords = Passwords(time_cost=1, memory_cost=1024)
-        engine.services["sensitive"].passwords = service.passwords
+        engine.services.get(SensitiveService).passwords = service.passwords
         app = create_app(config, engine=engine, auth=(service, keyring))
         options = server_options(config)
         server = uvicorn.Server(

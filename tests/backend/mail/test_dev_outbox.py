@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from backend.mail import DevOutboxTransport, dev_outbox
+from backend.mail import DevOutboxTransport, MailTransport, dev_outbox
 from backend.testing import TestBackend
 from backend.udf.context import ClientInfo
 from tests.backend.sensitive.conftest import cheap_passwords
@@ -21,7 +21,7 @@ async def test_the_dev_outbox_shows_queued_then_delivered_mail_once_each(
 ) -> None:
     async with TestBackend(database_url, hold_scheduled=True, passwords=cheap_passwords()) as t:
         mailbox = DevOutboxTransport(runtime=t.engine.runtime)
-        t.engine.mail_transport = mailbox
+        t.engine.services.register(MailTransport, mailbox)
         await t.auth.request_magic_link("ada@example.com", None, CLIENT)
         (queued,) = await dev_outbox(t.engine, "ada@example.com")
         assert queued["sentAt"] is None
@@ -43,7 +43,9 @@ async def test_the_dev_mailbox_logs_no_code_or_link(
 
 
 async def _mail_a_code_and_a_link(basic_t: TestBackend, caplog: pytest.LogCaptureFixture) -> None:
-    basic_t.engine.mail_transport = DevOutboxTransport(runtime=basic_t.engine.runtime)
+    basic_t.engine.services.register(
+        MailTransport, DevOutboxTransport(runtime=basic_t.engine.runtime)
+    )
     caplog.set_level(logging.DEBUG)
     alice = await basic_t.sign_up("alice@example.com", "correct horse battery")
     await alice.mutation("sensitive:sendEmailCode", {"action": "thing.look", "resource": "x"})

@@ -15,7 +15,7 @@ import pytest
 from backend.auth.sessions import resolve_identity
 from backend.engine import Engine
 from backend.errors import ConvexError
-from backend.mail import SECRET, CaptureTransport, install_seal
+from backend.mail import SECRET, CaptureTransport, MailTransport, install_seal
 from backend.mail.smtp import SmtpTransport
 from backend.runtime import Runtime
 from backend.scheduler import SchedulerWorker
@@ -125,8 +125,8 @@ async def test_a_database_copy_without_the_secret_key_cannot_sign_in(held: TestB
 
 async def test_a_mail_given_up_on_keeps_no_secret(held: TestBackend) -> None:
     # A real SMTP client against a port nobody listens on: every attempt fails to connect.
-    held.engine.mail_transport = SmtpTransport(
-        f"smtp://127.0.0.1:{free_port()}", runtime=held.engine.runtime
+    held.engine.services.register(
+        MailTransport, SmtpTransport(f"smtp://127.0.0.1:{free_port()}", runtime=held.engine.runtime)
     )
     await held.auth.request_magic_link("alice@example.com", None, CLIENT)
     for _ in range(8):

@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from backend.mail.outbox import DevOutboxTransport, Mail
+from backend.mail.outbox import DevOutboxTransport, Mail, MailTransport
 from backend.mail.smtp import SmtpSettings, SmtpTransport, parse_smtp_url, transport_from_url
 from backend.runtime import FakeClock, Runtime
 from backend.testing import TestBackend
@@ -276,8 +276,9 @@ def test_transport_from_url() -> None:
 @pytest.fixture
 async def backend(database_url: str | None, smtp_server: SmtpServer) -> AsyncIterator[TestBackend]:
     async with TestBackend(database_url, app=basic_app()) as t:
-        t.engine.mail_transport = SmtpTransport(
-            smtp_server.url, local_hostname="localhost", runtime=t.engine.runtime
+        t.engine.services.register(
+            MailTransport,
+            SmtpTransport(smtp_server.url, local_hostname="localhost", runtime=t.engine.runtime),
         )
         yield t
 

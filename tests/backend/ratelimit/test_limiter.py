@@ -34,14 +34,14 @@ def _limit(
     reserve: bool = False,
 ) -> Any:
     return t.run(
-        lambda ctx: limiter.limit(ctx._txn, name, config, key=key, count=count, reserve=reserve)
+        lambda ctx: limiter.limit(ctx.db, name, config, key=key, count=count, reserve=reserve)
     )
 
 
 def _check(
     t: TestBackend, config: RateLimitConfig = BUCKET, *, key: str = "user-1", count: int = 1
 ) -> Any:
-    return t.run(lambda ctx: limiter.check(ctx._txn, "api", config, key=key, count=count))
+    return t.run(lambda ctx: limiter.check(ctx.db, "api", config, key=key, count=count))
 
 
 async def _states(t: TestBackend) -> list[dict[str, Any]]:
@@ -127,10 +127,10 @@ async def test_reset_gives_a_fresh_limit(database_url: str | None) -> None:
     async with TestBackend(database_url, app=basic_app()) as t:
         assert (await _limit(t, count=5)).ok
         assert (await _limit(t, key="other", count=5)).ok
-        await t.run(lambda ctx: limiter.reset(ctx._txn, "api", key="user-1"))
+        await t.run(lambda ctx: limiter.reset(ctx.db, "api", key="user-1"))
         assert (await _limit(t, count=5)).ok
         assert not (await _limit(t, key="other")).ok
-        await t.run(lambda ctx: limiter.reset(ctx._txn, "never-used", key="x"))
+        await t.run(lambda ctx: limiter.reset(ctx.db, "never-used", key="x"))
 
 
 async def test_a_refusal_spends_nothing(database_url: str | None) -> None:
@@ -146,7 +146,7 @@ async def test_a_rolled_back_transaction_spends_nothing(database_url: str | None
     async with TestBackend(database_url, app=basic_app()) as t:
 
         async def spend_then_fail(ctx: RunCtx) -> None:
-            assert (await limiter.limit(ctx._txn, "api", BUCKET, key="user-1", count=5)).ok
+            assert (await limiter.limit(ctx.db, "api", BUCKET, key="user-1", count=5)).ok
             raise ConvexError("NOPE", "rolled back")
 
         with pytest.raises(ConvexError):

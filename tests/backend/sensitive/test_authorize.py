@@ -4,6 +4,7 @@ through its own runner and is covered too)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -144,6 +145,20 @@ async def _signed_up(http: httpx.AsyncClient, email: str) -> str:
     return str(token.json()["token"])
 
 
+async def _mail_settled(server: LiveServer) -> None:
+    """Until no mail waits in the outbox: the server's scheduler delivers in the background,
+    and a delivery in flight would change the outbox under a test that compares it."""
+
+    async def queued(db: Any) -> bool:
+        return bool(await db.query("_outbox").with_index("by_state", state="queued").first())
+
+    for _ in range(1000):
+        if not await server.engine.system_read(queued):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("mail stayed queued for ten seconds")
+
+
 async def test_a_removed_admin_gets_forbidden_over_http(demo_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=demo_server.url, timeout=30) as http:
         alice, bob = (
@@ -176,6 +191,7 @@ async def test_a_removed_admin_gets_forbidden_over_http(demo_server: LiveServer)
                     await db.delete(row["_id"])
 
         await demo_server.engine.system_write(remove_bob)
+        await _mail_settled(demo_server)  # the sign-ups' confirmations are on their way
         before = len(demo_server.mail.sent)
 
         async def bobs_mail(db: Any) -> list[Any]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.sensitive.verification import EMAIL_CODE_HARD_STOP, VERIFICATION_LOCKED
+from backend.sensitive.codes import EMAIL_CODE_HARD_STOP
+from backend.sensitive.email_code import VERIFICATION_LOCKED
 from backend.testing import TestBackend, UserHandle
 from tests.backend.sensitive.conftest import PASSWORD
 from tests.backend.sensitive.test_levels import latest_code

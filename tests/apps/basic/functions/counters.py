@@ -46,3 +46,9 @@ async def bump(ctx: MutationCtx, name: str) -> int:
 @mutation
 async def schedule_bump(ctx: MutationCtx, name: str, seconds: float) -> str:
     return await ctx.scheduler.run_after(seconds, bump, {"name": name})
+
+
+@mutation
+async def fail_with_text(ctx: MutationCtx, text: str) -> None:
+    """Fails with a ConvexError whose data is a plain string, as ``new ConvexError("...")``."""
+    raise ConvexError.from_data(text)

@@ -1,6 +1,6 @@
 from backend import ActionCtx, ConvexError, MutationCtx, internal_action, mutation
 from backend.mail import Mail, queue_mail
-from backend.transactions.transaction import SystemDatabase
+from backend.udf.system_context import SystemContext
 
 calls: list[str] = []
 
@@ -19,7 +19,7 @@ async def schedule_effect_then(ctx: MutationCtx, label: str, fail: bool) -> None
 
 @mutation
 async def mail_then(ctx: MutationCtx, to: str, fail: bool) -> None:
-    await queue_mail(ctx._engine, SystemDatabase(ctx._txn), Mail(to, "Hello", "Body"))
+    await queue_mail(SystemContext.of(ctx), Mail(to, "Hello", "Body"))
     if fail:
         raise ConvexError("NOPE", "rolled back")
 

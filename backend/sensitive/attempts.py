@@ -1,0 +1,168 @@
+"""The steps every verification method takes around its own check, at the edges.
+
+A method's mutation (``password.py``, ``email_code.py``) goes: ``check_target`` (the
+arguments), ``caller`` (a live session), ``authorize`` (the action's own permission rule,
+before anything else), ``spend`` (its rate limits, before the check they guard), its check,
+and ``grant`` on success. Each step writes its audit event (``trail`` says who, from where,
+for what). A method answers ``refusal(code, ...)`` rather than raising, so that the failed
+attempt (its count, its audit event, the budget it spent) commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from backend import audit
+from backend.auth.sessions import SessionInfo
+from backend.errors import ConvexError, ErrorCode
+from backend.ratelimit.limiter import TokenBucket, spend_all
+from backend.sensitive.grants import mint_grant
+from backend.sensitive.registry import SensitiveAction
+from backend.sensitive.service import SensitiveService
+from backend.transactions.transaction import SystemDatabase
+from backend.udf.system_context import SystemContext
+
+Answer = dict[str, Any]
+
+
+def check_target(action: Any, resource: Any) -> None:
+    """``INVALID_ARGUMENT`` unless ``action`` is an action name and ``resource`` an id."""
+    if not isinstance(action, str) or not action or len(action) > 128:
+        raise ConvexError(
+            ErrorCode.INVALID_ARGUMENT, "action must be an action name", path="action"
+        )
+    if resource is not None and (not isinstance(resource, str) or len(resource) > 256):
+        raise ConvexError(ErrorCode.INVALID_ARGUMENT, "resource must be an id", path="resource")
+
+
+def refusal(code: ErrorCode, **details: Any) -> Answer:
+    """A verification function's answer to a failed attempt: ``{ok: false, code, ...}``."""
+    return {"ok": False, "code": code.value, **details}
+
+
+def trail(
+    system: SystemContext,
+    who: SessionInfo,
+    spec: SensitiveAction,
+    resource: str | None,
+    method: str,
+) -> dict[str, Any]:
+    """The audit fields of one attempt."""
+    client = system.client
+    return {
+        "userId": who.user_id,
+        "sessionId": who.session_id,
+        "ipAddress": client.ip_address if client else None,
+        "action": spec.name,
+        "resource": resource,
+        "method": method,
+    }
+
+
+async def authorize(
+    system: SystemContext,
+    who: SessionInfo,
+    spec: SensitiveAction,
+    resource: str | None,
+    method: str,
+    *,
+    audited: bool = True,
+) -> None:
+    """Refuse, before anything else is done, a caller the action's own permission rule
+    refuses (``SensitiveAction.authorize``), and any caller of an undeclared action:
+    ``FORBIDDEN`` alike whatever the reason (a resource that does not exist or is not theirs),
+    with nothing sent, described or minted. A refusal by a mutation is audited even though the
+    call fails."""
+    if await spec.allows(system.reader(), resource):
+        return
+    if audited:
+        fields = trail(system, who, spec, resource, method)
+
+        async def refused(durable: SystemDatabase) -> None:
+            await audit.record(
+                durable, audit.EventKind.VERIFICATION_FAILED, outcome="forbidden", **fields
+            )
+
+        system.durably(refused)
+    raise ConvexError(
+        ErrorCode.FORBIDDEN,
+        "You may not verify for this action",
+        action=spec.name,
+        resource=resource,
+    )
+
+
+async def spend(
+    system: SystemContext,
+    who: SessionInfo,
+    limits: Mapping[str, TokenBucket],
+    fields: dict[str, Any],
+) -> Answer | None:
+    """Spend one attempt from each budget of ``limits`` (``*.ip`` ones per client address,
+    the rest per user). If any refuses, none is spent, and the refusal is answered (and
+    audited) as ``RATE_LIMITED`` with the longest wait."""
+    service = system.service(SensitiveService)
+    client = system.client
+    address = client.ip_address if client else None
+    keyed = [
+        (
+            name,
+            config,
+            service.limit_key(f"ip:{address}" if name.endswith(".ip") else f"user:{who.user_id}"),
+        )
+        for name, config in limits.items()
+    ]
+    wait = await spend_all(system.db, keyed)
+    if wait is None:
+        return None
+    first = next(iter(limits))
+    await audit.record(
+        system.db, audit.EventKind.RATE_LIMITED, outcome="refused", detail=first, **fields
+    )
+    return refusal(ErrorCode.RATE_LIMITED, retryAfterMs=wait)
+
+
+async def grant(
+    db: SystemDatabase,
+    who: SessionInfo,
+    spec: SensitiveAction,
+    resource: str | None,
+    method: str,
+    fields: dict[str, Any],
+) -> Answer:
+    """A passed check: mint the grant (replacing any earlier one for the same target) and
+    audit both. ``{ok: true, expiresAt}``."""
+    minted = await mint_grant(
+        db,
+        user_id=who.user_id,
+        session_id=who.session_id,
+        action=spec.name,
+        resource=resource,
+        level=spec.level,
+        method=method,
+        lifetime_ms=spec.grant_lifetime.total_seconds() * 1000,
+    )
+    await audit.record(db, audit.EventKind.VERIFICATION_PASSED, outcome="passed", **fields)
+    await audit.record(db, audit.EventKind.GRANT_MINTED, outcome="minted", **fields)
+    return {"ok": True, "expiresAt": minted["expiresAt"]}
+
+
+async def failed(db: SystemDatabase, answer: Answer, detail: str, fields: dict[str, Any]) -> Answer:
+    """Audit a failed check (``detail`` says why) and answer ``answer``."""
+    await audit.record(
+        db, audit.EventKind.VERIFICATION_FAILED, outcome="failed", detail=detail, **fields
+    )
+    return answer
+
+
+__all__ = [
+    "Answer",
+    "authorize",
+    "check_target",
+    "failed",
+    "grant",
+    "refusal",
+    "spend",
+    "trail",
+]

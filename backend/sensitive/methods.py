@@ -1,0 +1,64 @@
+"""The verification methods, strongest first, and which of them a caller is offered.
+
+A method is a module of this folder that defines ``METHOD``: an object with
+
+- ``name``: how ``methods`` lists it (``"password"``, ``"email"``);
+- ``functions``: its ``sensitive:*`` functions, by path (the engine registers them);
+- ``available(system, who, level)``: whether this caller may use it for an action of
+  ``level`` now (a password needs one; a locked-out one is not offered).
+
+Its functions check the method's own secret and, on success, mint a grant with the steps
+every method shares (``attempts.py``): the argument check, the caller, the action's
+permission rule, the rate limits, the audit trail, the grant.
+
+To add a method (a passkey, a TOTP app, backup codes), write its module beside
+``password.py`` and ``email_code.py`` (its functions, its rate limits, its tables in
+``grants.py`` or its own, the pure rules of its secret in a module of their own as
+``codes.py`` has them for email codes) and put its ``METHOD`` in ``METHODS`` below, in order
+of strength. ``sensitive:status``, ``require_sensitive_action``'s refusal and the client's
+dialog then offer it to every user for whom ``available`` says yes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from backend.auth.sessions import SessionInfo
+from backend.sensitive import email_code, password
+from backend.udf.registry import RegisteredFunction
+from backend.udf.system_context import SystemContext
+
+
+class VerificationMethod(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def functions(self) -> Mapping[str, RegisteredFunction[Any, Any, Any]]: ...
+
+    async def available(self, system: SystemContext, who: SessionInfo, level: int) -> bool: ...
+
+
+METHODS: tuple[VerificationMethod, ...] = (password.METHOD, email_code.METHOD)
+"""Every method, strongest first: the order ``methods`` lists them in."""
+
+
+async def methods_for(system: SystemContext, who: SessionInfo, level: int) -> list[str]:
+    """The names of the methods ``who`` can use for an action of ``level``, strongest first.
+    Every method mints a grant, which satisfies every level."""
+    return [m.name for m in METHODS if await m.available(system, who, level)]
+
+
+def functions() -> dict[str, RegisteredFunction[Any, Any, Any]]:
+    """Every method's functions, by path."""
+    found: dict[str, RegisteredFunction[Any, Any, Any]] = {}
+    for method in METHODS:
+        for path, function in method.functions.items():
+            if path in found:
+                raise TypeError(f"{path} is defined by two verification methods")
+            found[path] = function
+    return found
+
+
+__all__ = ["METHODS", "VerificationMethod", "functions", "methods_for"]
