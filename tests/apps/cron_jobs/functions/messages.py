@@ -2,9 +2,11 @@ from typing import Any
 
 from backend import MutationCtx, QueryCtx, internal_mutation, mutation, query
 
+Documents = list[dict[str, Any]]
+
 
 @query
-async def list(ctx: QueryCtx) -> list[dict[str, Any]]:
+async def list(ctx: QueryCtx) -> Documents:
     return await ctx.db.query("messages").collect()
 
 
