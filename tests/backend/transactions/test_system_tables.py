@@ -176,12 +176,13 @@ async def test_a_running_action_canceled_stays_canceled_when_it_ends(demo: TestB
 
 async def test_cancel_refuses_an_id_that_is_not_a_scheduled_function(demo: TestBackend) -> None:
     ada = await demo.sign_up("ada@example.com", "correct horse battery")
-    before = await demo.run(lambda ctx: ctx.db.get(ada.session_id))
+    session = str(ada.session_id)
+    before = await demo.run(lambda ctx: ctx.db.get(session))
     for foreign in (ada.session_id, ada.user_id, "nonsense"):
         with pytest.raises(ConvexError, match="is not a scheduled function's id") as refused:
             await demo.mutation("probe:cancel", {"id": foreign})
         assert refused.value.code == "INVALID_ARGUMENT"
-    assert await demo.run(lambda ctx: ctx.db.get(ada.session_id)) == before
+    assert await demo.run(lambda ctx: ctx.db.get(session)) == before
     with pytest.raises(ConvexError) as invalid:  # the demo's own validator says so first
         await demo.mutation("admin:cancelMessage", {"jobId": ada.session_id})
     assert invalid.value.code == "INVALID_ARGUMENT"
