@@ -16,7 +16,7 @@ import pytest
 
 from backend import Crons
 from backend.crons import jobs
-from backend.crons.ticker import INTERRUPTED, LEASE
+from backend.crons.ticker import INTERRUPTED, LEASE, CronTicker
 from backend.runtime import FakeClock, to_ms
 from backend.testing import TestBackend
 from backend.udf.app import App, load_app
@@ -286,3 +286,33 @@ async def test_the_log_keeps_only_the_newest_runs_of_each_cron(
             T0 + i * MINUTE for i in (3, 4, 5)
         ]
         assert len(await rows(t)) == 6
+
+
+async def test_a_running_action_keeps_its_claim_by_renewing_the_lease(
+    database_url: str | None,
+) -> None:
+    app = with_crons(lambda c: c.interval("long", ticks.act, {"cron": "long"}, minutes=1))
+    async with (
+        TestBackend(database_url, app=app, clock=FakeClock(START)) as t,
+        t.reopen() as other,
+    ):
+        ticker = CronTicker(t.engine, lease=timedelta(seconds=0.3))  # renewed every 0.1 s
+        ticks.gate = asyncio.Event()
+        running = asyncio.create_task(ticker.run_due())
+        for _ in range(500):
+            cron = (await stored(t))["long"]
+            if cron["state"] == "inProgress":
+                break
+            await asyncio.sleep(0.01)
+        t.clock.advance(seconds=10)  # far past the lease it took
+        for _ in range(500):
+            cron = (await stored(t))["long"]
+            if cron["leaseUntil"] > to_ms(t.clock.now()):
+                break  # renewed by the process still running the action
+            await asyncio.sleep(0.01)
+        assert await other.crons.run_due() == 0
+        assert (await stored(t))["long"]["claim"] == cron["claim"]
+        ticks.gate.set()
+        assert await running == 1
+        (run,) = await logged(t, "long")
+        assert run["state"] == "success"
