@@ -16,7 +16,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from backend.crons import jobs
-from backend.crons import schedule as schedules
 from backend.errors import ConvexError
 from backend.runtime import to_ms
 from backend.scheduler import describe_failure
@@ -297,10 +296,6 @@ class CronTicker:
             for task in running:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-
-
-def describe(cron: dict[str, Any]) -> str:
-    return f"{cron['name']}: {cron['function']} {schedules.describe(cron['schedule'])}"
 
 
 __all__ = ["INTERRUPTED", "LEASE", "CronTicker"]
