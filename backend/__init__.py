@@ -13,6 +13,7 @@ in the package is the engine's own.
 
 from backend.audit import list_events
 from backend.auth.users import delete_account, find_by_email, get_profile, has_password
+from backend.crons import Crons, cron_jobs
 from backend.errors import ConvexError, ErrorCode
 from backend.ratelimit.limiter import FixedWindow, RateLimiter, RateLimitResult, TokenBucket
 from backend.schema import Id, define_schema, table
@@ -38,6 +39,7 @@ __all__ = [
     "ActionCtx",
     "ClientInfo",
     "ConvexError",
+    "Crons",
     "ErrorCode",
     "FixedWindow",
     "Id",
@@ -51,6 +53,7 @@ __all__ = [
     "SensitiveActions",
     "TokenBucket",
     "action",
+    "cron_jobs",
     "define_schema",
     "delete_account",
     "find_by_email",

@@ -10,6 +10,13 @@ after commit:
 - a scheduled **action** is first marked ``inProgress`` in its own transaction, then run, then
   marked ``success`` or ``failed``: at most once (a crash mid-action leaves it ``inProgress``).
 
+App code reads its jobs through ``ctx.db.system`` in Convex's shape (``public_job``): the
+stored documents keep the engine's own layout (a flat ``state``, ``args`` as an object, an
+``error`` field), which the worker's index is built on and which every job written by an
+earlier version already has, and the view reshapes them as they are read, so nothing is
+migrated. Jobs of the engine's own functions (``_system/...``: mail delivery) share the
+table and are hidden from that view and from ``ctx.scheduler.cancel``.
+
 A job carries no identity: it runs as nobody (``ctx.auth`` sees no one), whoever scheduled it,
 as in Convex. Carrying the scheduler's session along would let work outlive a sign-out by the
 job's whole delay, and would need the session checked again at run time anyway; a job that
@@ -22,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,7 +37,7 @@ from pydantic import BaseModel
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import from_ms, to_ms
-from backend.schema import TableDef, table
+from backend.schema import SystemView, TableDef, table
 from backend.storage.store import StoreUnavailable
 from backend.transactions.readset import WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
@@ -58,6 +66,37 @@ TABLES: dict[str, TableDef] = {
 }
 
 
+def is_engine_job(job: Mapping[str, Any]) -> bool:
+    """A job of one of the engine's own functions (their paths start with ``_``)."""
+    return str(job.get("name", "")).startswith("_")
+
+
+def public_job(job: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A stored job as Convex shows it to app code (``ctx.db.system``), or None for one of
+    the engine's own: ``{_id, _creationTime, name, args: [args], scheduledTime,
+    completedTime?, state: {kind, error?}}``."""
+    if is_engine_job(job):
+        return None
+    state: dict[str, Any] = {"kind": job["state"]}
+    if job["state"] == "failed":
+        state["error"] = job.get("error") or ""
+    shown: dict[str, Any] = {
+        "_id": job["_id"],
+        "_creationTime": job["_creationTime"],
+        "name": job["name"],
+        "args": [job["args"]],
+        "scheduledTime": job["scheduledTime"],
+    }
+    if job.get("completedTime") is not None:
+        shown["completedTime"] = job["completedTime"]
+    shown["state"] = state
+    return shown
+
+
+VIEW = SystemView(shape=public_job)
+"""``_scheduled_functions`` as app code reads it (registered in ``backend/system.py``)."""
+
+
 async def enqueue(
     engine: Engine,
     db: SystemDatabase,
@@ -65,12 +104,7 @@ async def enqueue(
     fn: RegisteredFunction[Any, Any, Any] | str,
     args: dict[str, Any],
 ) -> str:
-    kind = fn.kind if isinstance(fn, RegisteredFunction) else None
-    target = (
-        engine.resolve(fn, kind, internal=True) if kind is not None else _resolve_any(engine, fn)
-    )
-    if target.kind is FunctionKind.QUERY:
-        raise invalid_argument("only mutations and actions can be scheduled", "fn")
+    target = resolve_schedulable(engine, fn)
     target.validate_args(args)  # fail now, in the caller's transaction, not later
     return await db.insert(
         TABLE,
@@ -78,7 +112,13 @@ async def enqueue(
     )
 
 
-def _resolve_any(engine: Engine, fn: Any) -> RegisteredFunction[Any, Any, Any]:
+def resolve_schedulable(engine: Engine, fn: Any) -> RegisteredFunction[Any, Any, Any]:
+    """The mutation or action behind a reference or a path (internal ones included).
+    ``INVALID_ARGUMENT`` for a query or anything else, ``NOT_FOUND`` for no such function."""
+    if isinstance(fn, RegisteredFunction):
+        if fn.kind is FunctionKind.QUERY:
+            raise invalid_argument("only mutations and actions can be scheduled", "fn")
+        return engine.resolve(fn, fn.kind, internal=True)
     for kind in (FunctionKind.MUTATION, FunctionKind.ACTION):
         try:
             return engine.resolve(fn, kind, internal=True)
@@ -88,12 +128,18 @@ def _resolve_any(engine: Engine, fn: Any) -> RegisteredFunction[Any, Any, Any]:
     raise invalid_argument(f"{fn!r} is not a mutation or an action", "fn")
 
 
-async def cancel(db: SystemDatabase, job_id: str) -> None:
+async def cancel(db: SystemDatabase, job_id: Any) -> None:
+    """``ctx.scheduler.cancel``: as in Convex, a job that has not finished is canceled (a
+    pending one never runs; an action already running goes on, but its outcome is not
+    recorded over the cancellation); a finished one is left as it is. ``NOT_FOUND`` for a job
+    that does not exist or is the engine's own; ``INVALID_ARGUMENT`` for any other id."""
+    if db.txn.schema.table_of_id(job_id) != TABLE:
+        raise invalid_argument(f"{str(job_id)[:64]!r} is not a scheduled function's id", "id")
     job = await db.get(job_id)
-    if job is None:
+    if job is None or is_engine_job(job):
         raise ConvexError(ErrorCode.NOT_FOUND, "no such scheduled function")
-    if job["state"] == "pending":
-        await db.patch(job_id, {"state": "canceled"})
+    if job["state"] in ("pending", "inProgress"):
+        await db.patch(job_id, {"state": "canceled", "completedTime": db.now_ms})
 
 
 class SchedulerWorker:
@@ -177,7 +223,7 @@ class SchedulerWorker:
             raise  # not the job's failure: it stays pending, and runs once the database is back
         except Exception as exc:  # the job's own failure: record it, keep the worker alive
             log.warning("scheduled %s failed: %s", target.path, exc)
-            await self._finish(job_id, "failed", _describe(exc))
+            await self._finish(job_id, "failed", describe_failure(exc))
 
     async def _run_action_job(
         self, job_id: str, target: RegisteredFunction[Any, Any, Any], args: dict[str, Any]
@@ -198,12 +244,15 @@ class SchedulerWorker:
             await engine.run_action(target, args, None, internal=True)
         except Exception as exc:
             log.warning("scheduled %s failed: %s", target.path, exc)
-            await self._finish(job_id, "failed", _describe(exc))
+            await self._finish(job_id, "failed", describe_failure(exc))
         else:
             await self._finish(job_id, "success", None)
 
     async def _finish(self, job_id: str, state: JobState, error: str | None) -> None:
         async def mark(db: SystemDatabase) -> None:
+            current = await db.get(job_id)
+            if current is None or current["state"] not in ("pending", "inProgress"):
+                return  # canceled while it ran: the cancellation stands
             fields: dict[str, Any] = {
                 "state": state,
                 "completedTime": to_ms(self.engine.runtime.now()),
@@ -242,10 +291,21 @@ def _kind_of(engine: Engine, path: str) -> FunctionKind:
     return fn.kind if fn is not None else FunctionKind.MUTATION
 
 
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
+    """What a failed job records: the error's code and message, or only its type for a bug."""
     if isinstance(exc, ConvexError):
         return f"{exc.code}: {exc.message}"
     return getattr(exc, "public_message", None) or type(exc).__name__
 
 
-__all__ = ["TABLES", "SchedulerWorker", "cancel", "enqueue", "from_ms"]
+__all__ = [
+    "TABLES",
+    "VIEW",
+    "SchedulerWorker",
+    "cancel",
+    "describe_failure",
+    "enqueue",
+    "from_ms",
+    "public_job",
+    "resolve_schedulable",
+]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,20 @@ class TableDef:
         return self
 
 
+@dataclass(frozen=True)
+class SystemView:
+    """How app code sees one of the engine's tables through ``ctx.db.system``.
+
+    ``shape`` turns a stored document into the document app code is shown (Convex's shape
+    for that table), or None to keep it out of sight (the engine's own entries in a table it
+    shares with the app). ``indexes`` are the indexes app code may walk: the stored fields of
+    the others are the engine's, not the shape's. Nothing of a view can write.
+    """
+
+    shape: Callable[[Mapping[str, Any]], dict[str, Any] | None]
+    indexes: frozenset[str] = frozenset({BY_CREATION_TIME})
+
+
 def table(model: type[BaseModel] | None = None) -> TableDef:
     """Declare a table whose documents validate against ``model`` (None: any object)."""
     if model is not None:
@@ -173,6 +187,8 @@ class Schema:
 
     ``storage`` maps an index's declared name (``table.index``) to where its entries live,
     as the deployed schema says (``with_storage``); by default they live under that name.
+    ``views`` are the engine's tables that app code may read (``ctx.db.system``), each with
+    the shape it sees them in; every other ``_`` table is out of its reach.
     """
 
     def __init__(
@@ -181,8 +197,13 @@ class Schema:
         *,
         storage: Mapping[str, str] | None = None,
         unavailable: Iterable[str] = (),
+        views: Mapping[str, SystemView] | None = None,
     ) -> None:
         self.tables: dict[str, TableDef] = {}
+        self.views: dict[str, SystemView] = dict(views or {})
+        for name in self.views:
+            if not name.startswith("_") or name not in tables:
+                raise TypeError(f"a system view needs an engine table of that name: {name!r}")
         self.indexes: dict[str, IndexDef] = {}  # by declared name
         self._by_table: dict[str, list[IndexDef]] = {}
         self.storage = dict(storage or {})
@@ -215,12 +236,16 @@ class Schema:
         clash = set(self.tables) & set(other.tables)
         if clash:
             raise TypeError(f"tables declared twice: {sorted(clash)}")
-        return Schema({**self.tables, **other.tables}, storage={**self.storage, **other.storage})
+        return Schema(
+            {**self.tables, **other.tables},
+            storage={**self.storage, **other.storage},
+            views={**self.views, **other.views},
+        )
 
     def with_storage(self, storage: Mapping[str, str], unavailable: Iterable[str] = ()) -> Schema:
         """This schema with its indexes' entries where ``storage`` says (declared → stored);
         the ``unavailable`` ones (not deployed as declared) refuse queries."""
-        return Schema(self.tables, storage=storage, unavailable=unavailable)
+        return Schema(self.tables, storage=storage, unavailable=unavailable, views=self.views)
 
     def table_of_id(self, doc_id: Any) -> str | None:
         from backend.values.ids import id_tag

@@ -7,10 +7,20 @@ from typing import Any
 from backend import audit, migrator, scheduler
 from backend.auth import jwt
 from backend.auth import tables as auth_tables
+from backend.crons import jobs as cron_jobs
 from backend.mail import outbox
 from backend.ratelimit import limiter
-from backend.schema import Schema
+from backend.schema import Schema, SystemView
 from backend.sensitive import grants, verification
+
+# The engine's tables that app code may read (``ctx.db.system.get`` / ``.query``), each with
+# the view that shapes its documents as Convex shows them. This is the whole allow-list: every
+# other ``_`` table (sessions, grants, codes, audit, rate limits, crons, ...) is refused. A
+# subsystem that offers a table to apps declares its ``SystemView`` beside the table and adds
+# one line here (file storage's ``_storage`` goes in the same way).
+READABLE_BY_APPS: dict[str, SystemView] = {
+    scheduler.TABLE: scheduler.VIEW,
+}
 
 
 def system_schema() -> Schema:
@@ -24,7 +34,9 @@ def system_schema() -> Schema:
             **audit.TABLES,
             **grants.TABLES,
             **migrator.TABLES,
-        }
+            **cron_jobs.TABLES,
+        },
+        views=READABLE_BY_APPS,
     )
 
 

@@ -11,7 +11,9 @@ Unlike a mock, it runs real transactions on a real database (a fresh SQLite file
 temporary, memory-backed directory by default, or a fresh schema in PostgreSQL with
 ``database_url=``), with real conflicts and real limits. The whole engine reads the fake
 ``clock``. Scheduled work, mail included, runs before each call returns unless
-``hold_scheduled=True``; then ``await t.run_scheduled()`` runs what is due.
+``hold_scheduled=True``; then ``await t.run_scheduled()`` runs what is due. Cron jobs run when
+the test says: ``t.clock.advance(minutes=1)``, then ``await t.run_crons()`` (or
+``run_scheduled()``, which runs both).
 
 The app's schema is deployed when the backend opens. An app can also be *evolved*: open
 another backend on the same database with a new version of the app, and deploy it:
@@ -196,6 +198,7 @@ class TestBackend(Caller):
         return list(self._mail.sent)
 
     async def __aenter__(self) -> TestBackend:
+        from backend.crons.ticker import CronTicker
         from backend.scheduler import SchedulerWorker
 
         store = await (self._existing_store() if self.existing else self._fresh_store())
@@ -221,6 +224,14 @@ class TestBackend(Caller):
         )
         await self._engine.load_deployment()
         self.worker = SchedulerWorker(self._engine)
+        self.crons = CronTicker(self._engine)
+        if self.deploy_on_open:
+            try:
+                await self.crons.sync()
+            except BaseException:
+                await self._engine.store.close()
+                await self._cleanup()
+                raise
         self.auth = AuthService(
             self._engine,
             AuthConfig(
@@ -317,6 +328,8 @@ class TestBackend(Caller):
         the engine serves it at once. A refusal is returned, not raised: see ``report.ok``."""
         report = await deploy_schema(self.engine.store, self.engine.code_schema, **options)
         await self.engine.load_deployment()
+        if report.ok:
+            await self.crons.sync()
         return report
 
     @property
@@ -425,8 +438,18 @@ class TestBackend(Caller):
         return holder[-1]
 
     async def run_scheduled(self) -> int:
-        """Run every scheduled job that is due by the fake clock. Returns how many ran."""
-        return await self.worker.run_due()
+        """Run every scheduled job and every cron tick that is due by the fake clock (and the
+        jobs those schedule for now). Returns how many ran."""
+        ran = await self.crons.run_due()
+        return ran + await self.worker.run_due()
+
+    async def run_crons(self) -> int:
+        """Run every cron tick due by the fake clock (``t.clock.advance(minutes=1)`` first);
+        returns how many ran. The jobs they schedule run too, unless ``hold_scheduled``."""
+        try:
+            return await self.crons.run_due()
+        finally:
+            await self._after_call()
 
     async def _after_call(self) -> None:
         if not self.hold_scheduled:

@@ -28,6 +28,7 @@ from backend.auth.service import AuthConfig, AuthService
 from backend.auth.sessions import resolve_identity
 from backend.auth.verifier import ConvexTokenVerifier
 from backend.config import Settings, load_settings
+from backend.crons.ticker import CronTicker
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
 from backend.http.auth_routes import AuthRoutes
@@ -161,13 +162,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         worker = SchedulerWorker(engine)
+        ticker = CronTicker(engine)
         # never serve an app whose schema is not the deployed one (NotDeployed says what to run)
         await engine.load_deployment(require=True)
+        await ticker.sync()  # this app's crons are the deployed ones from now on
         await keyring.ensure_key()
         await coordinator.start()
         listener.start()
         tasks = [
             asyncio.create_task(worker.run_forever(), name="scheduler"),
+            asyncio.create_task(ticker.run_forever(), name="crons"),
             asyncio.create_task(housekeeping(engine), name="housekeeping"),
             asyncio.create_task(follow_deployment(engine), name="deployment"),
         ]

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
-from backend.schema import BY_CREATION_TIME, IndexDef
+from backend.schema import BY_CREATION_TIME, IndexDef, SystemView
 from backend.values.index_key import KeyRange, encode_key, encode_value, prefix_end
 
 if TYPE_CHECKING:
@@ -127,11 +127,17 @@ def decode_cursor(index_name: str, cursor: str) -> bytes | None:
 
 
 class QueryBuilder:
-    """A lazy query over one table. Nothing is read until a terminal method runs."""
+    """A lazy query over one table. Nothing is read until a terminal method runs.
 
-    def __init__(self, txn: Transaction, table: str) -> None:
+    With a ``view`` (an engine table app code reads through ``ctx.db.system``) every document
+    is shown in the view's shape, filters see that shape, documents it hides are skipped, and
+    only the view's indexes can be walked.
+    """
+
+    def __init__(self, txn: Transaction, table: str, view: SystemView | None = None) -> None:
         self._txn = txn
         self._table = table
+        self._view = view
         self._index = txn.schema.index(table, BY_CREATION_TIME)
         self._descending = False
         self._filters: list[Predicate] = []
@@ -149,6 +155,8 @@ class QueryBuilder:
         if self._indexed:
             raise invalid_argument("with_index() may be called once per query", "index")
         self._indexed = True
+        if self._view is not None and name not in self._view.indexes:
+            raise invalid_argument(f"table {self._table!r} has no index {name!r}", "index")
         self._index = self._txn.schema.index(self._table, name)
         builder = IndexRange(self._index)
         for field, value in equal.items():
@@ -217,12 +225,16 @@ class QueryBuilder:
         """
         remaining = key_range
         matched = 0
+        sparse = bool(self._filters) or self._view is not None  # a batch may yield fewer
         while want is None or matched < want:
-            limit = _BATCH if (self._filters or want is None) else min(_BATCH, want - matched)
+            limit = _BATCH if (sparse or want is None) else min(_BATCH, want - matched)
             batch, full = await self._fetch(remaining, limit)
-            for key, doc in batch:
+            for key, stored in batch:
                 if walk is not None:
                     walk.last_key = key
+                doc = stored if self._view is None else self._view.shape(stored)
+                if doc is None:
+                    continue
                 if not self._filters or await self._matches(doc):
                     matched += 1
                     yield key, doc
@@ -239,7 +251,7 @@ class QueryBuilder:
             raise invalid_argument("take() needs a non-negative integer", "n")
         if n == 0:
             return []
-        if self._filters:
+        if self._filters or self._view is not None:
             return [doc async for _key, doc in self._walk(self._range, n)]
         # Without filters every document fetched is taken: the same batches and the same read
         # set as ``_walk``, without stepping an async generator once per document.

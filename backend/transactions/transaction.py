@@ -2,8 +2,9 @@
 
 ``Transaction`` is the engine's handle; function code sees it through ``DatabaseReader`` (in
 queries) and ``DatabaseWriter`` (in mutations), which refuse the engine's own tables (names
-starting with ``_``). The engine's subsystems (auth, scheduler, audit) use ``SystemDatabase``,
-which is never handed to function code.
+starting with ``_``), except for the few the schema offers app code as views, read-only and in
+Convex's shapes, through ``ctx.db.system`` (``SystemTableReader``). The engine's subsystems
+(auth, scheduler, audit) use ``SystemDatabase``, which is never handed to function code.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import Runtime, to_ms
-from backend.schema import Schema
+from backend.schema import Schema, SystemView
 from backend.storage.store import StoreReader, StoreWriter
 from backend.transactions.client import ClientInfo
 from backend.transactions.limits import Limits
@@ -265,13 +266,61 @@ def _copy(document: Document | None) -> Document | None:
     return {k: v if isinstance(v, _FLAT) else copy.deepcopy(v) for k, v in document.items()}
 
 
+class SystemTableReader:
+    """``ctx.db.system``: the engine's tables that app code may read, read-only, as Convex shows
+    them (``_scheduled_functions``: ``{_id, _creationTime, name, args: [...], scheduledTime,
+    completedTime?, state: {kind, error?}}``). Reads join the read set like any other, so a
+    live query over them re-runs when they change. Every other engine table (sessions, grants,
+    codes, audit, rate limits, ...) is refused with ``INVALID_ARGUMENT``, as an unknown table.
+    """
+
+    def __init__(self, txn: Transaction) -> None:
+        self._txn = txn
+
+    def _view(self, table: Any) -> SystemView:
+        view = self._txn.schema.views.get(table) if isinstance(table, str) else None
+        if view is None:
+            raise invalid_argument(f"unknown system table {str(table)[:64]!r}", "table")
+        return view
+
+    async def get(self, table_or_id: str, doc_id: str | None = None) -> Document | None:
+        """The document with this id (``get(id)``, or Convex's ``get(table, id)``), or None.
+        Raises ``INVALID_ARGUMENT`` for an id of any other table."""
+        if doc_id is None:
+            doc_id = table_or_id
+            table = self._txn.schema.table_of_id(doc_id)
+        else:
+            table = table_or_id
+            if self._txn.schema.table_of_id(doc_id) != table:
+                raise invalid_argument(f"{str(doc_id)[:64]!r} is not an id of {table!r}", "id")
+        if table is None or table not in self._txn.schema.views:
+            raise invalid_argument(
+                f"{str(doc_id)[:64]!r} is not an id of a readable system table", "id"
+            )
+        view = self._view(table)
+        found = await self._txn.get(doc_id, system=True)
+        return None if found is None else view.shape(found)
+
+    def query(self, table: str) -> QueryBuilder:
+        """A query over a readable system table (``by_creation_time`` is its index)."""
+        view = self._view(table)
+        return QueryBuilder(self._txn, table, view)
+
+
 class DatabaseReader:
-    """``ctx.db`` in a query: ``get``, ``query``. The engine's own tables are out of reach."""
+    """``ctx.db`` in a query: ``get``, ``query``, and ``system`` (the engine's tables an app may
+    read). The engine's own tables are otherwise out of reach."""
 
     _system = False
 
     def __init__(self, txn: Transaction) -> None:
         self._txn = txn
+
+    @property
+    def system(self) -> SystemTableReader:
+        """Read-only access to ``_scheduled_functions`` (and the engine's other app-readable
+        tables), in Convex's shapes: ``ctx.db.system.get(id)``, ``ctx.db.system.query(t)``."""
+        return SystemTableReader(self._txn)
 
     async def get(self, doc_id: str) -> Document | None:
         """The document with this id, or None. Raises ``INVALID_ARGUMENT`` for a non-id."""

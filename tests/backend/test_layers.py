@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.udf",
         "backend.engine",
         "backend.scheduler",
+        "backend.crons",
         "backend.migrator",
         "backend.mail",
         "backend.ratelimit",

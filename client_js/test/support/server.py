@@ -19,6 +19,8 @@ it is listening, and stops cleanly on SIGTERM / SIGINT.
 - ``POST /test/drop-next-mutation-reply`` makes the next mutation commit and then lose its
   socket before the ``MutationResponse`` goes out, as a network failure would (the transport
   is patched, in this process only).
+- ``POST /test/clock/advance?seconds=N`` moves the engine's clock N seconds ahead of the
+  system clock (it starts on it), so a test sees a minute's cron tick without waiting a minute.
 
 Test-only: nothing here is part of the product.
 """
@@ -38,7 +40,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,7 @@ from backend.engine import Engine  # noqa: E402
 from backend.http.app import create_app  # noqa: E402
 from backend.http.websocket import StarletteTransport  # noqa: E402
 from backend.mail import DevOutboxTransport  # noqa: E402
+from backend.runtime import Runtime  # noqa: E402
 from backend.storage.deploy import deploy  # noqa: E402
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of  # noqa: E402
 from backend.storage.migrate import upgrade  # noqa: E402
@@ -160,6 +163,22 @@ async def _send_or_drop(self: StarletteTransport, text: str) -> None:
 StarletteTransport.send = _send_or_drop  # type: ignore[method-assign]
 
 
+# ---- the clock ------------------------------------------------------------------------------
+
+
+class MovableClock:
+    """The system clock, which a test may move ahead (``POST /test/clock/advance``)."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+CLOCK = MovableClock()
+
+
 # ---- test routes ----------------------------------------------------------------------------
 
 
@@ -187,9 +206,20 @@ def test_routes(
         _drop_next_reply = True
         return JSONResponse({"armed": True})
 
+    async def advance_clock(request: Request) -> Response:
+        try:
+            seconds = float(request.query_params.get("seconds", ""))
+        except ValueError:
+            return PlainTextResponse("seconds must be a number", status_code=400)
+        if not seconds >= 0:
+            return PlainTextResponse("a clock does not go backwards", status_code=400)
+        CLOCK.ahead += timedelta(seconds=seconds)
+        return JSONResponse({"now": CLOCK.now().timestamp() * 1000})
+
     return [
         ("/test/token", token, ["GET"]),
         ("/test/drop-next-mutation-reply", drop_next_mutation_reply, ["POST"]),
+        ("/test/clock/advance", advance_clock, ["POST"]),
     ]
 
 
@@ -238,6 +268,7 @@ def build_engine(settings: Settings, database: Database, *, real_auth: bool) -> 
         app,
         system_schema=system_schema(),
         system_functions=system_functions(),
+        runtime=Runtime(clock=CLOCK),
         dev_mode=settings.dev_mode,
         # With real auth, ctx.auth checks the session behind each token (revocation works);
         # test tokens name no real session, so the test verifier's mode skips that check.

@@ -1,0 +1,25 @@
+"""Convex's system-tables demo (get-convex/convex-demos, ``system-tables``): a chat whose
+messages can be sent later (``/delay 10 hello``), with an admin page over the scheduled sends
+(``admin:listScheduledSends`` reads ``_scheduled_functions`` through ``ctx.db.system``) that
+cancels them. Its ``convex/`` folder, function by function, in Python; the functions over
+uploaded files (``file_uploads``, ``_storage``) come with file storage."""
+
+from typing import Annotated
+
+from pydantic import BaseModel
+
+from backend import Id, define_schema, table
+
+
+class FileUpload(BaseModel):
+    author: str
+    upload_id: Annotated[str, Id("_storage")]
+
+
+class Message(BaseModel):
+    author: str
+    body: str
+    format: str
+
+
+schema = define_schema(file_uploads=table(FileUpload), messages=table(Message))
