@@ -16,6 +16,7 @@ from backend.transactions.transaction import (
     SystemDatabase,
     Transaction,
 )
+from backend.udf import jobs
 
 if TYPE_CHECKING:
     from backend.engine import Engine
@@ -359,12 +360,8 @@ class Scheduler:
         args: Mapping[str, Any] | None = None,
     ) -> str:
         """Run ``fn(args)`` at ``when`` (or as soon as possible after). Returns the job id."""
-        from backend import scheduler
-
-        return await scheduler.enqueue(self._engine, self._db(), when, fn, dict(args or {}))
+        return await jobs.enqueue(self._engine, self._db(), when, fn, dict(args or {}))
 
     async def cancel(self, job_id: str) -> None:
         """Cancel a job that has not started yet."""
-        from backend import scheduler
-
-        await scheduler.cancel(self._db(), job_id)
+        await jobs.cancel(self._db(), job_id)

@@ -1,11 +1,20 @@
-"""The engine's layers only depend downwards, and the engine never imports the app."""
+"""The engine's layers only depend downwards, its modules import no cycle, and the engine never
+imports the app.
+
+Imports are read from the source: absolute ones, relative ones, and ``from backend import x``
+(an edge to ``backend.x`` when that is a module), wherever they stand (a lazy import inside a
+function is an edge like any other). Only an import under ``if TYPE_CHECKING:`` is left out of
+the cycle check: it never runs.
+"""
 
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-BACKEND = Path(__file__).resolve().parents[2] / "backend"
+ROOT = Path(__file__).resolve().parents[2]
+BACKEND = ROOT / "backend"
 
 LAYERS: list[tuple[str, ...]] = [
     (
@@ -41,10 +50,11 @@ def _layer(module: str) -> int:
     raise AssertionError(f"{module} is in no layer; add it to LAYERS")
 
 
-def _modules() -> dict[str, Path]:
+def modules(package: Path) -> dict[str, Path]:
+    """Every module under ``package`` by dotted name (the Alembic scripts left out)."""
     found = {}
-    for path in BACKEND.rglob("*.py"):
-        parts = path.relative_to(BACKEND.parent).with_suffix("").parts
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package.parent).with_suffix("").parts
         if parts[-1] == "__init__":
             parts = parts[:-1]
         if "migrations" in parts:
@@ -53,29 +63,159 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _imports(path: Path) -> set[str]:
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _statements(tree: ast.AST, *, typing_too: bool) -> Iterator[ast.Import | ast.ImportFrom]:
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node) and not typing_too:
+            for other in node.orelse:
+                yield from _statements(ast.Module(body=[other], type_ignores=[]), typing_too=False)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        yield from _statements(node, typing_too=typing_too)
+
+
+def imports(
+    module: str, path: Path, known: dict[str, Path], *, typing_too: bool = True
+) -> set[str]:
+    """The modules ``module`` imports, resolved to names in ``known`` where they are one."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _statements(ast.parse(path.read_text()), typing_too=typing_too):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+            continue
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            source = ".".join(base + ([node.module] if node.module else []))
+        else:
+            source = node.module or ""
+        for alias in node.names:
+            submodule = f"{source}.{alias.name}"
+            names.add(submodule if submodule in known else source)
+    names.discard(module)
     return names
 
 
+def cycles(package: Path) -> list[list[str]]:
+    """Every import cycle among the modules of ``package`` (its strongly connected components
+    of more than one module, or a module importing itself), each sorted."""
+    known = modules(package)
+    graph = {
+        name: {n for n in imports(name, path, known, typing_too=False) if n in known}
+        for name, path in known.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def upward_imports(package: Path, layer: Callable[[str], int] = _layer) -> list[str]:
+    """Every ``a -> b`` where ``b`` sits in a higher layer than ``a`` (a module in no layer
+    fails the check by name)."""
+    known = modules(package)
+    violations = []
+    root = package.name
+    for module, path in known.items():
+        if module == root:
+            continue  # the package root re-exports the public names
+        for name in imports(module, path, known):
+            if name.startswith(root + ".") and layer(name) > layer(module):
+                violations.append(f"{module} -> {name}")
+    return sorted(violations)
+
+
 def test_the_engine_never_imports_the_app() -> None:
-    for module, path in _modules().items():
-        bad = {n for n in _imports(path) if n.split(".")[0] in ("functions", "schema")}
+    known = modules(BACKEND)
+    for module, path in known.items():
+        app = ("functions", "schema")
+        bad = {n for n in imports(module, path, known) if n.split(".")[0] in app}
         assert not bad, f"{module} imports the app: {bad}"
 
 
 def test_every_module_depends_only_on_its_layer_or_below() -> None:
-    violations = []
-    for module, path in _modules().items():
-        if module == "backend":
-            continue  # the package root re-exports the public names
-        rank = _layer(module)
-        for name in _imports(path):
-            if name.startswith("backend.") and _layer(name) > rank:
-                violations.append(f"{module} -> {name}")
-    assert violations == []
+    assert upward_imports(BACKEND) == []
+
+
+def test_the_engine_has_no_import_cycle() -> None:
+    assert cycles(BACKEND) == []
+
+
+def test_the_app_imports_the_engine_only_through_its_package_root() -> None:
+    """``functions/`` and ``schema/`` use the names ``backend`` exports, never its modules."""
+    offenders = []
+    for package in (ROOT / "functions", ROOT / "schema"):
+        known = modules(package)
+        for module, path in known.items():
+            for name in imports(module, path, known):
+                if name.startswith("backend."):
+                    offenders.append(f"{module} -> {name}")
+    assert offenders == []
+
+
+def _write(tmp: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp / "pkg" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp / "pkg"
+
+
+def test_the_cycle_check_sees_lazy_relative_and_package_root_imports(tmp_path: Path) -> None:
+    package = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "from pkg import b\n",
+            "b.py": "def f():\n    from .c import g\n    return g\n",
+            "c.py": "import pkg.a\n",
+            "d.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n",
+        },
+    )
+    assert cycles(package) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def test_the_layer_check_fails_on_an_upward_import(tmp_path: Path) -> None:
+    package = _write(
+        tmp_path,
+        {"__init__.py": "", "low.py": "from . import high\n", "high.py": "from pkg import low\n"},
+    )
+
+    def rank(name: str) -> int:
+        return {"pkg.low": 0, "pkg.high": 1}[name]
+
+    assert upward_imports(package, rank) == ["pkg.low -> pkg.high"]
