@@ -16,7 +16,7 @@ from backend.auth.users import delete_account, find_by_email, get_profile, has_p
 from backend.crons import Crons, cron_jobs
 from backend.errors import ConvexError, ErrorCode
 from backend.ratelimit.limiter import FixedWindow, RateLimiter, RateLimitResult, TokenBucket
-from backend.schema import Id, define_schema, table
+from backend.schema_definition import Id, define_schema, table
 from backend.sensitive import SensitiveAction, SensitiveActions, require_sensitive_action
 from backend.transactions.client import ClientInfo
 from backend.transactions.transaction import REMOVE

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from backend.config import DATA_DIR, ConfigurationError, Settings, load_settings
-from backend.storage.engine import DatabaseKind, kind_of
+from backend.storage.database import DatabaseKind, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.udf.app import App

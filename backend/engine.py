@@ -25,7 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from backend.errors import ConvexError, ErrorCode, InternalError, invalid_argument
 from backend.mail.outbox import MailTransport
 from backend.runtime import Runtime, to_ms, to_ns
-from backend.schema import Schema
+from backend.schema_definition import Schema
 from backend.services import Services
 from backend.storage.deployment import Deployment, NotDeployed, load_deployment, read_fence
 from backend.storage.store import (

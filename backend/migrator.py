@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from backend.errors import ConvexError, ErrorCode
-from backend.schema import BY_CREATION_TIME, SYSTEM_FIELDS, TableDef, table
+from backend.schema_definition import BY_CREATION_TIME, SYSTEM_FIELDS, TableDef, table
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import Auth, MutationCtx
 from backend.udf.migration import DELETE, Migration

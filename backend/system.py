@@ -10,7 +10,7 @@ from backend.auth import tables as auth_tables
 from backend.crons import jobs as cron_jobs
 from backend.mail import outbox
 from backend.ratelimit import limiter
-from backend.schema import Schema, SystemView
+from backend.schema_definition import Schema, SystemView
 from backend.sensitive import grants, verification
 
 # The engine's tables that app code may read (``ctx.db.system.get`` / ``.query``), each with

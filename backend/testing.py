@@ -51,11 +51,11 @@ from backend.engine import Engine, MutationResult
 from backend.mail import CaptureTransport, Mail, install_seal
 from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
 from backend.runtime import FakeClock, Runtime
-from backend.schema import Schema
+from backend.schema_definition import Schema
 from backend.sensitive.service import SensitiveService
+from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.deploy import DeployRefused, DeployReport
 from backend.storage.deploy import deploy as deploy_schema
-from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.system import system_functions, system_schema

@@ -52,8 +52,8 @@ from sqlalchemy.exc import DBAPIError
 
 from backend.engine import Engine
 from backend.migrator import Migrator
+from backend.storage.database import DatabaseKind, create_db_engine
 from backend.storage.deploy import deploy
-from backend.storage.engine import DatabaseKind, create_db_engine
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.system import system_functions, system_schema

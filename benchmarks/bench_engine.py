@@ -61,8 +61,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backend.engine import Engine
 from backend.runtime import Runtime
+from backend.storage.database import create_db_engine
 from backend.storage.deploy import deploy
-from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.system import system_functions, system_schema

@@ -40,8 +40,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from backend.config import Settings
 from backend.http.app import build_engine, create_app
 from backend.http.serve import server_options, tune_gc
+from backend.storage.database import create_db_engine
 from backend.storage.deploy import deploy
-from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
 from backend.sync.coordinator import SyncCoordinator
 from backend.transactions.transaction import DatabaseWriter, Transaction

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from backend.schema import TableDef, table
+from backend.schema_definition import TableDef, table
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import QueryCtx
 from backend.udf.system_context import SystemContext

@@ -52,7 +52,7 @@ from pydantic import BaseModel
 
 from backend.auth import jose
 from backend.runtime import Clock, from_ms, to_ms
-from backend.schema import TableDef, table
+from backend.schema_definition import TableDef, table
 from backend.transactions.transaction import Document, SystemDatabase
 from backend.udf.context import Identity
 

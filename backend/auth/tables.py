@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel
 
-from backend.schema import Id, TableDef, table
+from backend.schema_definition import Id, TableDef, table
 
 USERS = "_users"
 ACCOUNTS = "_accounts"

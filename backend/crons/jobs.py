@@ -37,7 +37,7 @@ from backend.crons import schedule as schedules
 from backend.crons.registry import CronJob, Crons
 from backend.errors import ConvexError
 from backend.scheduler import resolve_schedulable
-from backend.schema import TableDef, table
+from backend.schema_definition import TableDef, table
 from backend.transactions.transaction import SystemDatabase
 
 if TYPE_CHECKING:

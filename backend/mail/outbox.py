@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from backend import scheduler
 from backend.mail.sealing import SealBroken, seal_of
 from backend.runtime import Runtime, to_ms
-from backend.schema import TableDef, table
+from backend.schema_definition import TableDef, table
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import ActionCtx
 from backend.udf.registry import internal_action

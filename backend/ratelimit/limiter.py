@@ -36,7 +36,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
-from backend.schema import TableDef, table
+from backend.schema_definition import TableDef, table
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx, QueryCtx
 from backend.udf.system_context import SystemContext

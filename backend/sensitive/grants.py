@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from backend.schema import TableDef, table
+from backend.schema_definition import TableDef, table
 from backend.sensitive.records import CodeFailures
 from backend.transactions.transaction import SystemDatabase
 

@@ -26,9 +26,9 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 
-from backend.schema import IndexDef, Schema
+from backend.schema_definition import IndexDef, Schema
+from backend.storage.database import DatabaseKind
 from backend.storage.deployment import DeployedIndex
-from backend.storage.engine import DatabaseKind
 from backend.storage.store import Store, _in_worker, decode_docs
 from backend.values.convex_json import decode_stored
 from backend.values.ids import table_tag

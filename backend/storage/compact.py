@@ -40,7 +40,7 @@ from sqlalchemy import Exists, Integer, and_, bindparam, delete, exists, func, o
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.storage.engine import DatabaseKind
+from backend.storage.database import DatabaseKind
 from backend.storage.store import RetryableConflict, StorageError, Store, classify
 from backend.storage.tables import log, schema_indexes
 

@@ -57,7 +57,7 @@ from typing import Any
 from sqlalchemy import delete, insert, text, update
 from sqlalchemy.engine import make_url
 
-from backend.schema import Schema
+from backend.schema_definition import Schema
 from backend.storage.backfill import (
     BatchOptions,
     CatchUp,
@@ -70,6 +70,7 @@ from backend.storage.backfill import (
     scan_index,
     scan_into,
 )
+from backend.storage.database import DatabaseKind
 from backend.storage.deployment import (
     DeployedIndex,
     Deployment,
@@ -79,7 +80,6 @@ from backend.storage.deployment import (
     lock_commits,
     read_deployment,
 )
-from backend.storage.engine import DatabaseKind
 from backend.storage.store import Store
 from backend.storage.tables import schema_fence, schema_indexes, schema_tables
 

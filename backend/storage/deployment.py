@@ -36,8 +36,8 @@ from enum import StrEnum
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from backend.schema import BY_CREATION_TIME, IndexDef, Schema
-from backend.storage.engine import DatabaseKind
+from backend.schema_definition import BY_CREATION_TIME, IndexDef, Schema
+from backend.storage.database import DatabaseKind
 from backend.storage.store import Store
 from backend.storage.tables import schema_fence, schema_indexes, schema_tables
 

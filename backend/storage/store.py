@@ -51,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
 
 from backend.errors import ConvexError, ErrorCode
-from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
+from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.health import StoreHealth
 from backend.storage.tables import commits, documents, index_entries, mutation_outcomes
 from backend.values.convex_json import decode_stored, dumps, to_json

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from backend.schema import IndexDef, Schema
+from backend.schema_definition import IndexDef, Schema
 from backend.storage.deployment import IndexState, load_deployment
 from backend.storage.store import Store, decode_doc
 from backend.storage.tables import commits, documents, index_entries, log

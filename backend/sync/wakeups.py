@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from backend.storage.engine import DatabaseKind, libpq_dsn
+from backend.storage.database import DatabaseKind, libpq_dsn
 from backend.storage.store import Store
 
 log = logging.getLogger("backend.sync")

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
-from backend.schema import BY_CREATION_TIME, IndexDef, SystemView
+from backend.schema_definition import BY_CREATION_TIME, IndexDef, SystemView
 from backend.values.index_key import KeyRange, encode_key, encode_value, prefix_end
 
 if TYPE_CHECKING:

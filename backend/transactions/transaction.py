@@ -16,7 +16,7 @@ from typing import Any
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import Runtime, to_ms
-from backend.schema import Schema, SystemView
+from backend.schema_definition import Schema, SystemView
 from backend.storage.store import StoreReader, StoreWriter
 from backend.transactions.client import ClientInfo
 from backend.transactions.limits import Limits

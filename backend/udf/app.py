@@ -11,7 +11,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.schema import Schema
+from backend.schema_definition import Schema
 from backend.udf.migration import Migration
 from backend.udf.registry import RegisteredFunction
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import to_ms
-from backend.schema import SystemView, TableDef, table
+from backend.schema_definition import SystemView, TableDef, table
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.registry import FunctionKind, RegisteredFunction
 

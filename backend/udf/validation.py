@@ -34,7 +34,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from backend.errors import ConvexError, invalid_argument
-from backend.schema import Id
+from backend.schema_definition import Id
 from backend.values.convex_json import Int64, dumps, to_json
 
 MAX_SHOWN: Final = 200

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from backend.storage.database import create_db_engine
 from backend.storage.deployment import IndexState, load_deployment
-from backend.storage.engine import create_db_engine
 from backend.storage.store import Store
 from backend.storage.tables import index_entries
 from backend.storage.verify import verify_log

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.errors",
         "backend.runtime",
         "backend.config",
-        "backend.schema",
+        "backend.schema_definition",
         "backend.services",
         "backend.failures",
     ),

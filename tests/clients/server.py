@@ -26,7 +26,7 @@ from typing import Any, Literal
 import httpx
 from sqlalchemy import text
 
-from backend.storage.engine import create_db_engine
+from backend.storage.database import create_db_engine
 from tests.support.live_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]

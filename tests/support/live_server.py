@@ -26,8 +26,8 @@ from backend.http.serve import server_options
 from backend.mail import CaptureTransport
 from backend.runtime import FakeClock, Runtime
 from backend.sensitive.service import SensitiveService
+from backend.storage.database import create_db_engine
 from backend.storage.deploy import deploy
-from backend.storage.engine import create_db_engine
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.system import system_functions, system_schema

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
+from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.store import Store
 
 

@@ -62,8 +62,8 @@ from backend.http.app import create_app  # noqa: E402
 from backend.http.websocket import StarletteTransport  # noqa: E402
 from backend.mail import DevOutboxTransport  # noqa: E402
 from backend.runtime import Runtime  # noqa: E402
+from backend.storage.database import DatabaseKind, create_db_engine, kind_of  # noqa: E402
 from backend.storage.deploy import deploy  # noqa: E402
-from backend.storage.engine import DatabaseKind, create_db_engine, kind_of  # noqa: E402
 from backend.storage.migrate import upgrade  # noqa: E402
 from backend.storage.store import Store  # noqa: E402
 from backend.sync.identity import TokenRejected, VerifiedToken  # noqa: E402

@@ -3,7 +3,7 @@
 from pydantic import BaseModel
 
 from backend import define_schema, table
-from backend.schema import Schema, TableDef
+from backend.schema_definition import Schema, TableDef
 
 
 class Item(BaseModel):

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from backend.crons import jobs
-from backend.storage.engine import create_db_engine
+from backend.storage.database import create_db_engine
 from backend.testing import TestBackend
 from backend.udf.app import App, load_app
 from tests.conftest import POSTGRES_URL

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from backend.storage.backfill import _pg_write
+from backend.storage.database import DatabaseKind
 from backend.storage.deployment import IndexState, load_deployment
-from backend.storage.engine import DatabaseKind
 from backend.storage.verify import verify_log
 from backend.testing import TestBackend
 from tests.backend.storage.test_deploy import entries_of, evolve, with_items

@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 from sqlalchemy import select, text
 
-from backend.storage.engine import libpq_dsn
+from backend.storage.database import libpq_dsn
 from backend.storage.store import RetryableConflict, StorageError, Store, StoreWriter, decode_docs
 from backend.storage.tables import documents, log, mutation_outcomes
 from backend.storage.verify import verify_log
