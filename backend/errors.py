@@ -161,6 +161,7 @@ class ConvexError(Exception):
 
     @property
     def message(self) -> str:
+        """The human-readable message (the engine's own errors: ``data["message"]``)."""
         return str(self.args[0]) if self.args else ""
 
     def __repr__(self) -> str:

@@ -49,6 +49,9 @@ class IndexRange:
             )
 
     def eq(self, field: str, value: Any) -> IndexRange:
+        """Limit the walk to ``field == value``. Fields are named in the index's order (then
+        ``_creationTime``, ``_id``); ``INVALID_ARGUMENT`` for a field out of that order or an
+        ``eq`` after a range bound."""
         if self._range_field is not None:
             raise invalid_argument("eq() cannot follow a range bound", field)
         self._expect(field, "eq")
@@ -71,18 +74,25 @@ class IndexRange:
         return self
 
     def gt(self, field: str, value: Any) -> IndexRange:
+        """A lower bound ``field > value`` on the field after the equalities; at most one lower
+        bound, and both bounds on one field (``INVALID_ARGUMENT`` otherwise)."""
         return self._bound(field, value, "gt")
 
     def gte(self, field: str, value: Any) -> IndexRange:
+        """A lower bound ``field >= value`` (the rules of ``gt``)."""
         return self._bound(field, value, "gte")
 
     def lt(self, field: str, value: Any) -> IndexRange:
+        """An upper bound ``field < value`` on the range field; at most one upper bound."""
         return self._bound(field, value, "lt")
 
     def lte(self, field: str, value: Any) -> IndexRange:
+        """An upper bound ``field <= value`` (the rules of ``lt``)."""
         return self._bound(field, value, "lte")
 
     def key_range(self) -> KeyRange:
+        """The encoded key range these bounds describe. ``INVALID_ARGUMENT`` for a value that
+        cannot be an index key."""
         try:
             prefix = encode_key(self._eq)
             start, end = prefix, prefix_end(prefix) if prefix else None
@@ -151,7 +161,10 @@ class QueryBuilder:
         /,
         **equal: Any,
     ) -> QueryBuilder:
-        """Walk the index ``name``, limited by ``range_fn`` (or ``field=value`` equalities)."""
+        """Walk the index ``name``, limited by ``range_fn`` (or ``field=value`` equalities):
+        ``.with_index("by_org", lambda q: q.eq("orgId", org).gte("role", "a"))``. Without it a
+        query walks ``by_creation_time``. ``INVALID_ARGUMENT`` for an unknown index, a second
+        ``with_index``, or a range function that does not return its builder."""
         if self._indexed:
             raise invalid_argument("with_index() may be called once per query", "index")
         self._indexed = True
@@ -169,6 +182,8 @@ class QueryBuilder:
         return self
 
     def order(self, direction: Literal["asc", "desc"]) -> QueryBuilder:
+        """Walk the index ascending (the default) or descending. ``INVALID_ARGUMENT`` for any
+        other direction."""
         if direction not in ("asc", "desc"):
             raise invalid_argument("order is 'asc' or 'desc'", "order")
         self._descending = direction == "desc"
@@ -271,9 +286,12 @@ class QueryBuilder:
         return await self._take(None)
 
     async def take(self, n: int) -> list[Document]:
+        """The first ``n`` matching documents in index order (fewer if the range runs out).
+        ``INVALID_ARGUMENT`` for a negative or non-integer ``n``."""
         return await self._take(n)
 
     async def first(self) -> Document | None:
+        """The first matching document in index order, or None."""
         found = await self._take(1)
         return found[0] if found else None
 

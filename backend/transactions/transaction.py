@@ -327,7 +327,8 @@ class DatabaseReader:
         return await self._txn.get(doc_id, system=self._system)
 
     def query(self, table: str) -> QueryBuilder:
-        """A query over ``table``; see ``QueryBuilder``."""
+        """A query over ``table``; see ``QueryBuilder``. ``INVALID_ARGUMENT`` for a table the
+        schema does not declare (or one of the engine's)."""
         return self._txn.query(table, system=self._system)
 
 
@@ -340,15 +341,21 @@ class DatabaseWriter(DatabaseReader):
     """
 
     async def insert(self, table: str, document: Mapping[str, Any]) -> str:
-        """Insert a document; returns its new ``_id``."""
+        """Insert a document and return its new ``_id``. The document is validated against
+        the table's schema (``INVALID_ARGUMENT`` with the path of the bad field) and the
+        transaction's limits (``LIMIT_EXCEEDED`` for too many writes or too large a
+        document); a failed call writes nothing."""
         return await self._txn.insert(table, document, system=self._system)
 
     async def patch(self, doc_id: str, fields: Mapping[str, Any]) -> None:
-        """Shallow-merge ``fields`` into the document (``REMOVE`` as a value deletes a field)."""
+        """Shallow-merge ``fields`` into the document (``REMOVE`` as a value deletes a field).
+        ``NOT_FOUND`` for a document that does not exist; the result is validated as by
+        ``insert``; patching ``_id`` or ``_creationTime`` is ``INVALID_ARGUMENT``."""
         await self._txn.patch(doc_id, fields, system=self._system)
 
     async def replace(self, doc_id: str, document: Mapping[str, Any]) -> None:
-        """Replace the document's fields whole (``_id`` and ``_creationTime`` are kept)."""
+        """Replace the document's fields whole (``_id`` and ``_creationTime`` are kept).
+        ``NOT_FOUND`` and validation as for ``patch``."""
         await self._txn.replace(doc_id, document, system=self._system)
 
     async def delete(self, doc_id: str) -> None:

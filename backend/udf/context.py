@@ -104,10 +104,12 @@ class Identity(Mapping[str, Any]):
 
     @property
     def tokenIdentifier(self) -> str:
+        """``token_identifier`` under Convex's spelling."""
         return self.token_identifier
 
     @property
     def user_id(self) -> str:
+        """The signed-in user's ``users`` id (the token's subject)."""
         return self.subject
 
     # Convex's claims, each under its Convex spelling (for code ported from TypeScript) and,
@@ -249,6 +251,8 @@ class ActionAuth(Auth):
         self._check = check
 
     async def get_user_identity(self) -> Identity | None:
+        """The caller, or None when nobody is signed in or the session has ended since the
+        action began."""
         self.used = True
         if self._claimed is None or self._check is None:
             return self._claimed
@@ -312,11 +316,17 @@ class ActionCtx(_BaseCtx):
     async def run_query(
         self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None
     ) -> Any:
+        """Run a query (public or internal, by reference or ``"module:name"`` path) in a
+        snapshot of its own, as the action's caller, and return its value. Raises what the
+        query raises, ``NOT_FOUND`` for no such query, ``INVALID_ARGUMENT`` for bad args."""
         return await self._engine.run_query(fn, dict(args or {}), self.auth.claimed, internal=True)
 
     async def run_mutation(
         self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None
     ) -> Any:
+        """Run a mutation in a transaction of its own (retried on a conflict, committed before
+        this returns) as the action's caller, and return its value. Raises as ``run_query``;
+        a mutation that raises has written nothing."""
         result = await self._engine.run_mutation(
             fn, dict(args or {}), self.auth.claimed, internal=True
         )
@@ -325,6 +335,7 @@ class ActionCtx(_BaseCtx):
     async def run_action(
         self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None
     ) -> Any:
+        """Run another action as the action's caller and return its value (not retried)."""
         return await self._engine.run_action(fn, dict(args or {}), self.auth.claimed, internal=True)
 
 
@@ -348,7 +359,10 @@ class Scheduler:
         fn: RegisteredFunction[Any, Any, Any] | str,
         args: Mapping[str, Any] | None = None,
     ) -> str:
-        """Run ``fn(args)`` once ``delay`` (a timedelta, or seconds) has passed. Returns its id."""
+        """Run ``fn(args)`` once ``delay`` (a timedelta, or seconds) has passed, and return
+        the job's id. ``fn`` is a mutation or action (internal ones too); its arguments are
+        validated now, in this transaction: ``INVALID_ARGUMENT`` for bad ones or for a query,
+        ``NOT_FOUND`` for no such function. The job runs as nobody."""
         if not isinstance(delay, timedelta):
             delay = timedelta(seconds=float(delay))
         return await self.run_at(self._now + max(delay, timedelta(0)), fn, args)
@@ -359,9 +373,12 @@ class Scheduler:
         fn: RegisteredFunction[Any, Any, Any] | str,
         args: Mapping[str, Any] | None = None,
     ) -> str:
-        """Run ``fn(args)`` at ``when`` (or as soon as possible after). Returns the job id."""
+        """Run ``fn(args)`` at ``when`` (or as soon as possible after); as ``run_after``."""
         return await jobs.enqueue(self._engine, self._db(), when, fn, dict(args or {}))
 
     async def cancel(self, job_id: str) -> None:
-        """Cancel a job that has not started yet."""
+        """Cancel a job that has not finished, as Convex does: a pending one never runs; a
+        running action goes on, but its outcome is not recorded over the cancellation. A
+        finished job is left as it is. ``NOT_FOUND`` for no such job, ``INVALID_ARGUMENT``
+        for an id of another table."""
         await jobs.cancel(self._db(), job_id)
