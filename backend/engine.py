@@ -53,6 +53,7 @@ from backend.udf.context import (
     QueryCtx,
 )
 from backend.udf.registry import FunctionKind, RegisteredFunction, Visibility
+from backend.udf.steps import SteppedMutation, Steps
 from backend.udf.system_context import SystemContext
 from backend.values.convex_json import dumps, to_json
 
@@ -390,12 +391,11 @@ class Engine:
         function = self.resolve(fn, FunctionKind.MUTATION, internal=internal)
         self._check_args(args)
         wire = None if request is None else WireRequest(*request, outcome_owner(identity))
-        runner = getattr(function, "runner", None)
-        if runner is not None:  # an engine function made of several transactions
-            function.validate_args(args)
-            # it hands ``wire`` on to ``write`` as it is, owner and all
-            result: MutationResult = await runner(self, args, identity, request=wire, client=client)
-            return result
+        if isinstance(function, SteppedMutation):  # several transactions (udf/steps.py)
+            positional, named = function.validate_args(args)
+            assert function.path is not None
+            steps = Steps(self, function.path, identity=identity, request=wire, client=client)
+            return await steps.run(function.handler, *positional, **named)
 
         async def body(txn: Transaction) -> Any:
             auth = Auth(identity, txn, self.identity_resolver)
@@ -583,6 +583,17 @@ class Engine:
                 reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
             )
             return await body(SystemDatabase(txn))
+
+    def steps(
+        self,
+        function_path: str,
+        *,
+        identity: Identity | None = None,
+        client: ClientInfo | None = None,
+    ) -> Steps:
+        """A call of engine code made of several transactions, with work outside any
+        transaction between them (``udf/steps.py`` states the rules)."""
+        return Steps(self, function_path, identity=identity, client=client)
 
     def system_context(
         self, db: SystemDatabase, *, identity: Identity | None = None

@@ -45,6 +45,7 @@ from backend.mail import queue_mail
 from backend.runtime import from_ms, to_ms
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import ClientInfo
+from backend.udf.steps import Steps
 from backend.values.ids import make_id
 
 Document = dict[str, Any]
@@ -303,6 +304,9 @@ class AuthService:
             address = None
         callback = self.check_callback(callback_url)
         presented = self.devices.read(device_cookie)
+        # In steps (udf/steps.py): spend an attempt, run argon2 outside any transaction, then
+        # settle the attempt and open the session.
+        steps = self.engine.steps("_system/auth:signIn")
 
         async def admit(db: SystemDatabase) -> _Admission:
             found = await self._password_account(db, address)
@@ -324,7 +328,7 @@ class AuthService:
             refusal = await self.lockout.admit(db, attempt)
             return _Admission(found, attempt, _refused(refusal) if refusal else None)
 
-        admission, _ = await self.engine.system_write(admit, label="_system/auth:signInAttempt")
+        admission = await steps.transaction(lambda system: admit(system.db))
         if admission.refused is not None:
             raise admission.refused
         found, attempt = admission.found, admission.attempt
@@ -335,9 +339,8 @@ class AuthService:
         if not ok or found is None or attempt is None:
             if attempt is not None and attempt.device_key is not None:
                 failed: Attempt = attempt  # counted on the account only now (lockout.py)
-                await self.engine.system_write(
-                    lambda db: self.lockout.settle(db, failed, ok=False),
-                    label="_system/auth:signInFailed",
+                await steps.transaction(
+                    lambda system: self.lockout.settle(system.db, failed, ok=False)
                 )
             raise ConvexError(ErrorCode.INVALID_EMAIL_OR_PASSWORD, "Invalid email or password")
         user_id, account, passed = found[0]["_id"], found[1], attempt
@@ -361,7 +364,7 @@ class AuthService:
                 return Unverified(user)
             return await self._signed_in(db, user, client, presented)
 
-        started, _ = await self.engine.system_write(start, label="_system/auth:signIn")
+        started = await steps.transaction(lambda system: start(system.db))
         if started is None:
             raise ConvexError(ErrorCode.INVALID_EMAIL_OR_PASSWORD, "Invalid email or password")
         if isinstance(started, Unverified):
@@ -676,9 +679,12 @@ class AuthService:
                 ErrorCode.OAUTH_FAILED, "This sign-in was not started in this browser"
             )
 
-        # A state is good for one callback only, and for a few minutes.
-        (entry, _expired), _ = await self.engine.system_write(
-            lambda db: self._take_link(db, "oauth", state), label="_system/auth:oauthState"
+        # In steps (udf/steps.py): take the state, exchange the code with the provider outside
+        # any transaction, then link and sign in. A state is good for one callback only, and
+        # for a few minutes.
+        steps = self.engine.steps("_system/auth:oauthFinish")
+        entry, _expired = await steps.transaction(
+            lambda system: self._take_link(system.db, "oauth", state)
         )
         if entry is None or entry["value"]["provider"] != provider:
             raise ConvexError(
@@ -694,7 +700,9 @@ class AuthService:
             created_at=from_ms(value["createdAt"]),
         )
         profile = await self._oauth().finish(pending, code=code, state=state)
-        signed_in = await self.sign_in_with_profile(profile, client, device_cookie=device_cookie)
+        signed_in = await self.sign_in_with_profile(
+            profile, client, device_cookie=device_cookie, steps=steps
+        )
         return SignedIn(
             signed_in.token,
             signed_in.session,
@@ -704,7 +712,12 @@ class AuthService:
         )
 
     async def sign_in_with_profile(
-        self, profile: VerifiedProfile, client: ClientInfo, *, device_cookie: str | None = None
+        self,
+        profile: VerifiedProfile,
+        client: ClientInfo,
+        *,
+        device_cookie: str | None = None,
+        steps: Steps | None = None,
     ) -> SignedIn:
         """Link or create the user behind a provider's verified profile, and sign them in.
 
@@ -771,8 +784,8 @@ class AuthService:
                 user, _ = await prove_address(db, user, self.lockout, keep_identity=identity)
             return await self._signed_in(db, user, client, device)
 
-        signed_in, _ = await self.engine.system_write(link, label="_system/auth:oauthLink")
-        return signed_in
+        steps = steps or self.engine.steps("_system/auth:oauthLink")
+        return await steps.transaction(lambda system: link(system.db))
 
     # ---- sessions -----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ all. Offered to a user who has a password and is not at its hard stop.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -17,15 +18,14 @@ from backend.auth import devices
 from backend.auth.lockout import Attempt, Lockout, RefusalCode
 from backend.auth.proof import credential
 from backend.auth.sessions import SessionInfo
-from backend.engine import Engine, MutationResult
 from backend.errors import ErrorCode
 from backend.ratelimit.limiter import TokenBucket
 from backend.sensitive import attempts
 from backend.sensitive.attempts import Answer
 from backend.sensitive.service import SensitiveService, caller
-from backend.transactions.transaction import SystemDatabase, Transaction
-from backend.udf.context import ClientInfo, Identity, MutationCtx
-from backend.udf.registry import RegisteredFunction, mutation
+from backend.transactions.transaction import SystemDatabase
+from backend.udf.registry import RegisteredFunction
+from backend.udf.steps import Proceed, Steps, mutation_in_steps
 from backend.udf.system_context import SystemContext
 
 NAME = "password"
@@ -59,41 +59,33 @@ async def attempt_of(db: SystemDatabase, lockout: Lockout, who: SessionInfo) -> 
     return lockout.attempt(str(who.user["email"]), known)
 
 
-@mutation
+@dataclass(frozen=True)
+class _Admitted:
+    who: SessionInfo
+    fields: dict[str, Any]
+    stored: str
+    attempt: Attempt
+
+
+@mutation_in_steps
 async def verifyPassword(
-    ctx: MutationCtx, action: str, password: str, resource: str | None = None
+    steps: Steps, action: str, password: str, resource: str | None = None
 ) -> dict[str, Any]:
     """Check the account's password; mint a grant on success. ``INVALID_PASSWORD``,
     ``METHOD_NOT_AVAILABLE`` (no password, or its hard stop), ``RATE_LIMITED`` (with
-    ``retryAfterMs``). Runs in three steps (see ``run_verify_password``): this body is never
-    called directly by the engine."""
-    raise RuntimeError("sensitive:verifyPassword runs through its own runner")
+    ``retryAfterMs``).
 
-
-_PROCEED = "proceed"
-
-
-async def run_verify_password(
-    engine: Engine,
-    args: dict[str, Any],
-    identity: Identity | None,
-    *,
-    request: tuple[str, int] | None,
-    client: ClientInfo | None,
-) -> MutationResult:
-    """Spend an attempt (one transaction), run argon2 off the loop (none: it takes tens of
-    milliseconds, and a transaction open that long would stall every writer on SQLite), then
-    record the outcome (a second transaction). The attempt counts on the account's failure
-    record that password sign-in shares (``backend/auth/lockout.py``): while that locks this
-    client out, the password is not checked at all."""
-    action, resource, password = args["action"], args.get("resource"), args["password"]
+    In steps (``udf/steps.py``): spend an attempt (one transaction), run argon2 outside any
+    transaction (it takes tens of milliseconds, and a transaction open that long would stall
+    every writer on SQLite), then record the outcome (a second transaction). The attempt
+    counts on the account's failure record that password sign-in shares
+    (``backend/auth/lockout.py``): while that locks this client out, the password is not
+    checked at all."""
     attempts.check_target(action, resource)
-    service = engine.services.get(SensitiveService)
+    service = steps.engine.services.get(SensitiveService)
     spec = service.registry.get(action)
-    state: dict[str, Any] = {}
 
-    async def admit(txn: Transaction) -> Any:
-        system = engine.system_context(SystemDatabase(txn), identity=identity)
+    async def admit(system: SystemContext) -> Answer | Proceed[_Admitted]:
         who = await caller(system)
         await attempts.authorize(system, who, spec, resource, NAME)
         fields = attempts.trail(system, who, spec, resource, NAME)
@@ -116,43 +108,29 @@ async def run_verify_password(
             if locked.code is RefusalCode.PASSWORD_LOCKED:  # until the address is proven
                 return attempts.refusal(ErrorCode.METHOD_NOT_AVAILABLE)
             return attempts.refusal(ErrorCode.RATE_LIMITED, retryAfterMs=locked.retry_after_ms)
-        state.update(who=who, fields=fields, stored=stored, attempt=attempt)
-        return _PROCEED
+        return Proceed(_Admitted(who, fields, stored, attempt))
 
-    first = await engine.write(
-        admit,
-        function_path="sensitive:verifyPassword",
-        request=request,
-        client=client,
-        remember=lambda value: value != _PROCEED,
-    )
-    if first.value != _PROCEED:
+    first = await steps.transaction(admit)
+    if not isinstance(first, Proceed):
         return first
-    ok, rehash = await service.passwords.verify(state["stored"], password)
-    who: SessionInfo = state["who"]
-    fields: dict[str, Any] = state["fields"]
-    attempt: Attempt = state["attempt"]
+    admitted = first.state
+    ok, rehash = await service.passwords.verify(admitted.stored, password)
 
-    async def record(txn: Transaction) -> Answer:
-        db = SystemDatabase(txn)
+    async def record(system: SystemContext) -> Answer:
+        db, who = system.db, admitted.who
         account = await credential(db, who.user_id)
         # Still the account's password (a takeover may have dropped it while argon2 ran)?
-        right = ok and account is not None and account.get("passwordHash") == state["stored"]
-        await service.lockout.settle(db, attempt, ok=right)
+        right = ok and account is not None and account.get("passwordHash") == admitted.stored
+        await service.lockout.settle(db, admitted.attempt, ok=right)
         if right and account is not None:
             if rehash is not None:
                 await db.patch(account["_id"], {"passwordHash": rehash})
-            return await attempts.grant(db, who, spec, resource, NAME, fields)
+            return await attempts.grant(db, who, spec, resource, NAME, admitted.fields)
         return await attempts.failed(
-            db, attempts.refusal(ErrorCode.INVALID_PASSWORD), "wrong password", fields
+            db, attempts.refusal(ErrorCode.INVALID_PASSWORD), "wrong password", admitted.fields
         )
 
-    return await engine.write(
-        record, function_path="sensitive:verifyPassword", request=request, client=client
-    )
-
-
-verifyPassword.runner = run_verify_password  # type: ignore[attr-defined]
+    return await steps.transaction(record)
 
 
 class PasswordMethod:
@@ -177,4 +155,4 @@ class PasswordMethod:
 
 METHOD = PasswordMethod()
 
-__all__ = ["LIMITS", "METHOD", "password_hash", "run_verify_password", "verifyPassword"]
+__all__ = ["LIMITS", "METHOD", "password_hash", "verifyPassword"]
