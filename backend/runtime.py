@@ -4,12 +4,22 @@ Nothing deep in the engine calls ``time.time()`` or ``secrets``: it asks the ``R
 given. Production uses the system clock and the OS's CSPRNG; tests use ``FakeClock`` so that
 sessions age, grants and codes expire, and backoffs elapse, by ``clock.advance(minutes=30)``
 instead of by sleeping.
+
+Timers are the runtime's too (``Runtime.timers``): a socket's pings and token expiry, the sync
+coordinator's catch-up and the server's housekeeping all wait through it. By default they run
+on the event loop's monotonic time, even beside a ``FakeClock`` (a live test server's client
+still needs its pings in real time); ``FakeClock.timers()`` gives timers that fire only as the
+fake clock is advanced, so a test can age an open socket past its token's expiry.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -26,11 +36,102 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """Monotonic time and waiting on it."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (only differences mean anything)."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
+        """Call ``callback()`` once ``delay`` seconds have passed (on the running loop)."""
+        ...
+
+    async def sleep(self, delay: float) -> None:
+        """Return once ``delay`` seconds have passed."""
+        ...
+
+
+class LoopTimers:
+    """The event loop's own timers and ``time.monotonic``."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+    async def sleep(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+
+
+class _FakeTimer:
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self.callback: Callable[[], object] | None = callback
+
+    def cancel(self) -> None:
+        self.callback = None
+
+
+class FakeTimers:
+    """Timers that fire only when their ``FakeClock`` is advanced past them, in due order;
+    ``monotonic`` is the fake clock's seconds since it started."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+        self._start = clock.now()
+        self._due: list[tuple[float, int, _FakeTimer]] = []
+        self._order = itertools.count()
+
+    def monotonic(self) -> float:
+        return (self._clock.now() - self._start).total_seconds()
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
+        timer = _FakeTimer(callback)
+        heapq.heappush(self._due, (self.monotonic() + max(0.0, delay), next(self._order), timer))
+        return timer
+
+    async def sleep(self, delay: float) -> None:
+        woken = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        handle = self.call_later(delay, wake)
+        try:
+            await woken
+        finally:
+            handle.cancel()
+
+    def fire_due(self) -> int:
+        """Run every timer now due; the number run. ``FakeClock`` calls it as it moves."""
+        fired = 0
+        while self._due and self._due[0][0] <= self.monotonic():
+            _due, _order, timer = heapq.heappop(self._due)
+            callback, timer.callback = timer.callback, None
+            if callback is not None:
+                callback()
+                fired += 1
+        return fired
+
+
 class FakeClock:
     """A clock that moves only when told to."""
 
     def __init__(self, start: datetime | None = None) -> None:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+        self._timers: FakeTimers | None = None
+
+    def timers(self) -> FakeTimers:
+        """Timers driven by this clock (one set per clock): pass them as ``Runtime.timers``."""
+        if self._timers is None:
+            self._timers = FakeTimers(self)
+        return self._timers
 
     def now(self) -> datetime:
         return self._now
@@ -41,12 +142,16 @@ class FakeClock:
         if step < timedelta(0):
             raise ValueError("a clock does not go backwards")
         self._now += step
+        if self._timers is not None:
+            self._timers.fire_due()
         return self._now
 
     def set(self, when: datetime) -> None:
         if when < self._now:
             raise ValueError("a clock does not go backwards")
         self._now = when
+        if self._timers is not None:
+            self._timers.fire_due()
 
 
 class RandomSource(Protocol):
@@ -65,10 +170,11 @@ class SystemRandom:
 
 @dataclass
 class Runtime:
-    """What the engine needs from the world: a clock and a source of randomness."""
+    """What the engine needs from the world: a clock, timers and a source of randomness."""
 
     clock: Clock = field(default_factory=SystemClock)
     random: RandomSource = field(default_factory=SystemRandom)
+    timers: Timers = field(default_factory=LoopTimers)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -77,7 +183,7 @@ class Runtime:
         return to_ms(self.clock.now())
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        return self.timers.monotonic()
 
 
 def to_ms(when: datetime) -> float:

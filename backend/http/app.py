@@ -107,7 +107,7 @@ OUTCOME_WINDOW = timedelta(minutes=10)
 async def follow_deployment(engine: Engine, every: float = 2.0) -> None:
     """Notice a deploy made by another process even when nothing here commits."""
     while True:
-        await asyncio.sleep(every)
+        await engine.runtime.timers.sleep(every)
         try:
             await engine.follow_deployment()
         except Exception:
@@ -117,7 +117,7 @@ async def follow_deployment(engine: Engine, every: float = 2.0) -> None:
 async def housekeeping(engine: Engine, every: float = 60.0) -> None:
     """Forget wire-mutation outcomes older than the resend window, once a minute."""
     while True:
-        await asyncio.sleep(every)
+        await engine.runtime.timers.sleep(every)
         try:
             horizon = engine.runtime.now() - OUTCOME_WINDOW
             await engine.store.prune_outcomes(int(to_ms(horizon)))

@@ -355,17 +355,17 @@ class SyncCoordinator:
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable:  # logged once per outage by the store
-                await asyncio.sleep(0.5)
+                await self.engine.runtime.timers.sleep(0.5)
                 self.wake()
             except Exception:
                 log.exception("sync round failed; retrying shortly")
-                await asyncio.sleep(0.5)
+                await self.engine.runtime.timers.sleep(0.5)
                 self.wake()
 
     async def _catch_up(self) -> None:
         """A missed notification delays an update by at most this interval, never loses it."""
         while True:
-            await asyncio.sleep(self.catch_up_interval)
+            await self.engine.runtime.timers.sleep(self.catch_up_interval)
             if self._live or self._requests:
                 self.wake()
 

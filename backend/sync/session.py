@@ -1,10 +1,10 @@
 """One sync connection: the Convex protocol over a WebSocket, as a state machine.
 
-Every message in goes through ``_receive`` and every message out through ``_send_loop``: the
-two places that know the connection's state. Mutations run one at a time, in order, on their
-own task, so a slow mutation never stalls the reading of the socket (and Pings keep flowing);
-actions run concurrently, bounded. Transitions are built by the coordinator's rounds and
-chained here, so ``startVersion`` always equals the previous ``endVersion``.
+Every message in goes through ``_receive`` and every message out through ``_enqueue``: the
+two places that look at the connection's ``ConnectionState``. Mutations run one at a time, in
+order, on their own task, so a slow mutation never stalls the reading of the socket (and Pings
+keep flowing); actions run concurrently, bounded. Transitions are built by the coordinator's
+rounds and chained here, so ``startVersion`` always equals the previous ``endVersion``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Protocol
 
 from backend.engine import Engine
 from backend.failures import failure_of
-from backend.runtime import Runtime, to_ms
+from backend.runtime import Runtime, TimerHandle, to_ms
 from backend.sync import protocol
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
@@ -48,6 +49,14 @@ class SessionLimits:
     messages_per_second: float = 200.0
     message_burst: float = 1000.0
     ping_after: float = 15.0
+
+
+class ConnectionState(Enum):
+    """Where a connection is. Only ``_receive`` (in) and ``_enqueue`` (out) act on it."""
+
+    AWAITING_CONNECT = "awaiting Connect"  # only Connect (or an Event) is accepted
+    OPEN = "open"
+    CLOSING = "closing"  # sent away: queued messages go out, then the close; nothing else
 
 
 # Close reasons the official client understands as "back off" (convex-protocol.md, section 10).
@@ -90,11 +99,12 @@ class SyncSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._mutator: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
-        self._closing: tuple[int, str] | None = None
+        self.state = ConnectionState.AWAITING_CONNECT
+        self._close_with: tuple[int, str] | None = None
         self._tokens = self.limits.message_burst
         self._tokens_at = self.runtime.monotonic()
-        self._expiry: asyncio.TimerHandle | None = None
-        self._ping: asyncio.TimerHandle | None = None
+        self._expiry: TimerHandle | None = None
+        self._ping: TimerHandle | None = None
         self._last_sent = self.runtime.monotonic()
 
     # ---- running ------------------------------------------------------------------------
@@ -113,8 +123,6 @@ class SyncSession:
                 raw = await self.transport.receive()
                 if raw is None:
                     break
-                if self._closing is not None:
-                    continue  # sent away: drain until the transport reports the close
                 try:
                     await self._receive(raw)
                 except Exception:
@@ -129,15 +137,16 @@ class SyncSession:
             for task in (self._mutator, *self._tasks):
                 if task is not None:
                     task.cancel()
-            if self._closing is None:
+            if self.state is not ConnectionState.CLOSING:
                 self._outgoing.put_nowait(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._sender, timeout=5)
 
     def _close(self, code: int, reason: str) -> None:
         """Send what is queued, then close with ``code`` and ``reason``."""
-        if self._closing is None:
-            self._closing = (code, reason[:120])
+        if self.state is not ConnectionState.CLOSING:
+            self.state = ConnectionState.CLOSING
+            self._close_with = (code, reason[:120])
             self._outgoing.put_nowait(None)
 
     def protocol_violation(self, reason: str, message: str) -> None:
@@ -153,7 +162,7 @@ class SyncSession:
     # ---- out ----------------------------------------------------------------------------
 
     def _enqueue(self, text: str) -> None:
-        if self._closing is not None:
+        if self.state is ConnectionState.CLOSING:
             return
         if self._outgoing.qsize() >= self.limits.max_outgoing:
             self._overloaded("client is not reading its messages")
@@ -161,7 +170,7 @@ class SyncSession:
         self._outgoing.put_nowait(text)
 
     def _arm_ping(self, delay: float) -> None:
-        self._ping = asyncio.get_running_loop().call_later(delay, self._ping_due)
+        self._ping = self.runtime.timers.call_later(delay, self._ping_due)
 
     def _ping_due(self) -> None:
         # The client reconnects after 60 s without a message; a Ping after each quiet spell.
@@ -181,9 +190,9 @@ class SyncSession:
             except Exception:
                 break
             self._last_sent = self.runtime.monotonic()
-        if self._closing is not None:
+        if self._close_with is not None:
             with contextlib.suppress(Exception):
-                await self.transport.close(*self._closing)
+                await self.transport.close(*self._close_with)
 
     def emit(
         self,
@@ -213,6 +222,8 @@ class SyncSession:
         return True
 
     async def _receive(self, raw: str | bytes) -> None:
+        if self.state is ConnectionState.CLOSING:
+            return  # sent away: drain until the transport reports the close
         if not self._allow_message():
             self._overloaded("too many messages")
             return
@@ -223,7 +234,9 @@ class SyncSession:
             return
         if isinstance(message, protocol.Connect):
             self._on_connect(message)
-        elif self.session_id is None and not isinstance(message, protocol.Event):
+        elif self.state is ConnectionState.AWAITING_CONNECT and not isinstance(
+            message, protocol.Event
+        ):
             self.protocol_violation("MissingConnect", "Connect must be the first message")
         elif isinstance(message, protocol.ModifyQuerySet):
             self.coordinator.modify(self, message)
@@ -241,9 +254,10 @@ class SyncSession:
             await self._on_authenticate(message)
 
     def _on_connect(self, message: protocol.Connect) -> None:
-        if self.session_id is not None:
+        if self.state is not ConnectionState.AWAITING_CONNECT:
             self.protocol_violation("DuplicateConnect", "Connect was already received")
             return
+        self.state = ConnectionState.OPEN
         self.session_id = message.session_id
         if message.client_ts is not None:
             # Whole milliseconds: the Rust client reads clientClockSkew as an i64 and drops
@@ -288,7 +302,7 @@ class SyncSession:
             self._expiry = None
         if expires_ms is not None:
             delay = max(0.0, (expires_ms - self.runtime.now_ms()) / 1000)
-            self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
+            self._expiry = self.runtime.timers.call_later(delay, self._expired)
 
     def _expired(self) -> None:
         """An accepted token that expires while in use: tell the client, then close."""
