@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.engine",
         "backend.scheduler",
         "backend.crons",
+        "backend.files",
         "backend.migrator",
         "backend.mail",
         "backend.ratelimit",
