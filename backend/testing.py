@@ -59,9 +59,9 @@ from backend.auth.passwords import Passwords
 from backend.auth.service import AuthConfig, AuthService, SignedIn, Unverified
 from backend.auth.sessions import resolve_identity
 from backend.auth.verifier import ConvexTokenVerifier
+from backend.engine import Engine, MutationResult
 from backend.files.blobs import LocalDiskBlobs
 from backend.files.service import DEFAULT_MAX_BYTES, install_storage
-from backend.engine import Engine, MutationResult
 from backend.mail import CaptureTransport, Mail, install_seal
 from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
 from backend.runtime import FakeClock, Runtime
@@ -155,7 +155,8 @@ class UserHandle(Caller):
 
     async def jwt(self) -> str:
         """A session JWT for this user, as ``/api/auth/convex/token`` mints them."""
-        assert self.identity is not None and self.identity.session_id is not None
+        assert self.identity is not None
+        assert self.identity.session_id is not None
         return await self._backend.keyring.mint(
             subject=self.identity.subject, session_id=self.identity.session_id
         )
