@@ -326,6 +326,7 @@ class TestBackend(Caller):
                 host = dict(scope.get("headers", [])).get(b"host", b"").decode()
                 await (main if host == TEST_HOST else site)(scope, receive, send)
 
+            self.asgi = route
             self._http = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=route), base_url=TEST_SITE_ORIGIN
             )
