@@ -2,6 +2,8 @@ from typing import Any
 
 from backend import MutationCtx, QueryCtx, mutation, query
 
+Documents = list[dict[str, Any]]
+
 
 @mutation
 async def add(ctx: MutationCtx, text: str) -> None:
@@ -9,5 +11,5 @@ async def add(ctx: MutationCtx, text: str) -> None:
 
 
 @query
-async def list(ctx: QueryCtx) -> list[dict[str, Any]]:
+async def list(ctx: QueryCtx) -> Documents:
     return await ctx.db.query("notes").collect()
