@@ -16,6 +16,10 @@ from backend.files.blobs import BlobMissing, BlobTooLarge, LocalDiskBlobs
 MB = 1024 * 1024
 
 
+def files_in(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
 async def stream(total: int, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
     block = bytes(range(256)) * (chunk // 256)
     sent = 0
@@ -52,7 +56,7 @@ async def test_past_the_limit_nothing_is_kept(tmp_path: Path) -> None:
     blobs = LocalDiskBlobs(tmp_path)
     with pytest.raises(BlobTooLarge):
         await blobs.write(stream(3 * MB), max_bytes=2 * MB)
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert files_in(tmp_path) == []
 
 
 async def test_a_write_that_fails_midway_leaves_nothing(tmp_path: Path) -> None:
@@ -64,7 +68,7 @@ async def test_a_write_that_fails_midway_leaves_nothing(tmp_path: Path) -> None:
 
     with pytest.raises(ConnectionError):
         await blobs.write(broken(), max_bytes=10 * MB)
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert files_in(tmp_path) == []
 
 
 async def test_keys_are_never_paths(tmp_path: Path) -> None:
