@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import anyio
 
@@ -116,20 +117,29 @@ class LocalDiskBlobs(BlobStore):
         size = 0
         pending: list[bytes] = []
         pending_bytes = 0
+
+        def put(out: BinaryIO, data: bytes) -> None:
+            # hashed and written off the event loop, in one hop (both release the GIL)
+            digest.update(data)
+            out.write(data)
+
         try:
-            async with await anyio.open_file(tmp, "xb") as out:
+            out = await anyio.to_thread.run_sync(lambda: open(tmp, "xb"))  # noqa: SIM115
+            try:
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > max_bytes:
                         raise BlobTooLarge(max_bytes)
-                    digest.update(chunk)
                     pending.append(chunk)
                     pending_bytes += len(chunk)
                     if pending_bytes >= CHUNK_BYTES:
-                        await out.write(b"".join(pending))
+                        data = b"".join(pending)
                         pending, pending_bytes = [], 0
+                        await anyio.to_thread.run_sync(put, out, data)
                 if pending:
-                    await out.write(b"".join(pending))
+                    await anyio.to_thread.run_sync(put, out, b"".join(pending))
+            finally:
+                await anyio.to_thread.run_sync(out.close)
             final = self._path(key)
 
             def publish() -> None:
