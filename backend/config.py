@@ -45,9 +45,8 @@ class Settings(BaseSettings):
     # per-address rate limits and audit trails.
     forwarded_allow_ips: str | None = None
     # HTTP actions answer at the site origin: this port (0: no second listener), and under
-    # /http/ on the main port either way. SITE_URL is the site's public origin, if not ours.
+    # /http/ on the main port either way
     site_port: int = 3211
-    site_url: str | None = None
     http_action_max_body: int = 20 * 1024 * 1024  # bytes, as Convex's limit
     # File storage: where files live, the largest upload, and how long an upload may take
     storage_dir: str = str(DATA_DIR / "storage")
