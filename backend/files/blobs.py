@@ -6,7 +6,8 @@ streamed, so that no file is ever held in memory whole:
 
 - ``write(chunks, max_bytes)``: take the bytes in, under a fresh key, hashing and counting as
   they go; past ``max_bytes`` it stops and leaves nothing (``BlobTooLarge``);
-- ``open(key)``: the bytes back, as an async iterator of chunks, with the size;
+- ``open(key, start, end)``: the bytes back (or a range of them), as an async iterator of
+  chunks, with the whole size;
 - ``delete(key)``: gone (a missing key is not an error);
 - ``keys_older_than(moment)``: every key written before ``moment``, for the sweeper.
 
@@ -68,8 +69,9 @@ class BlobStore(ABC):
     async def write(self, chunks: AsyncIterator[bytes], max_bytes: int) -> WrittenBlob: ...
 
     @abstractmethod
-    async def open(self, key: str) -> OpenBlob:
-        """The blob's bytes; raises ``BlobMissing``."""
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> OpenBlob:
+        """The blob's bytes from ``start`` to ``end`` (exclusive; None: to the end), and its
+        whole size; raises ``BlobMissing``."""
 
     @abstractmethod
     async def delete(self, key: str) -> None: ...
@@ -152,20 +154,25 @@ class LocalDiskBlobs(BlobStore):
             raise
         return WrittenBlob(key, size, digest.hexdigest())
 
-    async def open(self, key: str) -> OpenBlob:
+    async def open(self, key: str, start: int = 0, end: int | None = None) -> OpenBlob:
         path = self._path(key)
         try:
             handle = await anyio.open_file(path, "rb")
         except FileNotFoundError:
             raise BlobMissing(key) from None
         size = os.fstat(handle.wrapped.fileno()).st_size
+        stop = size if end is None else min(end, size)
 
         async def chunks() -> AsyncIterator[bytes]:
             async with handle:
-                while True:
-                    chunk = await handle.read(CHUNK_BYTES)
+                if start:
+                    await handle.seek(start)
+                left = stop - start
+                while left > 0:
+                    chunk = await handle.read(min(CHUNK_BYTES, left))
                     if not chunk:
                         return
+                    left -= len(chunk)
                     yield chunk
 
         return OpenBlob(size, chunks())

@@ -9,7 +9,8 @@
   PAYLOAD_TOO_LARGE``; a declared ``Content-Length`` past it is refused before any byte is
   read. Nothing is kept of a refused upload.
 - ``GET /api/storage/<id>?sig=S`` (the URL ``ctx.storage.get_url`` gives) streams the file
-  with its content type, length and an ``ETag`` (its SHA-256). A bad signature, an id of
+  with its content type, length and an ``ETag`` (its SHA-256), or one byte range of it
+  (``Range: bytes=a-b``, 206; a video element asks for them). A bad signature, an id of
   nothing and a deleted file all answer the same 404. Files are the users', not the site's:
   each answer carries ``Content-Security-Policy: sandbox`` so an uploaded HTML or SVG file
   opened at this origin runs no script and reaches no cookie, and ``nosniff``.
@@ -21,6 +22,7 @@ comes from the app's page with ``fetch``, and an image is shown on any page.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Final
 
@@ -98,18 +100,56 @@ class StorageRoutes:
         if found is None:
             return not_found
         etag = f'"{found.sha256}"'
-        headers = {**FILE_HEADERS, "ETag": etag}
+        headers = {**FILE_HEADERS, "ETag": etag, "Accept-Ranges": "bytes"}
         if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
+        wanted = byte_range(request.headers.get("range"), found.size)
+        if wanted == UNSATISFIABLE:
+            headers["Content-Range"] = f"bytes */{found.size}"
+            return Response(status_code=416, headers=headers)
+        start, end = wanted if isinstance(wanted, tuple) else (0, found.size)
         try:
-            opened = await files.blobs.open(found.key)
+            opened = await files.blobs.open(found.key, start, end)
         except BlobMissing:
             log.error("the blob of %s is missing", storage_id)
             return not_found
-        headers["Content-Length"] = str(opened.size)
+        headers["Content-Length"] = str(end - start)
         # set as stored: ``media_type=`` would add a charset to a text type
         headers["Content-Type"] = found.content_type or "application/octet-stream"
+        if isinstance(wanted, tuple):
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{found.size}"
+            return StreamingResponse(opened.chunks, status_code=206, headers=headers)
         return StreamingResponse(opened.chunks, headers=headers)
+
+
+UNSATISFIABLE: Final = "unsatisfiable"
+_RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """``(start, end)`` (end exclusive) for one ``Range: bytes=a-b``, ``UNSATISFIABLE``, or
+    None to send the whole file (no header, several ranges, or one we do not parse: RFC 9110
+    lets a server ignore a Range it does not serve)."""
+    if header is None:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or len(header) > 100:
+        return None
+    first, last = match.group(1), match.group(2)
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        length = int(last)
+        if length == 0:
+            return UNSATISFIABLE
+        return max(0, size - length), size
+    start = int(first)
+    if start >= size:
+        return UNSATISFIABLE
+    end = size if not last else min(int(last) + 1, size)
+    if end <= start:
+        return None
+    return start, end
 
 
 async def _body(request: Request) -> AsyncIterator[bytes]:

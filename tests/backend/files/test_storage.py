@@ -320,3 +320,28 @@ async def test_storage_files_are_live_in_queries(site: TestBackend) -> None:
             task.cancel()
         await asyncio.gather(*harness.tasks, return_exceptions=True)
         await coordinator.stop()
+
+
+async def test_a_file_is_served_by_byte_ranges_as_a_video_element_asks(
+    site: TestBackend,
+) -> None:
+    data = bytes(range(256)) * 8  # 2048 bytes
+    storage_id = await upload(site, await site.mutation("files:upload_url"), data, "video/mp4")
+    url = await site.query("files:url", {"storageId": storage_id})
+    for header, status, expected, content_range in [
+        ("bytes=0-99", 206, data[:100], "bytes 0-99/2048"),
+        ("bytes=2000-", 206, data[2000:], "bytes 2000-2047/2048"),
+        ("bytes=-48", 206, data[-48:], "bytes 2000-2047/2048"),
+        ("bytes=100-99999", 206, data[100:], "bytes 100-2047/2048"),
+        ("bytes=0-1,5-6", 200, data, None),  # several ranges: the whole file
+        ("lines=1-2", 200, data, None),
+    ]:
+        answer = await site.fetch(url, headers={"Range": header})
+        assert answer.status_code == status, header
+        assert answer.content == expected, header
+        assert answer.headers.get("content-range") == content_range, header
+        assert answer.headers["content-length"] == str(len(expected))
+    for header in ("bytes=2048-", "bytes=-0"):
+        refused = await site.fetch(url, headers={"Range": header})
+        assert refused.status_code == 416
+        assert refused.headers["content-range"] == "bytes */2048"
