@@ -27,6 +27,22 @@ def migrate(workdir: Path, env: dict[str, str]) -> None:
     assert migrated.returncode == 0, migrated.stderr
 
 
+class SiteServer(Server):
+    """``python -m backend serve --site-port N``."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], site_port: int) -> None:
+        self.log_path = workdir / "serve.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "backend", "serve", "--site-port", str(site_port)],
+            cwd=workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 async def test_serve_opens_the_site_origin_beside_the_main_port(workdir: Path) -> None:
     port, site_port = free_port(), free_port()
     env = _environment(
@@ -34,11 +50,10 @@ async def test_serve_opens_the_site_origin_beside_the_main_port(workdir: Path) -
         DEV_MODE="1",
         SECRET_KEY="site-test-secret",
         PORT=str(port),
-        SITE_PORT=str(site_port),
         STORAGE_DIR=str(workdir / "files"),
-    )
+    )  # SITE_PORT=0 there: the command line's --site-port wins
     migrate(workdir, env)
-    running = Server("serve", workdir, env)
+    running = SiteServer(workdir, env, site_port)
     try:
         url = f"http://127.0.0.1:{port}"
         await _wait_until_up(url, running)
