@@ -21,6 +21,7 @@ from backend.sensitive import SensitiveAction, SensitiveActions, require_sensiti
 from backend.transactions.client import ClientInfo
 from backend.transactions.transaction import REMOVE
 from backend.udf.context import ActionCtx, Identity, MutationCtx, QueryCtx
+from backend.udf.http_router import HttpRouter, http_action
 from backend.udf.migration import DELETE, migration
 from backend.udf.registry import (
     action,
@@ -42,6 +43,7 @@ __all__ = [
     "Crons",
     "ErrorCode",
     "FixedWindow",
+    "HttpRouter",
     "Id",
     "Identity",
     "Int64",
@@ -59,6 +61,7 @@ __all__ = [
     "find_by_email",
     "get_profile",
     "has_password",
+    "http_action",
     "internal_action",
     "internal_mutation",
     "internal_query",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import sys
 from datetime import timedelta
@@ -233,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     for p in (serve, dev):
         p.add_argument("--host")
         p.add_argument("--port", type=int)
+        p.add_argument(
+            "--site-port", type=int, help="the site origin's port, for HTTP actions (0: none)"
+        )
     deploying = sub.add_parser(
         "migrate", help="apply the database migrations, then deploy the app's schema"
     )
@@ -285,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: refusing to start: {refused}", file=sys.stderr)
         return 2
     _prepare(settings)
+    if args.site_port is not None:  # the app reads its settings anew (a reloading child too)
+        os.environ["SITE_PORT"] = str(args.site_port)
     if args.command == "dev":
         from backend.http.dev import develop
 

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     # a client address is the socket's peer, so no client can pick its own address for the
     # per-address rate limits and audit trails.
     forwarded_allow_ips: str | None = None
+    # HTTP actions answer at the site origin: this port (0: no second listener), and under
+    # /http/ on the main port either way
+    site_port: int = 3211
+    http_action_max_body: int = 20 * 1024 * 1024  # bytes, as Convex's limit
+    # File storage: where files live, the largest upload, and how long an upload may take
+    storage_dir: str = str(DATA_DIR / "storage")
+    storage_max_bytes: int = 2 * 1024**3
+    storage_upload_timeout: float = 600.0
 
     def resolved_secret_key(self) -> str:
         """The server secret; generated once under ``./data/`` in dev, required otherwise."""

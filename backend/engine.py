@@ -547,10 +547,12 @@ class Engine:
         it runs get the identity as claimed and check it themselves."""
         function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
         self._check_args(args)
+        return await self._invoke(function, self.action_context(identity), args)
+
+    def action_context(self, identity: Identity | None) -> ActionCtx:
+        """The ``ctx`` of an action run by ``identity`` (an HTTP action's too)."""
         check = self._live_identity if self.identity_resolver is not None else None
-        return await self._invoke(
-            function, ActionCtx(self, ActionAuth(identity, check), self.runtime.now()), args
-        )
+        return ActionCtx(self, ActionAuth(identity, check), self.runtime.now())
 
     async def _live_identity(self, identity: Identity) -> Identity | None:
         """``identity`` if its session is alive now (the resolver, in a snapshot of its own)."""

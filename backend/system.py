@@ -8,6 +8,8 @@ from backend import audit, migrator, scheduler
 from backend.auth import jwt
 from backend.auth import tables as auth_tables
 from backend.crons import jobs as cron_jobs
+from backend.files import service as file_storage
+from backend.files import tables as file_tables
 from backend.mail import outbox
 from backend.ratelimit import limiter
 from backend.schema_definition import Schema, SystemView
@@ -17,9 +19,10 @@ from backend.sensitive import grants, verification
 # the view that shapes its documents as Convex shows them. This is the whole allow-list: every
 # other ``_`` table (sessions, grants, codes, audit, rate limits, crons, ...) is refused. A
 # subsystem that offers a table to apps declares its ``SystemView`` beside the table and adds
-# one line here (file storage's ``_storage`` goes in the same way).
+# one line here (file storage's ``_storage`` went in this way).
 READABLE_BY_APPS: dict[str, SystemView] = {
     scheduler.TABLE: scheduler.VIEW,
+    file_tables.TABLE: file_tables.VIEW,
 }
 
 
@@ -35,10 +38,11 @@ def system_schema() -> Schema:
             **grants.TABLES,
             **migrator.TABLES,
             **cron_jobs.TABLES,
+            **file_tables.TABLES,
         },
         views=READABLE_BY_APPS,
     )
 
 
 def system_functions() -> dict[str, Any]:
-    return {**outbox.FUNCTIONS, **verification.FUNCTIONS}
+    return {**outbox.FUNCTIONS, **verification.FUNCTIONS, **file_storage.FUNCTIONS}

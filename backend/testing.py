@@ -15,6 +15,13 @@ temporary, memory-backed directory by default, or a fresh schema in PostgreSQL w
 the test says: ``t.clock.advance(minutes=1)``, then ``await t.run_crons()`` (or
 ``run_scheduled()``, which runs both).
 
+HTTP actions and file storage are driven over HTTP, in process: ``await t.fetch("/postMessage",
+method="POST", body=b"...", headers={...})`` calls the app's HTTP actions at the site origin
+(an ``httpx.Response``); a URL the engine handed out (``generate_upload_url``, ``get_url``,
+``http://testserver/...``) goes to the main origin's routes instead. Files live in the
+backend's temporary directory. ``await user.jwt()`` is a signed-in user's session JWT, for an
+``Authorization: Bearer`` header.
+
 The app's schema is deployed when the backend opens. An app can also be *evolved*: open
 another backend on the same database with a new version of the app, and deploy it:
 
@@ -41,13 +48,20 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
+import httpx
 from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
+from backend.auth.jwt import KeyRing
 from backend.auth.oauth import VerifiedProfile
 from backend.auth.passwords import Passwords
 from backend.auth.service import AuthConfig, AuthService, SignedIn, Unverified
 from backend.auth.sessions import resolve_identity
+from backend.auth.verifier import ConvexTokenVerifier
 from backend.engine import Engine, MutationResult
+from backend.files.blobs import LocalDiskBlobs
+from backend.files.service import DEFAULT_MAX_BYTES, install_storage
 from backend.mail import CaptureTransport, Mail, install_seal
 from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
 from backend.runtime import FakeClock, Runtime
@@ -69,6 +83,9 @@ _CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="TestBackend")
 _MAGIC_LINK = re.compile(r"/api/auth/magic-link/verify\?(?:\S*&)?token=([^&\s]+)")
 _VERIFY_LINK = re.compile(r"/api/auth/verify-email\?(?:\S*&)?token=([^&\s]+)")
 _template: dict[str, Path] = {}
+TEST_HOST = "testserver"
+TEST_ORIGIN = f"http://{TEST_HOST}"  # the main origin: the API, upload and file URLs
+TEST_SITE_ORIGIN = "http://site.testserver"  # the site origin: HTTP actions
 # Test databases live in a memory-backed directory where there is one (private mkdtemp dirs).
 _MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
@@ -136,6 +153,14 @@ class UserHandle(Caller):
     def user_id(self) -> str:
         return str(self.user["_id"])
 
+    async def jwt(self) -> str:
+        """A session JWT for this user, as ``/api/auth/convex/token`` mints them."""
+        assert self.identity is not None
+        assert self.identity.session_id is not None
+        return await self._backend.keyring.mint(
+            subject=self.identity.subject, session_id=self.identity.session_id
+        )
+
     @property
     def email(self) -> str:
         return str(self.user["email"])
@@ -160,6 +185,8 @@ class TestBackend(Caller):
         existing: bool = False,
         pg_schema: str | None = None,
         deploy: bool = True,
+        max_file_bytes: int = DEFAULT_MAX_BYTES,
+        http_action_max_body: int | None = None,
     ) -> None:
         """``existing=True`` opens the database at ``database_url`` (and, on PostgreSQL, in
         ``pg_schema``) as it is, and leaves it in place on exit. ``deploy=False`` does not
@@ -185,6 +212,10 @@ class TestBackend(Caller):
         self._pg_schema: str | None = None
         self._engine: Engine | None = None
         self._deployed_template = False
+        self.max_file_bytes = max_file_bytes
+        self.http_action_max_body = http_action_max_body
+        self._files_dir: Path | None = None
+        self._http: httpx.AsyncClient | None = None
 
     @property
     def engine(self) -> Engine:
@@ -236,7 +267,7 @@ class TestBackend(Caller):
             self._engine,
             AuthConfig(
                 secret="test-secret-key",  # noqa: S106
-                base_url="http://testserver",
+                base_url=TEST_ORIGIN,
                 require_email_verification=self.require_email_verification,
             ),
             passwords=self.passwords,
@@ -245,14 +276,81 @@ class TestBackend(Caller):
             SensitiveService, SensitiveService(self._engine, "test-secret-key", self.passwords)
         )
         install_seal(self._engine, "test-secret-key")
+        self._files_dir = Path(tempfile.mkdtemp(prefix="backend-files-", dir=_MEMORY_DIR))
+        self.files = install_storage(
+            self._engine,
+            "test-secret-key",
+            TEST_ORIGIN,
+            blobs=LocalDiskBlobs(self._files_dir),
+            max_bytes=self.max_file_bytes,
+        )
+        self.keyring = KeyRing(self._engine, "test-secret-key", issuer=TEST_ORIGIN)
         return self
 
     async def __aexit__(
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
+        if self._http is not None:
+            await self._http.aclose()
         if self._engine is not None:
             await self._engine.store.close()
+        if self._files_dir is not None:
+            shutil.rmtree(self._files_dir, ignore_errors=True)
         await self._cleanup()
+
+    @property
+    def files_dir(self) -> Path:
+        """Where this backend's files live (a temporary directory)."""
+        assert self._files_dir is not None
+        return self._files_dir
+
+    def _http_client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            from backend.http.http_actions import DEFAULT_MAX_BODY, SITE_MOUNT, HttpActions
+            from backend.http.storage_routes import StorageRoutes
+
+            verifier = ConvexTokenVerifier(self.keyring.verifier())
+            limit = self.http_action_max_body or DEFAULT_MAX_BODY
+            site = HttpActions(self.engine, verifier, max_body=limit)
+            main = Starlette(
+                routes=[
+                    *StorageRoutes(self.engine).routes(),
+                    Mount(
+                        SITE_MOUNT,
+                        HttpActions(self.engine, verifier, mount=SITE_MOUNT, max_body=limit),
+                    ),
+                ]
+            )
+
+            async def route(scope: Any, receive: Any, send: Any) -> None:
+                host = dict(scope.get("headers", [])).get(b"host", b"").decode()
+                await (main if host == TEST_HOST else site)(scope, receive, send)
+
+            self.asgi = route
+            self._http = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=route), base_url=TEST_SITE_ORIGIN
+            )
+        return self._http
+
+    async def fetch(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        """A request to the app's HTTP actions at the site origin (``"/postMessage"``), or to
+        a URL the engine gave out (``http://testserver/api/storage/...``). Scheduled work it
+        causes runs before this returns, as after any call."""
+        content = body.encode() if isinstance(body, str) else body
+        try:
+            return await self._http_client().request(
+                method, path, content=content, headers=headers, json=json
+            )
+        finally:
+            await self._after_call()
 
     async def _cleanup(self) -> None:
         if self._pg_schema is not None and self.database_url is not None:

@@ -31,13 +31,19 @@ from backend.config import Settings, load_settings
 from backend.crons.ticker import CronTicker
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
+from backend.files.blobs import LocalDiskBlobs
+from backend.files.service import FileStorage, install_storage
+from backend.files.sweeper import sweep_forever
 from backend.http.auth_routes import AuthRoutes
 from backend.http.cors import CorsByPath
 from backend.http.errors import error_response, http_exception, refused
 from backend.http.function_api import handle_call
 from backend.http.hosts import TrustedHosts
+from backend.http.http_actions import SITE_MOUNT, HttpActions
 from backend.http.request_body import RequestBodyGuard
 from backend.http.security_headers import SecurityHeaders
+from backend.http.site import SiteListener
+from backend.http.storage_routes import StorageRoutes
 from backend.http.websocket import serve_session
 from backend.mail import install_seal
 from backend.mail.smtp import transport_from_url
@@ -96,6 +102,14 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
         SensitiveService(engine, settings.resolved_secret_key(), service.passwords),
     )
     install_seal(engine, settings.resolved_secret_key())
+    if FileStorage not in engine.services:
+        install_storage(
+            engine,
+            settings.resolved_secret_key(),
+            settings.origin(),
+            blobs=LocalDiskBlobs(settings.storage_dir),
+            max_bytes=settings.storage_max_bytes,
+        )
     return service, keyring
 
 
@@ -147,14 +161,27 @@ def create_app(
     verifier: TokenVerifier | None = None,
     auth: tuple[AuthService, KeyRing] | None = None,
     session_limits: SessionLimits | None = None,
+    serve_site: bool = False,
 ) -> Starlette:
     """The whole server. ``verifier`` replaces the key ring's token check (tests of the sync
-    layer use a test key); ``auth`` replaces the auth service built from the settings."""
+    layer use a test key); ``auth`` replaces the auth service built from the settings.
+    ``serve_site`` also opens the site origin's listener on ``SITE_PORT`` while the app
+    runs (``python -m backend serve`` does; an app built for a test does not, unless asked)."""
     settings = settings or load_settings()
     engine = engine or build_engine(settings)
     service, keyring = auth or build_auth(settings, engine)
+    if FileStorage not in engine.services:  # an assembly that brought its own auth
+        install_storage(
+            engine,
+            settings.resolved_secret_key(),
+            settings.origin(),
+            blobs=LocalDiskBlobs(settings.storage_dir),
+            max_bytes=settings.storage_max_bytes,
+        )
     if verifier is None:
         verifier = ConvexTokenVerifier(keyring.verifier())
+    site = HttpActions(engine, verifier, max_body=settings.http_action_max_body)
+    site_listener = SiteListener(site, settings) if serve_site and settings.site_port else None
     auth_routes = AuthRoutes(service, keyring, dev_mode=settings.dev_mode)
     coordinator = SyncCoordinator(engine)
     listener = PostgresListener(engine.store, coordinator.wake)
@@ -174,10 +201,15 @@ def create_app(
             asyncio.create_task(ticker.run_forever(), name="crons"),
             asyncio.create_task(housekeeping(engine), name="housekeeping"),
             asyncio.create_task(follow_deployment(engine), name="deployment"),
+            asyncio.create_task(sweep_forever(engine), name="storage-sweeper"),
         ]
+        if site_listener is not None:
+            await site_listener.start()
         try:
             yield
         finally:
+            if site_listener is not None:
+                await site_listener.stop()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -246,6 +278,11 @@ def create_app(
 
     routes: list[Any] = [
         *auth_routes.routes(),
+        *StorageRoutes(engine).routes(),
+        Mount(
+            SITE_MOUNT,
+            HttpActions(engine, verifier, mount=SITE_MOUNT, max_body=settings.http_action_max_body),
+        ),
         Route("/api/health", health, methods=["GET"]),
         Route("/api/{kind:str}", call, methods=["POST"]),
         # The JS client adds its version (/api/1.48.0/sync); the Rust-based clients (Python,
@@ -259,7 +296,11 @@ def create_app(
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(TrustedHosts, allowed_hosts=settings.served_hosts()),
-        Middleware(RequestBodyGuard, timeout=settings.body_timeout),
+        Middleware(
+            RequestBodyGuard,
+            timeout=settings.body_timeout,
+            slow_paths={"/api/storage/": settings.storage_upload_timeout},
+        ),
         Middleware(CollapseSlashes),
         Middleware(CorsByPath, allowed_origins=settings.allowed_origins),
     ]
@@ -274,4 +315,6 @@ def create_app(
     app.state.auth = service
     app.state.keyring = keyring
     app.state.settings = settings
+    app.state.site = site
+    app.state.site_listener = site_listener
     return app

@@ -8,6 +8,9 @@ Two policies, chosen by path:
   never read there, so a page on another origin gains nothing it could not get by calling the
   API from its own server. Without credentials the browser also refuses to attach or expose
   cookies, so this opens no door to the cookie-authenticated endpoints.
+- ``/api/storage/...`` (file storage's upload and file URLs) answer any origin too, without
+  credentials: the token or signature in the URL is the whole authority, and no cookie is read.
+- ``/http/...`` (HTTP actions) get nothing from here: the app answers CORS itself.
 - Everything else (the auth endpoints, which set and read the session cookie) answers only the
   configured ``ALLOWED_ORIGINS``, with credentials; their CSRF checks live beside them.
 """
@@ -21,6 +24,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 FUNCTION_API_PATHS: Final = frozenset({"/api/query", "/api/mutation", "/api/action"})
+# File storage's upload and file URLs: capabilities in the URL, no cookie read (open too)
+OPEN_PREFIXES: Final = ("/api/storage/",)
+# HTTP actions under /http/: CORS is the app's own to answer there, as on Convex
+APP_OWNED_PREFIXES: Final = ("/http/",)
 ALLOWED_HEADERS: Final = ["Content-Type", "Convex-Client", "Authorization"]
 
 
@@ -33,7 +40,7 @@ class CorsByPath:
             app,
             allow_origins=["*"],
             allow_credentials=False,
-            allow_methods=["POST"],
+            allow_methods=["GET", "POST"],
             allow_headers=ALLOWED_HEADERS,
             max_age=600,
         )
@@ -47,9 +54,11 @@ class CorsByPath:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path", "").startswith(APP_OWNED_PREFIXES):
             await self.app(scope, receive, send)
-        elif scope.get("path", "") in FUNCTION_API_PATHS:
+        elif scope.get("path", "") in FUNCTION_API_PATHS or scope.get("path", "").startswith(
+            OPEN_PREFIXES
+        ):
             await self.open(scope, receive, send)
         else:
             await self.credentialed(scope, receive, send)

@@ -43,9 +43,15 @@ class _BodyTimedOut(Exception):
 
 
 class RequestBodyGuard:
-    def __init__(self, app: ASGIApp, timeout: float) -> None:
+    """``slow_paths`` give the bodies of some path prefixes a longer deadline (a file upload
+    to ``/api/storage/``)."""
+
+    def __init__(
+        self, app: ASGIApp, timeout: float, slow_paths: dict[str, float] | None = None
+    ) -> None:
         self.app = app
         self.timeout = timeout
+        self.slow_paths = dict(slow_paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,7 +66,12 @@ class RequestBodyGuard:
             )(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        timeout = self.timeout
+        path = scope.get("path", "")
+        for prefix, slow in self.slow_paths.items():
+            if path.startswith(prefix):
+                timeout = slow
+        deadline = loop.time() + timeout
         body_done = False
         started = False
 
@@ -86,11 +97,11 @@ class RequestBodyGuard:
         try:
             await self.app(scope, receive_in_time, send_tracked)
         except _BodyTimedOut:
-            log.info("request body not received within %.0f s; answered 408", self.timeout)
+            log.info("request body not received within %.0f s; answered 408", timeout)
             if not started:
                 await _coded(
                     ErrorCode.REQUEST_TIMEOUT,
-                    f"The request body did not arrive within {self.timeout:g} seconds",
+                    f"The request body did not arrive within {timeout:g} seconds",
                 )(scope, receive, send)
         except ClientDisconnect:
             log.info("request body ended before it was complete")

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, overload
 
 from backend.errors import ConvexError, ErrorCode
+from backend.files.api import StorageActions, StorageReader, StorageWriter
 from backend.transactions.client import ClientInfo as ClientInfo  # re-exported: ctx.client
 from backend.transactions.transaction import (
     DatabaseReader,
@@ -272,12 +273,14 @@ class _BaseCtx:
 
 
 class QueryCtx(_BaseCtx):
-    """``ctx`` in a query: ``db`` (read-only), ``auth``, ``now``, ``client``."""
+    """``ctx`` in a query: ``db`` (read-only), ``auth``, ``now``, ``client``, ``storage``
+    (``get_url``)."""
 
     def __init__(self, engine: Engine, txn: Transaction, auth: Auth) -> None:
         super().__init__(engine, auth, txn.now)
         self._txn = txn
         self.db = DatabaseReader(txn)
+        self.storage = StorageReader(engine, txn)
 
     @property
     def client(self) -> ClientInfo | None:
@@ -292,11 +295,13 @@ class QueryCtx(_BaseCtx):
 
 
 class MutationCtx(QueryCtx):
-    """``ctx`` in a mutation: ``db`` (read-write), ``auth``, ``now``, ``scheduler``."""
+    """``ctx`` in a mutation: ``db`` (read-write), ``auth``, ``now``, ``scheduler``,
+    ``storage`` (``get_url``, ``generate_upload_url``, ``delete``)."""
 
     def __init__(self, engine: Engine, txn: Transaction, auth: Auth) -> None:
         super().__init__(engine, txn, auth)
         self.db: DatabaseWriter = DatabaseWriter(txn)
+        self.storage: StorageWriter = StorageWriter(engine, txn)
         self.scheduler = Scheduler(engine, lambda: SystemDatabase(txn), txn.now)
 
     async def run_mutation(
@@ -308,10 +313,12 @@ class MutationCtx(QueryCtx):
 
 class ActionCtx(_BaseCtx):
     """``ctx`` in an action: no database; ``run_query``/``run_mutation`` each run their own
-    transaction. Actions may do I/O; they are not retried."""
+    transaction. Actions may do I/O; they are not retried. ``storage`` has everything a
+    mutation's has, and ``store`` / ``get`` of a file's bytes."""
 
     def __init__(self, engine: Engine, auth: Auth, now: datetime) -> None:
         super().__init__(engine, auth, now)
+        self.storage = StorageActions(engine)
 
     async def run_query(
         self, fn: RegisteredFunction[Any, Any, Any] | str, args: Mapping[str, Any] | None = None

@@ -33,13 +33,15 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.engine",
         "backend.scheduler",
         "backend.crons",
+        "backend.files",
         "backend.migrator",
         "backend.mail",
         "backend.ratelimit",
     ),
     ("backend.sync", "backend.auth", "backend.sensitive", "backend.audit"),
-    ("backend.system", "backend.testing"),
-    ("backend.http", "backend.cli", "backend.__main__"),
+    ("backend.system",),
+    # the harness drives the HTTP side too (HTTP actions, file URLs: ``t.fetch``)
+    ("backend.http", "backend.cli", "backend.__main__", "backend.testing"),
 ]
 
 

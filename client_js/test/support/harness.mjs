@@ -44,7 +44,8 @@ process.on("exit", () => {
  * @param {boolean} [options.realAuth] the product's own sign-in and tokens, not test tokens
  * @param {boolean} [options.requireEmailVerification] no session until the address is proven
  * @param {string} [options.webDir] the built web app to serve at `/` (default: client_js/demo/dist)
- * @returns {Promise<{url: string, port: number, pgSchema: string | null,
+ * @param {boolean} [options.site] serve HTTP actions at a site origin of their own (`siteUrl`)
+ * @returns {Promise<{url: string, siteUrl: string | null, port: number, pgSchema: string | null,
  *   stop: () => Promise<void>, stderr: () => string}>}
  */
 export async function startServer(options = {}) {
@@ -56,6 +57,7 @@ export async function startServer(options = {}) {
   if (options.realAuth) args.push("--real-auth");
   if (options.requireEmailVerification) args.push("--require-email-verification");
   if (options.webDir) args.push("--web-dir", path.resolve(options.webDir));
+  if (options.site) args.push("--site");
 
   const child = spawn(PYTHON, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
@@ -89,7 +91,7 @@ export async function startServer(options = {}) {
     child.stdout.on("data", (chunk) => {
       buffered += chunk;
       const match = /^READY (\d+) (\S+)$/m.exec(buffered);
-      if (match) resolve(match);
+      if (match) resolve([...match, /^SITE (\d+)$/m.exec(buffered)?.[1]]);
     });
     exited.then(([code, signal]) =>
       reject(new Error(`server exited (${code ?? signal}) before READY:\n${stderr}`)),
@@ -100,9 +102,10 @@ export async function startServer(options = {}) {
     ).unref();
   });
   try {
-    const [, port, schema] = await ready;
+    const [, port, schema, sitePort] = await ready;
     server.port = Number(port);
     server.url = `http://127.0.0.1:${port}`;
+    server.siteUrl = sitePort ? `http://127.0.0.1:${sitePort}` : null;
     server.pgSchema = schema === "-" ? null : schema;
   } catch (error) {
     await server.stop();

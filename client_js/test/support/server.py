@@ -2,7 +2,7 @@
 
     python client_js/test/support/server.py --port 0 [--database-url URL]
         [--pg-schema NAME] [--no-migrate] [--app tests.apps.basic] [--real-auth]
-        [--require-email-verification] [--web-dir DIR]
+        [--require-email-verification] [--web-dir DIR] [--site]
 
 Run it from the repository root. It prints one line, ``READY <port> <pg schema or ->``, once
 it is listening, and stops cleanly on SIGTERM / SIGINT.
@@ -19,6 +19,9 @@ it is listening, and stops cleanly on SIGTERM / SIGINT.
 - ``POST /test/drop-next-mutation-reply`` makes the next mutation commit and then lose its
   socket before the ``MutationResponse`` goes out, as a network failure would (the transport
   is patched, in this process only).
+- ``--site`` also serves the app's HTTP actions at a site origin of their own, on a port of
+  its own, printed as ``SITE <port>`` before the ``READY`` line (they are under ``/http/``
+  on the main port either way). Uploaded files live in a temporary directory.
 - ``POST /test/clock/advance?seconds=N`` moves the engine's clock N seconds ahead of the
   system clock (it starts on it), so a test sees a minute's cron tick without waiting a minute.
 
@@ -59,6 +62,7 @@ from backend.auth.sessions import resolve_identity  # noqa: E402
 from backend.config import Settings  # noqa: E402
 from backend.engine import Engine  # noqa: E402
 from backend.http.app import create_app  # noqa: E402
+from backend.http.site import SiteListener  # noqa: E402
 from backend.http.websocket import StarletteTransport  # noqa: E402
 from backend.mail import DevOutboxTransport  # noqa: E402
 from backend.runtime import Runtime  # noqa: E402
@@ -306,6 +310,8 @@ async def serve(args: argparse.Namespace) -> None:
     await database.prepare()
     sock = listen(args.port)
     port = sock.getsockname()[1]
+    files_dir = Path(tempfile.mkdtemp(prefix="client-js-files-"))
+    site: SiteListener | None = None
     try:
         settings = Settings(
             database_url=database.url,
@@ -318,6 +324,8 @@ async def serve(args: argparse.Namespace) -> None:
             allowed_origins=[],
             web_dir=args.web_dir,
             require_email_verification=args.require_email_verification,
+            site_port=0,
+            storage_dir=str(files_dir),
         )
         engine = build_engine(settings, database, real_auth=args.real_auth)
         if not args.no_migrate:
@@ -347,9 +355,16 @@ async def serve(args: argparse.Namespace) -> None:
                 await task
                 raise RuntimeError("the server stopped before it was ready")
             await asyncio.sleep(0.02)
+        if args.site:
+            site = SiteListener(app.state.site, settings, sock=listen(0))
+            await site.start()
+            print(f"SITE {site.port}", flush=True)
         print(f"READY {port} {database.pg_schema or '-'}", flush=True)
         await task
     finally:
+        if site is not None:
+            await site.stop()
+        shutil.rmtree(files_dir, ignore_errors=True)
         await database.cleanup()
 
 
@@ -371,6 +386,7 @@ def main() -> None:
     parser.add_argument(
         "--web-dir", default=str(DEFAULT_WEB_DIR), help="the built web app to serve at /"
     )
+    parser.add_argument("--site", action="store_true", help="HTTP actions on a port of their own")
     args = parser.parse_args()
     args.web_dir = str(Path(args.web_dir).resolve())
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -62,6 +62,7 @@ def environment(schema: str) -> dict[str, str]:
         SECRET_KEY="crons-test-secret",
         SMTP_URL="smtp://127.0.0.1:1",  # production needs one; nothing here sends mail
         HOST="127.0.0.1",
+        SITE_PORT="0",  # several servers on one machine: the site origin's 3211 is one port
     )
     return env
 

@@ -38,7 +38,7 @@ def _environment(workdir: Path, **extra: str) -> dict[str, str]:
         DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'server.sqlite3'}",
         HOST="127.0.0.1",
         PYTHONUNBUFFERED="1",
-        **extra,
+        **{"SITE_PORT": "0", **extra},  # no second listener unless asked: 3211 may be taken
     )
     return env
 

@@ -110,9 +110,9 @@ async def test_the_engines_own_jobs_are_neither_listed_read_nor_cancelable(
     assert [m.to for m in demo.outbox] == ["ada@example.com"]
 
 
-def test_the_allow_list_is_the_scheduled_functions_alone() -> None:
-    # File storage adds `_storage` to READABLE_BY_APPS (backend/system.py); nothing else.
-    assert set(READABLE_BY_APPS) == {"_scheduled_functions"}
+def test_the_allow_list_is_the_scheduled_functions_and_the_files() -> None:
+    # Upload tokens (`_storage_uploads`) stay out: they are the engine's, as sessions are.
+    assert set(READABLE_BY_APPS) == {"_scheduled_functions", "_storage"}
     assert set(system_schema().views) == set(READABLE_BY_APPS)
 
 
@@ -120,7 +120,7 @@ async def test_every_other_engine_table_is_refused_to_app_code(demo: TestBackend
     ada = await demo.sign_up("ada@example.com", "correct horse battery")
     hidden = sorted(set(system_schema().tables) - set(READABLE_BY_APPS))
     assert {"_sessions", "_sensitive_grants", "_email_codes", "_audit_events"} <= set(hidden)
-    assert {"_rate_limits", "_cron_jobs", "_users", "_accounts"} <= set(hidden)
+    assert {"_rate_limits", "_cron_jobs", "_users", "_accounts", "_storage_uploads"} <= set(hidden)
     for table in [*hidden, "_storage_of_nothing", "messages"]:
         with pytest.raises(ConvexError, match="unknown system table") as refused:
             await demo.query("probe:read", {"table": table})
