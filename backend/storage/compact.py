@@ -38,6 +38,7 @@ from datetime import timedelta
 
 from sqlalchemy import (
     ColumnElement,
+    Executable,
     Exists,
     FromClause,
     and_,
@@ -120,6 +121,14 @@ _DROP_SUPERSEDED = delete(log).where(_in_batch(log), _later(True))
 _DROP_GONE = (
     delete(log).where(_in_batch(log), log.c.value.is_(None), ~_later(False)).returning(log.c.doc_id)
 )
+
+# What a batch runs, in order (a test reads their plans on a table the planner knows nothing of).
+BATCH_STATEMENTS: dict[str, Executable] = {
+    "batch end": _BATCH_END,
+    "superseding": _SUPERSEDING,
+    "drop superseded": _DROP_SUPERSEDED,
+    "drop gone": _DROP_GONE,
+}
 
 
 async def compact_log(
