@@ -15,7 +15,8 @@ then:
 - **verify after compact**: ``verify_log`` again, which must still pass.
 
 Goals, each at the largest size against the smallest (N and 10N documents by default):
-verify's peak resident memory at most 1.5x (bounded, not growing with the data), and verify's and compaction's time per document at most 2x (linear, not quadratic).
+verify's peak resident memory at most 1.5x (bounded, not growing with the data), and verify's
+and compaction's time per document at most 2x (linear, not quadratic).
 """
 
 from __future__ import annotations
