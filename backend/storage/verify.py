@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.schema import IndexDef, Schema
@@ -110,12 +110,21 @@ _ENTRIES_AFTER = (
     select(index_entries.c.key, index_entries.c.doc_id)
     .where(
         index_entries.c.index_name == bindparam("name"),
-        index_entries.c.key > bindparam("after"),
+        index_entries.c.key > bindparam("after_key"),
     )
     .order_by(index_entries.c.key)
     .limit(bindparam("batch"))
 )
 _ORPHAN_TS = select(func.min(log.c.ts)).where(~exists().where(commits.c.ts == log.c.ts))
+
+# What a batch runs (a test reads their plans on tables the planner knows nothing of).
+BATCH_STATEMENTS: dict[str, Select[Any]] = {
+    "log batch end": _LOG_BATCH_END,
+    "documents batch end": _DOCUMENTS_BATCH_END,
+    "replay": _REPLAY,
+    "live": _LIVE,
+    "entries after": _ENTRIES_AFTER,
+}
 
 
 @dataclass
@@ -270,7 +279,7 @@ async def _first_extra_entry(
         index = findings.by_name.get(name)
         key = b""
         while True:
-            params = {"name": name, "after": key, "batch": batch}
+            params = {"name": name, "after_key": key, "batch": batch}
             rows = [(bytes(r.key), r.doc_id) for r in await conn.execute(_ENTRIES_AFTER, params)]
             if not rows:
                 break

@@ -7,16 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from backend.cli import main as cli_main
 from backend.storage.compact import BATCH_STATEMENTS, compact_log, horizon_for
-from backend.storage.engine import DatabaseKind
 from backend.storage.store import Store
 from backend.storage.tables import documents, index_entries, log
 from backend.storage.verify import verify_log
 from backend.testing import TestBackend
 from tests.conftest import BASIC_FUNCTIONS, BASIC_SCHEMA, basic_app
+from tests.support.query_plans import assert_reads_by_index, fill_unanalyzed, plan_of
 
 LogRow = tuple[int, int, str, str | None]  # ts, seq, doc id, value
 
@@ -230,67 +230,12 @@ async def test_compact_cli_on_a_sqlite_file(
         assert await asyncio.to_thread(cli_main, ["verify-log"]) == 0
 
 
-INDEX_SCANS = ("Index Scan", "Index Only Scan", "Bitmap Index Scan")
-
-
-async def _fill_log_unanalyzed(store: Store, rows: int, docs: int) -> None:
-    """``rows`` log rows over ``docs`` documents, written straight into the table, which the
-    planner is never allowed to learn about (no ANALYZE, autovacuum's included)."""
-    async with store.engine.begin() as conn:
-        if store.kind is DatabaseKind.POSTGRESQL:
-            await conn.execute(text("ALTER TABLE log SET (autovacuum_enabled = false)"))
-            fill = (
-                "INSERT INTO log (ts, seq, table_name, doc_id, value)"
-                " SELECT g, 0, 'notes', 'doc' || (1000000 + g % :docs), NULL"
-                " FROM generate_series(1, :rows) AS g"
-            )
-        else:
-            fill = (
-                "INSERT INTO log (ts, seq, table_name, doc_id, value)"
-                " WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < :rows)"
-                " SELECT g, 0, 'notes', 'doc' || (1000000 + g % :docs), NULL FROM s"
-            )
-        await conn.execute(
-            text(fill),
-            {"rows": rows, "docs": docs},
-        )
-
-
-async def _plan(store: Store, statement: Any, params: dict[str, object]) -> list[str]:
-    """The plan's lines (PostgreSQL's VERBOSE shows the subplans a recursive step runs)."""
-    compiled = statement.compile(dialect=store.engine.dialect)
-    bound = compiled.construct_params(params)
-    values = tuple(bound[name] for name in compiled.positiontup)
-    if store.kind is DatabaseKind.POSTGRESQL:
-        explain = f"EXPLAIN (VERBOSE) {compiled}"
-    else:
-        explain = f"EXPLAIN QUERY PLAN {compiled}"
-    async with store.engine.connect() as conn:
-        rows = await conn.exec_driver_sql(explain, values)
-        return [str(r[-1]) for r in rows]
-
-
 async def test_every_batch_reads_the_log_by_its_index_with_no_statistics(
     basic: TestBackend,
 ) -> None:
     store = basic.engine.store
-    await _fill_log_unanalyzed(store, rows=40_000, docs=10_000)
-    if store.kind is DatabaseKind.POSTGRESQL:
-        async with store.engine.connect() as conn:
-            stats = await conn.execute(
-                text("SELECT count(*) FROM pg_stats WHERE schemaname = current_schema()")
-            )
-            assert stats.scalar_one() == 0  # the planner knows nothing of the log
+    await fill_unanalyzed(store, rows=40_000, docs=10_000)
     params = {"horizon": 30_000, "after": "doc1000100", "last": "doc1002100", "batch": 2000}
     for name, statement in BATCH_STATEMENTS.items():
-        plan = await _plan(store, statement, params)
-        text_of = "\n".join(plan)
-        reads = [line for line in plan if " log" in line or " other" in line]
-        assert reads, (name, text_of)
-        if store.kind is DatabaseKind.POSTGRESQL:
-            assert "Seq Scan" not in text_of, (name, text_of)
-            assert any(scan in text_of for scan in INDEX_SCANS), (name, text_of)
-        else:
-            for line in reads:  # SQLite: a SEARCH is a range of the index, a SCAN reads it all
-                assert line.startswith("SEARCH"), (name, text_of)
-                assert " USING " in line, (name, text_of)
+        plan = await plan_of(store, statement, params)
+        assert_reads_by_index(store, name, plan, aliases=("other",))

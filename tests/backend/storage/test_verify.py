@@ -9,8 +9,9 @@ from sqlalchemy import delete, insert, select, update
 
 from backend.storage.store import Store
 from backend.storage.tables import documents, index_entries
-from backend.storage.verify import verify_log
+from backend.storage.verify import BATCH_STATEMENTS, verify_log
 from backend.testing import TestBackend
+from tests.support.query_plans import assert_reads_by_index, fill_unanalyzed, plan_of
 
 BY_AUTHOR = "notes.by_author"
 
@@ -185,3 +186,17 @@ async def test_memory_stays_flat_as_the_documents_grow_tenfold(basic: TestBacken
     # holding every document, as a replay into memory does, would need ten times as much
     assert large < small * 1.5, (small, large)
     assert (await verify_log(basic.engine.store, basic.engine.schema)).documents == 2000
+
+
+async def test_every_batch_reads_by_an_index_with_no_statistics(basic: TestBackend) -> None:
+    store = basic.engine.store
+    await fill_unanalyzed(store, rows=40_000, docs=10_000)
+    params = {
+        "after": "doc1000100",
+        "last": "doc1002100",
+        "batch": 2000,
+        "name": BY_AUTHOR,
+        "after_key": b"doc1000100",
+    }
+    for name, statement in BATCH_STATEMENTS.items():
+        assert_reads_by_index(store, name, await plan_of(store, statement, params))
