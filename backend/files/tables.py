@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from backend.schema import SystemView, TableDef, table
+from backend.schema_definition import SystemView, TableDef, table
 
 TABLE = "_storage"
 UPLOADS = "_storage_uploads"

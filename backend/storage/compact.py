@@ -36,11 +36,24 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Exists, Integer, and_, bindparam, delete, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Exists,
+    FromClause,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.storage.database import DatabaseKind
+from backend.storage.scan import batch_end
 from backend.storage.store import RetryableConflict, StorageError, Store, classify
 from backend.storage.tables import log, schema_indexes
 
@@ -62,30 +75,33 @@ def horizon_for(latest_ts: int, keep: timedelta) -> int:
 
 # ---- statements, built once -------------------------------------------------------------------
 # A batch covers the documents with ids in (after, last], where ``last`` is the batch_docs-th
-# distinct id past ``after`` among those with rows at or before the horizon.
+# distinct id past ``after`` among those with rows at or before the horizon. Every statement
+# reads ``log`` through ``log_by_doc`` (doc_id, ts) over that range alone, whatever the planner
+# knows of the table (``storage/scan.py``; a test reads the plans on a never-analyzed table).
 
-_candidates = (
-    select(log.c.doc_id)
-    .where(log.c.ts <= bindparam("horizon"), log.c.doc_id > bindparam("after"))
-    .distinct()
-    .order_by(log.c.doc_id)
-    .limit(bindparam("batch", type_=Integer))
-    .subquery()
-)
-_BATCH_END = select(func.max(_candidates.c.doc_id))
+_BATCH_END = batch_end(log.c.doc_id, log.c.ts <= bindparam("horizon"))
 
-_in_batch = and_(
-    log.c.doc_id > bindparam("after"),
-    log.c.doc_id <= bindparam("last"),
-    log.c.ts <= bindparam("horizon"),
-)
+
+def _in_batch(table: FromClause) -> ColumnElement[bool]:
+    return and_(
+        table.c.doc_id > bindparam("after"),
+        table.c.doc_id <= bindparam("last"),
+        table.c.ts <= bindparam("horizon"),
+    )
+
+
 _other = log.alias("other")
 
 
 def _later(than_horizon: bool) -> Exists:
-    """A row of the same document after the outer one (and, if asked, at or before ``H``)."""
+    """A row of the same document after the outer one (and, if asked, at or before ``H``).
+
+    The batch's range is repeated on the inner rows although ``doc_id`` equality implies it:
+    it lets a planner that chose a join rather than a probe per row read them by the index."""
     conditions = [
         _other.c.doc_id == log.c.doc_id,
+        _other.c.doc_id > bindparam("after"),
+        _other.c.doc_id <= bindparam("last"),
         or_(_other.c.ts > log.c.ts, and_(_other.c.ts == log.c.ts, _other.c.seq > log.c.seq)),
     ]
     if than_horizon:
@@ -94,15 +110,25 @@ def _later(than_horizon: bool) -> Exists:
 
 
 # The documents of the batch with more than one version at or before H (from the index alone).
-_SUPERSEDING = select(log.c.doc_id).where(_in_batch).group_by(log.c.doc_id).having(func.count() > 1)
+_SUPERSEDING = (
+    select(log.c.doc_id).where(_in_batch(log)).group_by(log.c.doc_id).having(func.count() > 1)
+)
 # Every version at or before H that a newer one at or before H supersedes. Run first: what is
 # left at or before H is then each document's newest version there. (Counted by ``rowcount``,
 # not returned: one busy document can have millions of them.)
-_DROP_SUPERSEDED = delete(log).where(_in_batch, _later(True))
+_DROP_SUPERSEDED = delete(log).where(_in_batch(log), _later(True))
 # ... and that version, when it is a deletion nothing came after (at most one per document).
 _DROP_GONE = (
-    delete(log).where(_in_batch, log.c.value.is_(None), ~_later(False)).returning(log.c.doc_id)
+    delete(log).where(_in_batch(log), log.c.value.is_(None), ~_later(False)).returning(log.c.doc_id)
 )
+
+# What a batch runs, in order (a test reads their plans on a table the planner knows nothing of).
+BATCH_STATEMENTS: dict[str, Executable] = {
+    "batch end": _BATCH_END,
+    "superseding": _SUPERSEDING,
+    "drop superseded": _DROP_SUPERSEDED,
+    "drop gone": _DROP_GONE,
+}
 
 
 async def compact_log(

@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from backend.cli import main as cli_main
-from backend.storage.compact import compact_log, horizon_for
+from backend.storage.compact import BATCH_STATEMENTS, compact_log, horizon_for
 from backend.storage.store import Store
 from backend.storage.tables import documents, index_entries, log
 from backend.storage.verify import verify_log
 from backend.testing import TestBackend
 from tests.conftest import BASIC_FUNCTIONS, BASIC_SCHEMA, basic_app
+from tests.support.query_plans import assert_reads_by_index, fill_unanalyzed, plan_of
 
 LogRow = tuple[int, int, str, str | None]  # ts, seq, doc id, value
 
@@ -227,3 +228,14 @@ async def test_compact_cli_on_a_sqlite_file(
         assert f"at or before ts {latest}: removed 4 rows of 2 documents" in out
         assert [r[2] for r in await _log_rows(store)] == [doc_id]
         assert await asyncio.to_thread(cli_main, ["verify-log"]) == 0
+
+
+async def test_every_batch_reads_the_log_by_its_index_with_no_statistics(
+    basic: TestBackend,
+) -> None:
+    store = basic.engine.store
+    await fill_unanalyzed(store, rows=40_000, docs=10_000)
+    params = {"horizon": 30_000, "after": "doc1000100", "last": "doc1002100", "batch": 2000}
+    for name, statement in BATCH_STATEMENTS.items():
+        plan = await plan_of(store, statement, params)
+        assert_reads_by_index(store, name, plan, aliases=("other",))
