@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from backend.codegen.api import GENERATED_DIR, generate, write
-from backend.system import system_functions
 from backend.udf.app import App
 
 __all__ = ["GENERATED_DIR", "app_files", "generate", "write", "write_app"]
@@ -14,6 +13,8 @@ __all__ = ["GENERATED_DIR", "app_files", "generate", "write", "write_app"]
 
 def app_files(app: App) -> dict[str, str]:
     """The generated files for an app and the engine's own public functions."""
+    from backend.system import system_functions  # the system's functions include the dashboard's
+
     functions: dict[str, Any] = {**system_functions(), **app.functions}
     return generate(app.schema, functions)
 

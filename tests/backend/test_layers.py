@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.ratelimit",
     ),
     ("backend.sync", "backend.auth", "backend.sensitive", "backend.audit"),
-    ("backend.system", "backend.testing", "backend.codegen"),
+    ("backend.system", "backend.testing", "backend.codegen", "backend.dashboard"),
     ("backend.http", "backend.cli", "backend.__main__"),
 ]
 
