@@ -44,6 +44,7 @@ process.on("exit", () => {
  * @param {boolean} [options.realAuth] the product's own sign-in and tokens, not test tokens
  * @param {boolean} [options.requireEmailVerification] no session until the address is proven
  * @param {string} [options.webDir] the built web app to serve at `/` (default: client_js/demo/dist)
+ * @param {string} [options.dashboardDir] the built dashboard to serve at `/_dashboard`
  * @returns {Promise<{url: string, port: number, pgSchema: string | null,
  *   stop: () => Promise<void>, stderr: () => string}>}
  */
@@ -56,6 +57,7 @@ export async function startServer(options = {}) {
   if (options.realAuth) args.push("--real-auth");
   if (options.requireEmailVerification) args.push("--require-email-verification");
   if (options.webDir) args.push("--web-dir", path.resolve(options.webDir));
+  if (options.dashboardDir) args.push("--dashboard-dir", path.resolve(options.dashboardDir));
 
   const child = spawn(PYTHON, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
