@@ -6,7 +6,9 @@
 // - a document edited as JSON is saved through the audited system mutation, and the edit is
 //   in the audit log page;
 // - the function runner runs a query with JSON arguments and shows its result;
-// - filtering by an index narrows the live rows.
+// - filtering by an index narrows the live rows;
+// - in production (ADMIN_KEY set, no dev key served) the page asks for the key and refuses a
+//   wrong one.
 //
 // Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM_PATH): without it these tests FAIL.
 
@@ -157,6 +159,35 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await page.getByLabel("Arguments (JSON)").fill("{not json");
     await page.getByRole("button", { name: "Run" }).click();
     await page.getByRole("alert").filter({ hasText: "Not valid JSON" }).waitFor();
+  });
+
+  test("in production the page asks for the admin key and takes only the right one", { timeout: TEST_TIMEOUT_MS }, async () => {
+    if (setupError) throw setupError;
+    const key = "production-admin-key-for-the-browser-test";
+    const production = await startServer({ dashboardDir, productionAdminKey: key });
+    const context = await browser.newContext({ baseURL: production.url });
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    try {
+      assert.equal((await page.request.get("/_dashboard/key")).status(), 404);
+      await page.goto("/_dashboard/");
+      await page.getByLabel("Admin key").fill(`${key}-wrong`);
+      await page.getByRole("button", { name: "Open the dashboard" }).click();
+      await page.getByRole("alert").filter({ hasText: "That key was refused." }).waitFor();
+      await page.getByLabel("Admin key").fill(key);
+      await page.getByRole("button", { name: "Open the dashboard" }).click();
+      await page.getByRole("navigation", { name: "Tables" }).getByRole("button", { name: "notes" }).waitFor();
+      await page.reload(); // the key stays for this tab
+      await page.getByRole("navigation", { name: "Tables" }).waitFor();
+      await page.getByRole("button", { name: "Forget the key" }).click();
+      await page.getByLabel("Admin key").waitFor();
+    } catch (error) {
+      await page.screenshot({ path: path.join(ARTIFACTS, "failure-dashboard-production-key.png") }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close().catch(() => {});
+      await production.stop();
+    }
   });
 
   e2e("the schema page shows each index's state", async (page) => {

@@ -3,6 +3,7 @@
     python client_js/test/support/server.py --port 0 [--database-url URL]
         [--pg-schema NAME] [--no-migrate] [--app tests.apps.basic] [--real-auth]
         [--require-email-verification] [--web-dir DIR] [--dashboard-dir DIR]
+        [--production-admin-key KEY]
 
 Run it from the repository root. It prints one line, ``READY <port> <pg schema or ->``, once
 it is listening, and stops cleanly on SIGTERM / SIGINT.
@@ -16,7 +17,8 @@ it is listening, and stops cleanly on SIGTERM / SIGINT.
   as an absolute path, so the server's working directory does not matter).
 - ``--dashboard-dir DIR`` serves the dashboard built in DIR at ``/_dashboard`` (default:
   ``client_js/dashboard/dist``); the server is in dev mode, so its admin key is the one
-  ``GET /_dashboard/key`` answers.
+  ``GET /_dashboard/key`` answers; ``--production-admin-key KEY`` serves as production does
+  (``DEV_MODE=0``) with ``ADMIN_KEY=KEY``: the dashboard asks for the key.
 - Tokens are ES256 JWTs from a key made at startup; ``GET /test/token`` mints them
   (``forge=1`` signs with another key, a negative ``ttl`` gives an expired token).
 - ``POST /test/drop-next-mutation-reply`` makes the next mutation commit and then lose its
@@ -315,7 +317,8 @@ async def serve(args: argparse.Namespace) -> None:
             database_url=database.url,
             host="127.0.0.1",
             port=port,
-            dev_mode=True,
+            dev_mode=args.production_admin_key is None,
+            admin_key=args.production_admin_key,
             secret_key="client-js-test-secret",  # noqa: S106 - a test server's fixed secret
             app_schema=f"{args.app}.schema" if args.app else "schema",
             app_functions=f"{args.app}.functions" if args.app else "functions",
@@ -379,6 +382,7 @@ def main() -> None:
     parser.add_argument(
         "--dashboard-dir", default=str(DEFAULT_DASHBOARD_DIR), help="the built dashboard"
     )
+    parser.add_argument("--production-admin-key", default=None, help="DEV_MODE=0, this ADMIN_KEY")
     args = parser.parse_args()
     args.web_dir = str(Path(args.web_dir).resolve())
     args.dashboard_dir = str(Path(args.dashboard_dir).resolve())

@@ -292,3 +292,35 @@ async def test_the_schema_shows_each_index_and_its_state(admin: SyncSocket) -> N
     ]
     assert notes["document"].startswith("{ author: string; body: string;")
     assert shown["outdated"] == []
+
+
+async def test_running_as_a_user_is_never_a_fresh_sign_in(database_url: str | None) -> None:
+    """The runner's session for a user is real but signed in at time zero: what asks for a
+    fresh session (org.rename, level 1) still asks for verification, as it would ask them."""
+    async with live_server(
+        database_url, schema_module="schema", functions_package="functions"
+    ) as live:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            account = await sign_up(http, "owner@example.com")
+        async with sync_socket(live.url, token=account.convex_token) as owner:
+            created = await owner.call("Mutation", "orgs:create", {"name": "Acme"})
+            org_id = created["result"]
+            renamed = await owner.call("Mutation", "orgs:rename", {"orgId": org_id, "name": "Own"})
+            assert renamed["success"] is True  # the owner's own session is fresh
+        async with sync_socket(live.url) as admin:
+            await admin_auth(admin, DEV_KEY)
+            listed = await call(
+                admin, "Action", "run", {"path": "orgs:list", "args": {}, "asUser": account.user_id}
+            )
+            assert [org["name"] for org in listed["value"]] == ["Own"]
+            refused = await fails(
+                admin,
+                "Action",
+                "run",
+                {
+                    "path": "orgs:rename",
+                    "args": {"orgId": org_id, "name": "By the admin"},
+                    "asUser": account.user_id,
+                },
+            )
+            assert refused["code"] == "SENSITIVE_VERIFICATION_REQUIRED"
