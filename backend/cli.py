@@ -1,4 +1,4 @@
-"""``python -m backend serve | dev | migrate | migrations | verify-log | compact``."""
+"""``python -m backend serve | dev | migrate | migrations | verify-log | compact | codegen``."""
 
 from __future__ import annotations
 
@@ -217,6 +217,28 @@ async def compact(settings: Settings, *, keep: timedelta | None, before_ts: int 
     return 0
 
 
+def codegen(settings: Settings, *, out: Path, check: bool) -> int:
+    """Write ``convex/_generated/`` (``api.js``, ``api.d.ts``, ``dataModel.d.ts``); with
+    ``check``, write nothing and answer 1 if a file is not current."""
+    from backend.codegen import app_files, write
+
+    files = app_files(_app(settings))
+    if check:
+        stale = [
+            n
+            for n, text in files.items()
+            if not (out / n).is_file() or (out / n).read_text() != text
+        ]
+        for name in stale:
+            print(f"{out / name} is not current: run `python -m backend codegen`", file=sys.stderr)
+        return 1 if stale else 0
+    written = write(out, files)
+    _say(
+        f"codegen: wrote {', '.join(written)} in {out}" if written else f"codegen: {out} is current"
+    )
+    return 0
+
+
 def _batch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=_positive, help="documents per transaction (default: 2000 / 500)"
@@ -257,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", type=duration, help="history to keep before the newest commit (7d, 12h, ...)"
     )
     horizon.add_argument("--before-ts", type=int, help="compact at or before this commit ts")
+    generating = sub.add_parser("codegen", help="write the typed client API (convex/_generated)")
+    generating.add_argument("--out", type=Path, default=Path("convex") / "_generated")
+    generating.add_argument("--check", action="store_true", help="fail if it is not current")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings()
@@ -279,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                 batch_pause=getattr(args, "batch_pause", 0.0),
             )
         )
+    if args.command == "codegen":
+        return codegen(settings, out=args.out, check=args.check)
     if args.command == "verify-log":
         return asyncio.run(verify(settings))
     if args.command == "compact":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -35,6 +37,10 @@ class Settings(BaseSettings):
     app_schema: str = "schema"
     app_functions: str = "functions"
     web_dir: str = "client_js/demo/dist"  # the built demo web app, served at /
+    # The dashboard at /_dashboard: its key (at least 32 characters; unset in dev: one derived
+    # from SECRET_KEY, unset in production: no dashboard at all) and its built page
+    admin_key: str | None = Field(default=None, repr=False)
+    dashboard_dir: str = "client_js/dashboard/dist"
     ws_compression: bool = False  # per-message deflate on the sync socket
     # No session for a password account until its address is proven (a verification link)
     require_email_verification: bool = False
@@ -69,6 +75,17 @@ class Settings(BaseSettings):
             handle.write(key)
         return key
 
+    def resolved_admin_key(self) -> str | None:
+        """The dashboard's admin key: ``ADMIN_KEY``, or in dev one derived from the secret;
+        None in production without ``ADMIN_KEY`` (then nothing accepts an admin key)."""
+        if self.admin_key:
+            return self.admin_key
+        if not self.dev_mode:
+            return None
+        # derived, never the secret itself; stable across restarts
+        secret = self.resolved_secret_key().encode()
+        return hmac.new(secret, b"dashboard admin key", hashlib.sha256).hexdigest()
+
     def check_can_serve(self) -> None:
         """Refuse to serve a production configuration that would fail silently.
 
@@ -77,6 +94,8 @@ class Settings(BaseSettings):
         go to the dev mailbox, which nobody reads outside development. Raises
         ``ConfigurationError`` naming every missing setting.
         """
+        if self.admin_key is not None and len(self.admin_key) < 32:
+            raise ConfigurationError("ADMIN_KEY must have at least 32 characters")
         if self.dev_mode:
             return
         missing = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend import audit, migrator, scheduler
+from backend import audit, dashboard, migrator, scheduler
 from backend.auth import jwt
 from backend.auth import tables as auth_tables
 from backend.crons import jobs as cron_jobs
@@ -45,4 +45,9 @@ def system_schema() -> Schema:
 
 
 def system_functions() -> dict[str, Any]:
-    return {**outbox.FUNCTIONS, **verification.FUNCTIONS, **file_storage.FUNCTIONS}
+    return {
+        **outbox.FUNCTIONS,
+        **verification.FUNCTIONS,
+        **file_storage.FUNCTIONS,
+        **dashboard.FUNCTIONS,
+    }

@@ -32,6 +32,10 @@ class EventKind(StrEnum):
     ACTION_PERFORMED = "action.performed"
     ACTION_REFUSED = "action.refused"
     RATE_LIMITED = "rate.limited"
+    # the dashboard's writes, with the admin key (backend/dashboard/)
+    ADMIN_EDIT = "admin.edit"
+    ADMIN_RUN = "admin.run"
+    ADMIN_CANCEL = "admin.cancel"
 
 
 class AuditEvent(BaseModel):

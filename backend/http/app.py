@@ -36,6 +36,7 @@ from backend.files.service import FileStorage, install_storage
 from backend.files.sweeper import sweep_forever
 from backend.http.auth_routes import AuthRoutes
 from backend.http.cors import CorsByPath
+from backend.http.dashboard import dashboard_routes
 from backend.http.errors import error_response, http_exception, refused
 from backend.http.function_api import handle_call
 from backend.http.hosts import TrustedHosts
@@ -52,6 +53,7 @@ from backend.scheduler import SchedulerWorker
 from backend.sensitive.service import SensitiveService
 from backend.storage.health import StoreState
 from backend.storage.store import RETRY_AFTER, Store, StoreUnavailable
+from backend.sync.admin import AdminKey
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
 from backend.sync.session import SessionLimits
@@ -290,6 +292,10 @@ def create_app(
         WebSocketRoute("/api/sync", sync),
         WebSocketRoute("/api/{version:str}/sync", sync),
     ]
+    routes += dashboard_routes(settings)
+    admin_key = settings.resolved_admin_key()
+    if admin_key is not None and engine.services.find(AdminKey) is None:
+        engine.services.register(AdminKey, AdminKey(admin_key))
     web = Path(settings.web_dir)
     if web.is_dir():  # the demo web app, after the API routes so they win
         routes.append(Mount("/", StaticFiles(directory=web, html=True), name="web"))

@@ -61,6 +61,13 @@ def _deploy() -> bool:
     return subprocess.run(_command("migrate"), check=False).returncode == 0  # noqa: S603
 
 
+def _regenerate(previous: subprocess.Popen[bytes] | None) -> subprocess.Popen[bytes]:
+    """Rewrite the typed client API (``convex/_generated``) beside the restart, not before it."""
+    if previous is not None and previous.poll() is None:
+        previous.wait()
+    return subprocess.Popen(_command("codegen"))  # noqa: S603
+
+
 class _Server:
     def __init__(self, host: str | None, port: int | None) -> None:
         self.args = ["serve"]
@@ -101,8 +108,10 @@ def develop(
     server = _Server(host, port)
     seen = snapshot(paths)
     deployed = _deploy()
+    codegen = None
     if deployed:
         server.start()
+        codegen = _regenerate(codegen)
     else:
         print("dev: the deploy was refused; fix the app and save to try again", flush=True)
     try:
@@ -115,6 +124,7 @@ def develop(
             if _deploy():
                 print("dev: deployed; restarting the server", flush=True)
                 server.restart()
+                codegen = _regenerate(codegen)
             elif server.process is not None and server.process.poll() is None:
                 print("dev: deploy refused; the last good app keeps serving", flush=True)
             else:

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from backend.engine import Engine, FunctionFailed, QueryOutcome
 from backend.errors import ConvexError, ErrorCode
 from backend.storage.store import StoreReader, StoreUnavailable
+from backend.sync.admin import is_admin
 from backend.sync.invalidation import SubscriptionIndex
 from backend.sync.protocol import AddQuery, ModifyQuerySet, RemoveQuery, error_message_for
 from backend.transactions.readset import WriteSet
@@ -264,7 +265,9 @@ class SyncCoordinator:
                 ),
             )
         try:
-            function = self.engine.resolve(add.udf_path, FunctionKind.QUERY, internal=False)
+            function = self.engine.resolve(
+                add.udf_path, FunctionKind.QUERY, internal=is_admin(subscriber.identity)
+            )
         except ConvexError as error:
             return _failed(add.query_id, error)
         assert function.path is not None

@@ -20,6 +20,7 @@ from backend.engine import Engine
 from backend.failures import failure_of
 from backend.runtime import Runtime, TimerHandle, to_ms
 from backend.sync import protocol
+from backend.sync.admin import ADMIN, AdminKey, is_admin
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
 from backend.sync.versions import VersionChain
@@ -277,6 +278,12 @@ class SyncSession:
             return
         admin = message.token_type == "Admin"  # noqa: S105 - a token type, not a password
         error = "Admin tokens are not accepted" if admin else ""
+        if admin:
+            key = self.engine.services.find(AdminKey)
+            if key is not None and key.matches(message.value):
+                self._set_identity(ADMIN, None)
+                return
+            error = "Invalid admin key" if key is not None else error
         verified = None
         if not error:
             if self.verifier is None or not message.value:
@@ -330,6 +337,7 @@ class SyncSession:
                 message.udf_path,
                 message.args,
                 caller,
+                internal=is_admin(caller),
                 request=(self.session_id, message.request_id),
                 client=self.client,
             )
@@ -350,7 +358,9 @@ class SyncSession:
     async def _run_action(self, message: protocol.Action, caller: Identity | None) -> None:
         async with self._actions:
             try:
-                value = await self.engine.run_action(message.udf_path, message.args, caller)
+                value = await self.engine.run_action(
+                    message.udf_path, message.args, caller, internal=is_admin(caller)
+                )
             except Exception as error:
                 text, data = _failure(error)
                 self._enqueue(protocol.action_response_failure(message.request_id, text, data))

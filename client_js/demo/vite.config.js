@@ -21,6 +21,8 @@ export default defineConfig(() => {
     // JSX with React's automatic runtime, by Vite's own esbuild step (no plugin needed).
     esbuild: { jsx: "automatic" },
     resolve: {
+      // ../convex/_generated (outside client_js) imports convex too: one copy, from here
+      dedupe: ["convex"],
       alias: [
         { find: /^@stepup\/client\/react$/, replacement: path.join(LIBRARY, "react.js") },
         { find: /^@stepup\/client$/, replacement: path.join(LIBRARY, "index.js") },

@@ -1,5 +1,6 @@
 // `npm run build`: minified ES modules in dist/ (index.js, react.js, browser.js) with their types,
-// then the demo web app (demo/, with Vite) into demo/dist, which the server serves at `/`.
+// then the demo web app (demo/, with Vite) into demo/dist, which the server serves at `/`, and
+// the dashboard (dashboard/) into dashboard/dist, served at `/_dashboard`.
 // `npm run build -- --library` builds the library only.
 
 import { copyFile, mkdir, rm } from "node:fs/promises";
@@ -8,6 +9,7 @@ import path from "node:path";
 import { build } from "esbuild";
 
 import { LIBRARY, ROOT, STANDALONE } from "./bundles.mjs";
+import { buildDashboard } from "./dashboard.mjs";
 import { buildDemo } from "./demo.mjs";
 
 const dist = path.join(ROOT, "dist");
@@ -24,4 +26,6 @@ console.log(`built ${path.relative(process.cwd(), dist) || "."}/: index.js, reac
 if (!process.argv.includes("--library")) {
   const outDir = await buildDemo();
   console.log(`built ${path.relative(process.cwd(), outDir)}/: the demo web app`);
+  const dashboard = await buildDashboard();
+  console.log(`built ${path.relative(process.cwd(), dashboard)}/: the dashboard (/_dashboard)`);
 }

@@ -44,6 +44,8 @@ process.on("exit", () => {
  * @param {boolean} [options.realAuth] the product's own sign-in and tokens, not test tokens
  * @param {boolean} [options.requireEmailVerification] no session until the address is proven
  * @param {string} [options.webDir] the built web app to serve at `/` (default: client_js/demo/dist)
+ * @param {string} [options.dashboardDir] the built dashboard to serve at `/_dashboard`
+ * @param {string} [options.productionAdminKey] serve as production (DEV_MODE=0) with this ADMIN_KEY
  * @param {boolean} [options.site] serve HTTP actions at a site origin of their own (`siteUrl`)
  * @returns {Promise<{url: string, siteUrl: string | null, port: number, pgSchema: string | null,
  *   stop: () => Promise<void>, stderr: () => string}>}
@@ -58,6 +60,8 @@ export async function startServer(options = {}) {
   if (options.requireEmailVerification) args.push("--require-email-verification");
   if (options.webDir) args.push("--web-dir", path.resolve(options.webDir));
   if (options.site) args.push("--site");
+  if (options.dashboardDir) args.push("--dashboard-dir", path.resolve(options.dashboardDir));
+  if (options.productionAdminKey) args.push("--production-admin-key", options.productionAdminKey);
 
   const child = spawn(PYTHON, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";

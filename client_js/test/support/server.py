@@ -3,6 +3,7 @@
     python client_js/test/support/server.py --port 0 [--database-url URL]
         [--pg-schema NAME] [--no-migrate] [--app tests.apps.basic] [--real-auth]
         [--require-email-verification] [--web-dir DIR] [--site]
+        [--dashboard-dir DIR] [--production-admin-key KEY]
 
 Run it from the repository root. It prints one line, ``READY <port> <pg schema or ->``, once
 it is listening, and stops cleanly on SIGTERM / SIGINT.
@@ -14,6 +15,10 @@ it is listening, and stops cleanly on SIGTERM / SIGINT.
   demo app itself (the top-level ``schema`` and ``functions`` packages).
 - ``--web-dir DIR`` serves the web app built in DIR at ``/`` (default: ``client_js/demo/dist``,
   as an absolute path, so the server's working directory does not matter).
+- ``--dashboard-dir DIR`` serves the dashboard built in DIR at ``/_dashboard`` (default:
+  ``client_js/dashboard/dist``); the server is in dev mode, so its admin key is the one
+  ``GET /_dashboard/key`` answers; ``--production-admin-key KEY`` serves as production does
+  (``DEV_MODE=0``) with ``ADMIN_KEY=KEY``: the dashboard asks for the key.
 - Tokens are ES256 JWTs from a key made at startup; ``GET /test/token`` mints them
   (``forge=1`` signs with another key, a negative ``ttl`` gives an expired token).
 - ``POST /test/drop-next-mutation-reply`` makes the next mutation commit and then lose its
@@ -76,6 +81,7 @@ from backend.udf.app import load_app  # noqa: E402
 from backend.udf.context import Identity  # noqa: E402
 
 DEFAULT_WEB_DIR = REPO / "client_js" / "demo" / "dist"
+DEFAULT_DASHBOARD_DIR = REPO / "client_js" / "dashboard" / "dist"
 ISSUER = "http://stepup.test"
 AUDIENCE = "convex"
 
@@ -317,12 +323,14 @@ async def serve(args: argparse.Namespace) -> None:
             database_url=database.url,
             host="127.0.0.1",
             port=port,
-            dev_mode=True,
+            dev_mode=args.production_admin_key is None,
+            admin_key=args.production_admin_key,
             secret_key="client-js-test-secret",  # noqa: S106 - a test server's fixed secret
             app_schema=f"{args.app}.schema" if args.app else "schema",
             app_functions=f"{args.app}.functions" if args.app else "functions",
             allowed_origins=[],
             web_dir=args.web_dir,
+            dashboard_dir=args.dashboard_dir,
             require_email_verification=args.require_email_verification,
             site_port=0,
             storage_dir=str(files_dir),
@@ -387,8 +395,13 @@ def main() -> None:
         "--web-dir", default=str(DEFAULT_WEB_DIR), help="the built web app to serve at /"
     )
     parser.add_argument("--site", action="store_true", help="HTTP actions on a port of their own")
+    parser.add_argument(
+        "--dashboard-dir", default=str(DEFAULT_DASHBOARD_DIR), help="the built dashboard"
+    )
+    parser.add_argument("--production-admin-key", default=None, help="DEV_MODE=0, this ADMIN_KEY")
     args = parser.parse_args()
     args.web_dir = str(Path(args.web_dir).resolve())
+    args.dashboard_dir = str(Path(args.dashboard_dir).resolve())
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     asyncio.run(serve(args))
 

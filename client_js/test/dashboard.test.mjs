@@ -1,0 +1,198 @@
+// The dashboard (/_dashboard, built fresh by Vite for this run) in a real headless Chromium,
+// against the real server in dev mode (the page fetches the dev admin key and authenticates
+// the official Convex client with it):
+//
+// - a row inserted by another client's mutation appears in the open table without a reload;
+// - a document edited as JSON is saved through the audited system mutation, and the edit is
+//   in the audit log page;
+// - the function runner runs a query with JSON arguments and shows its result;
+// - filtering by an index narrows the live rows;
+// - in production (ADMIN_KEY set, no dev key served) the page asks for the key and refuses a
+//   wrong one.
+//
+// Chromium is Debian's (/usr/bin/chromium, or $CHROMIUM_PATH): without it these tests FAIL.
+
+import assert from "node:assert/strict";
+import { constants } from "node:fs";
+import { access, mkdir, mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import { ConvexHttpClient } from "convex/browser";
+import { anyApi } from "convex/server";
+import { chromium } from "playwright-core";
+
+import { buildDashboard } from "../scripts/dashboard.mjs";
+import { REPO_ROOT, startServer, stopAllServers, waitFor } from "./support/harness.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"];
+const ARTIFACTS = path.join(REPO_ROOT, "test-artifacts");
+const TEST_TIMEOUT_MS = 90_000;
+const STEP_TIMEOUT_MS = 20_000;
+
+describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
+  let server;
+  let browser;
+  let dashboardDir;
+  let setupError = null;
+
+  before(async () => {
+    try {
+      await access(CHROMIUM, constants.X_OK).catch(() => {
+        throw new Error(`Chromium is missing: ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`);
+      });
+      await mkdir(ARTIFACTS, { recursive: true });
+      dashboardDir = await mkdtemp(path.join(os.tmpdir(), "stepup-dashboard-"));
+      await buildDashboard({ outDir: dashboardDir, logLevel: "error" });
+      server = await startServer({ dashboardDir });
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+    } catch (error) {
+      setupError = error;
+    }
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stopAllServers();
+    if (dashboardDir) await rm(dashboardDir, { recursive: true, force: true });
+  });
+
+  function e2e(name, body) {
+    test(name, { timeout: TEST_TIMEOUT_MS }, async () => {
+      if (setupError) throw setupError;
+      const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, baseURL: server.url });
+      const page = await context.newPage();
+      page.setDefaultTimeout(STEP_TIMEOUT_MS);
+      const problems = [];
+      page.on("pageerror", (error) => problems.push(`${error.name}: ${error.message}`));
+      page.on("console", (message) => {
+        if (message.type() === "error" && /Content Security Policy/i.test(message.text())) problems.push(message.text());
+      });
+      try {
+        const response = await page.goto("/_dashboard/");
+        assert.equal(response.status(), 200);
+        assert.match(response.headers()["content-security-policy"] ?? "", /script-src 'self'/);
+        await body(page);
+        assert.deepEqual(problems, [], "uncaught errors or CSP refusals in the page");
+      } catch (error) {
+        const file = path.join(ARTIFACTS, `failure-dashboard-${name.replace(/[^a-z0-9]+/gi, "-").slice(0, 50)}.png`);
+        await page.screenshot({ path: file, fullPage: true, timeout: 5_000 }).catch(() => {});
+        const logs = server.stderr().trim();
+        if (logs) error.message += `\n--- server log (tail) ---\n${logs.slice(-4_000)}`;
+        throw error;
+      } finally {
+        await context.close().catch(() => {});
+      }
+    });
+  }
+
+  const client = () => new ConvexHttpClient(server.url);
+  const notesTable = (page) => page.getByRole("region", { name: "Table notes" });
+
+  async function openNotes(page) {
+    await page.getByRole("navigation", { name: "Tables" }).getByRole("button", { name: "notes" }).click();
+    await notesTable(page).waitFor();
+  }
+
+  e2e("a row inserted by a mutation appears live, and an edit is saved and audited", async (page) => {
+    await openNotes(page);
+    const body = `live ${Date.now()}`;
+    await client().mutation(anyApi.notes.add, { author: "ann", body });
+    const row = notesTable(page).getByRole("row").filter({ hasText: body });
+    await row.waitFor(); // pushed over the admin client's subscription, no reload
+
+    await row.getByRole("button", { name: /^Edit / }).click();
+    const editor = page.getByLabel(/^Document /);
+    const text = await editor.inputValue();
+    assert.match(text, new RegExp(`"body": "${body}"`));
+    await editor.fill(text.replace(body, `${body} (edited)`));
+    await page.getByRole("button", { name: "Save" }).click();
+    await notesTable(page).getByRole("row").filter({ hasText: `${body} (edited)` }).waitFor();
+    const stored = await client().query(anyApi.notes.by_author, { author: "ann" });
+    assert.ok(stored.some((note) => note.body === `${body} (edited)`), JSON.stringify(stored));
+
+    // a document the schema refuses is not saved, and the page says why
+    await notesTable(page).getByRole("row").filter({ hasText: `${body} (edited)` }).getByRole("button", { name: /^Edit / }).click();
+    await page.getByLabel(/^Document /).fill('{"author": 5, "body": "x"}');
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("alert").filter({ hasText: "INVALID_ARGUMENT" }).waitFor();
+    await page.getByRole("button", { name: "Cancel" }).click();
+
+    await page.getByRole("link", { name: "Audit log" }).click();
+    await page.getByLabel("Event").selectOption("admin.edit");
+    const audit = page.getByRole("region", { name: "Audit log" });
+    await audit.getByRole("row").filter({ hasText: "replaced" }).first().waitFor();
+    assert.equal(await audit.getByRole("row").filter({ hasText: "admin.edit" }).count(), 1);
+  });
+
+  e2e("filtering by an index narrows the live rows", async (page) => {
+    await client().mutation(anyApi.notes.add, { author: "filter-bob", body: "bob's" });
+    await client().mutation(anyApi.notes.add, { author: "filter-cat", body: "cat's" });
+    await openNotes(page);
+    const rows = notesTable(page).getByRole("row");
+    await rows.filter({ hasText: "bob's" }).waitFor();
+    await page.getByLabel(/^Index/).selectOption("by_author");
+    await page.getByLabel("author =").fill("filter-cat");
+    await page.getByRole("button", { name: "Filter" }).click();
+    await waitFor(async () => (await rows.filter({ hasText: "bob's" }).count()) === 0, STEP_TIMEOUT_MS, "bob's row to leave");
+    await rows.filter({ hasText: "cat's" }).waitFor();
+    await client().mutation(anyApi.notes.add, { author: "filter-cat", body: "cat's second" });
+    await rows.filter({ hasText: "cat's second" }).waitFor();
+  });
+
+  e2e("the function runner runs a function with JSON arguments and shows the result", async (page) => {
+    await client().mutation(anyApi.notes.add, { author: "runner", body: "found by the runner" });
+    await page.getByRole("link", { name: "Functions" }).click();
+    await page.getByLabel(/^Function/).selectOption("notes:by_author");
+    await page.getByText(/query notes:by_author\(\{ author: string; limit\?: number \}\)/).waitFor();
+    await page.getByLabel("Arguments (JSON)").fill('{"author": "runner"}');
+    await page.getByLabel(/^Run as/).selectOption("");
+    await page.getByRole("button", { name: "Run" }).click();
+    const result = page.getByTestId("run-result");
+    await result.filter({ hasText: "found by the runner" }).waitFor();
+
+    await page.getByLabel("Arguments (JSON)").fill('{"author": 7}');
+    await page.getByRole("button", { name: "Run" }).click();
+    await page.getByRole("alert").filter({ hasText: "INVALID_ARGUMENT" }).waitFor();
+    await page.getByLabel("Arguments (JSON)").fill("{not json");
+    await page.getByRole("button", { name: "Run" }).click();
+    await page.getByRole("alert").filter({ hasText: "Not valid JSON" }).waitFor();
+  });
+
+  test("in production the page asks for the admin key and takes only the right one", { timeout: TEST_TIMEOUT_MS }, async () => {
+    if (setupError) throw setupError;
+    const key = "production-admin-key-for-the-browser-test";
+    const production = await startServer({ dashboardDir, productionAdminKey: key });
+    const context = await browser.newContext({ baseURL: production.url });
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    try {
+      assert.equal((await page.request.get("/_dashboard/key")).status(), 404);
+      await page.goto("/_dashboard/");
+      await page.getByLabel("Admin key").fill(`${key}-wrong`);
+      await page.getByRole("button", { name: "Open the dashboard" }).click();
+      await page.getByRole("alert").filter({ hasText: "That key was refused." }).waitFor();
+      await page.getByLabel("Admin key").fill(key);
+      await page.getByRole("button", { name: "Open the dashboard" }).click();
+      await page.getByRole("navigation", { name: "Tables" }).getByRole("button", { name: "notes" }).waitFor();
+      await page.reload(); // the key stays for this tab
+      await page.getByRole("navigation", { name: "Tables" }).waitFor();
+      await page.getByRole("button", { name: "Forget the key" }).click();
+      await page.getByLabel("Admin key").waitFor();
+    } catch (error) {
+      await page.screenshot({ path: path.join(ARTIFACTS, "failure-dashboard-production-key.png") }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close().catch(() => {});
+      await production.stop();
+    }
+  });
+
+  e2e("the schema page shows each index's state", async (page) => {
+    await page.getByRole("link", { name: "Schema" }).click();
+    const schema = page.getByRole("region", { name: "Schema" });
+    await schema.getByRole("row").filter({ hasText: "by_author" }).filter({ hasText: "ready" }).waitFor();
+  });
+});
