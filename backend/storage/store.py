@@ -53,6 +53,16 @@ from sqlalchemy.sql.base import Executable
 from backend.errors import ConvexError, ErrorCode
 from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
 from backend.storage.health import StoreHealth
+from backend.storage.occ import (
+    PG_COMMIT_ONE,
+    PG_LOCK,
+    PG_WRITE_SETS_AFTER,
+    NetWrites,
+    PendingCommit,
+    RecentWrites,
+    pg_commit_params,
+)
+from backend.storage.readset import ReadConflict, ReadSet, WriteSet
 from backend.storage.tables import commits, documents, index_entries, mutation_outcomes
 from backend.values.convex_json import decode_stored, dumps, to_json
 from backend.values.index_key import KeyRange
@@ -67,6 +77,16 @@ class StorageError(Exception):
 
 class RetryableConflict(Exception):
     """The transaction lost a race (serialization failure, deadlock, busy database)."""
+
+
+class ReadSetConflict(RetryableConflict):
+    """A commit after the mutation's snapshot wrote what it read (``conflict`` says where): it
+    must run again, at a newer snapshot. Nothing was written."""
+
+    def __init__(self, conflict: ReadConflict, ts: int) -> None:
+        super().__init__(f"{conflict.reason}, written at {ts}")
+        self.conflict = conflict
+        self.ts = ts
 
 
 RETRY_AFTER = timedelta(seconds=2)
@@ -708,6 +728,191 @@ class StoreWriter(StoreReader):
             raise StorageError("a writer wrote documents but never called commit()")
 
 
+class MutationWriter(StoreReader):
+    """A mutation's transaction under optimistic concurrency (``storage/occ.py``): it reads at
+    one snapshot and buffers its writes, which its own reads see laid over the snapshot; nothing
+    reaches the database until the committer has checked its read set, after this snapshot's
+    database transaction has ended (``Store.mutation``, ``Store.commit``)."""
+
+    def __init__(self, conn: AsyncConnection, snapshot_ts: int, store: Store) -> None:
+        super().__init__(conn, snapshot_ts, sqlite=store.kind is DatabaseKind.SQLITE)
+        self._store = store
+        self.net = NetWrites()
+
+    # ---- writes (in memory) -----------------------------------------------------------------
+
+    async def insert(
+        self,
+        table: str,
+        document: dict[str, Any],
+        keys: Sequence[tuple[str, bytes]],
+        *,
+        encoded: str | None = None,
+    ) -> None:
+        value = encode_doc(document) if encoded is None else encoded
+        self.net.insert(table, document["_id"], value, keys)
+
+    async def replace(
+        self,
+        table: str,
+        document: dict[str, Any],
+        old_keys: Sequence[tuple[str, bytes]],
+        new_keys: Sequence[tuple[str, bytes]],
+        *,
+        encoded: str | None = None,
+    ) -> None:
+        value = encode_doc(document) if encoded is None else encoded
+        self.net.replace(table, document["_id"], value, old_keys, new_keys)
+
+    async def delete(self, table: str, doc_id: str, old_keys: Sequence[tuple[str, bytes]]) -> None:
+        self.net.delete(table, doc_id, old_keys)
+
+    # ---- reads: the snapshot, with this transaction's writes laid over it ----------------------
+
+    async def get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
+        mine = self.net.docs.get(doc_id)
+        if mine is not None:
+            return None if mine.value is None else (mine.table, decode_doc(mine.value))
+        return await super().get(doc_id)
+
+    async def scan(
+        self, index_name: str, key_range: KeyRange, *, descending: bool, limit: int
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        own = self.net.by_index.get(index_name)
+        if not own and not self.net.docs:
+            return await super().scan(index_name, key_range, descending=descending, limit=limit)
+        own = own or {}
+        # keys this transaction removed may be among the snapshot's first ``limit``: ask for
+        # that many more, so that at least ``limit`` remain when the snapshot has them
+        hidden = sum(1 for k, v in own.items() if v is None and key_range.contains(k))
+        rows = await super().scan(
+            index_name, key_range, descending=descending, limit=limit + hidden
+        )
+        docs = self.net.docs
+        kept: list[tuple[bytes, dict[str, Any]]] = []
+        for key, doc in rows:
+            if key in own:
+                continue  # removed here, or added back below
+            mine = docs.get(doc["_id"])
+            if mine is not None:
+                if mine.value is None:
+                    continue
+                doc = decode_doc(mine.value)
+            kept.append((key, doc))
+        for key, doc_id in own.items():
+            if doc_id is not None and key_range.contains(key):
+                value = docs[doc_id].value
+                assert value is not None
+                kept.append((key, decode_doc(value)))
+        kept.sort(key=_first, reverse=descending)
+        return kept[:limit]
+
+    async def find_outcome(self, session_id: str, request_id: int) -> StoredOutcome | None:
+        """The remembered answer to ``(session_id, request_id)`` in this snapshot. (One made
+        after it is found by the commit: its row's key is unique, and the retry reads again.)"""
+        if self._sqlite:
+            key = (session_id, request_id)
+            row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_FIND_OUTCOME, key)
+        else:
+            params = {"session_id": session_id, "request_id": request_id}
+            row = (await self.conn.execute(_FIND_OUTCOME, params)).first()
+        return None if row is None else StoredOutcome(int(row[0]), str(row[1]), row[2])
+
+    def pending(
+        self,
+        *,
+        read_set: ReadSet,
+        write_set: WriteSet,
+        now_ns: int,
+        function_path: str | None,
+        identity: str | None,
+        outcome: Outcome | None = None,
+        fence: int | None = None,
+    ) -> PendingCommit:
+        """What ``Store.commit`` needs to check and write this transaction."""
+        return PendingCommit(
+            snapshot_ts=self.snapshot_ts,
+            read_set=read_set,
+            write_set=write_set,
+            write_set_json=write_set.to_json(),
+            rows=self.net.rows(),
+            log=self.net.log,
+            now_ns=now_ns,
+            function_path=function_path,
+            identity=identity,
+            outcome=outcome,
+            fence=fence,
+        )
+
+
+def _first(pair: tuple[bytes, Any]) -> bytes:
+    return pair[0]
+
+
+def _sqlite_newest(db: sqlite3.Connection, after: int | None) -> tuple[int, Any, list[Any]]:
+    """Under the write lock: the newest commit, the fence, and the write sets after ``after``
+    (None: the caller knows them all)."""
+    (newest,) = db.execute(_SQLITE_LATEST_TS).fetchone()
+    newest = int(newest or 0)
+    (fence,) = db.execute(_SQLITE_FENCE).fetchone()
+    rows: list[Any] = []
+    if after is not None and newest > after:
+        rows = db.execute(_SQLITE_WRITE_SETS_AFTER, (after,)).fetchall()
+    return newest, fence, rows
+
+
+def _sqlite_commit_batch(
+    db: sqlite3.Connection, members: Sequence[PendingCommit], newest: int
+) -> list[int]:
+    """Write each member, in order, with its own timestamp; return the timestamps."""
+    stamps = []
+    last = newest
+    for m in members:
+        rows = m.rows
+        db.executemany(_DELETE_DOCUMENT.sqlite_sql, [(i,) for i in rows.deleted_docs])
+        db.executemany(_UPDATE_DOCUMENT.sqlite_sql, rows.updated_docs)
+        db.executemany(_INSERT_DOCUMENT.sqlite_sql, rows.new_docs)
+        db.executemany(_DELETE_KEY.sqlite_sql, rows.deleted_keys)
+        db.executemany(_INSERT_KEY.sqlite_sql, rows.new_keys)
+        ts = max(m.now_ns, last + 1)
+        db.execute(_SQLITE_INSERT_COMMIT, (ts, m.function_path, m.identity, m.write_set_json))
+        db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(m.log)])
+        if m.outcome is not None:
+            db.execute(_SQLITE_INSERT_OUTCOME, _outcome_row(m.outcome, ts))
+        stamps.append(ts)
+        last = ts
+    return stamps
+
+
+_SQLITE_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > ? ORDER BY ts"
+_PG_LOCK = text(PG_LOCK)
+_PG_WRITE_SETS_AFTER = text(PG_WRITE_SETS_AFTER)
+_PG_COMMIT_ONE = text(PG_COMMIT_ONE)
+_PG_TURN_LOCK = text("SELECT pg_advisory_lock(CAST(:ns AS integer), CAST(:k AS integer))")
+_PG_TURN_UNLOCK = text("SELECT pg_advisory_unlock(CAST(:ns AS integer), CAST(:k AS integer))")
+
+
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2s(key.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+def _sqlite_execute(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:
+    db.execute(sql, params)
+
+
+MAX_BATCH = 64
+
+
+@dataclass
+class CommitStats:
+    """What the committer has done since the store opened (for benchmarks and the log)."""
+
+    commits: int = 0
+    batches: int = 0
+    conflicts: int = 0
+    foreign_reads: int = 0
+
+
 class Store:
     """One database, shared by every function execution in this process."""
 
@@ -729,6 +934,19 @@ class Store:
             )
             self._write_engine = self.engine.execution_options(isolation_level="SERIALIZABLE")
         self._write_lock = asyncio.Lock()
+        # the committer (``commit``): its own connections, so that it never waits in the pool
+        # behind the mutations whose commits it is to make
+        commit_engine = create_db_engine(url, pg_schema=pg_schema, pool_size=2)
+        self._commit_engine = (
+            commit_engine.execution_options(sqlite_begin="IMMEDIATE")
+            if self.kind is DatabaseKind.SQLITE
+            else commit_engine
+        )
+        self._queue: list[PendingCommit] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self.recent = RecentWrites()
+        self.commit_stats = CommitStats()
+        self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self.health = StoreHealth()
         self.notify_channel = f"commits_{pg_schema or 'public'}"[:63]
         self._lock_key = int.from_bytes(
@@ -743,6 +961,9 @@ class Store:
         return self._lock_key
 
     async def close(self) -> None:
+        if self._drainer is not None and not self._drainer.done():
+            await asyncio.wait([self._drainer], timeout=30)
+        await self._commit_engine.dispose()
         await self.engine.dispose()
 
     # ---- transactions, and what their failures mean ------------------------------------------
@@ -821,6 +1042,195 @@ class Store:
             writer = StoreWriter(conn, self)
             yield writer
             writer._check_finished()
+
+    # ---- mutations: optimistic concurrency and the committer ---------------------------------
+
+    @asynccontextmanager
+    async def mutation(self) -> AsyncIterator[MutationWriter]:
+        """A mutation's reads, at one snapshot (PostgreSQL: ``REPEATABLE READ READ ONLY``).
+
+        Its writes stay in memory; once the block has ended (and with it the snapshot's
+        database transaction), ``commit`` the ``pending()`` of the writer. Raises
+        ``StoreUnavailable`` when the database cannot be reached.
+        """
+        async with self._transaction(self._read_engine, write=True) as conn:
+            ts = await self._latest_ts(conn)
+            yield MutationWriter(conn, ts, self)
+
+    async def commit(self, member: PendingCommit) -> int:
+        """Commit a mutation that has run: its timestamp, or ``ReadSetConflict`` if a commit
+        after its snapshot wrote what it read (nothing was written; run it again), or
+        ``SchemaFenceMoved``.
+
+        Commits wait in one queue per process; the committer takes all that are waiting (up to
+        ``MAX_BATCH``) and, holding the commit lock, checks each against the commits after its
+        snapshot and the members before it, then writes those that pass in one database
+        transaction, each under a timestamp of its own (group commit: one lock, one fsync)."""
+        member.future = asyncio.get_running_loop().create_future()
+        self._queue.append(member)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await member.future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[:MAX_BATCH]
+            del self._queue[: len(batch)]
+            try:
+                await self._commit_batch(batch)
+            except asyncio.CancelledError:
+                for m in batch + self._queue:
+                    m.settle(StoreUnavailable("the store is closing"))
+                raise
+            except BaseException as exc:
+                if len(batch) == 1 or isinstance(exc, StoreUnavailable):
+                    for m in batch:
+                        m.settle(exc)
+                    continue
+                # One member broke the batch's transaction (a unique key taken meanwhile, say):
+                # nothing of it was written; commit them one by one, so only that one fails.
+                for m in batch:
+                    try:
+                        await self._commit_batch([m])
+                    except asyncio.CancelledError:
+                        m.settle(StoreUnavailable("the store is closing"))
+                        raise
+                    except BaseException as single:
+                        m.settle(single)
+
+    async def _commit_batch(self, batch: Sequence[PendingCommit]) -> None:
+        results: dict[PendingCommit, int | BaseException] = {}
+        needed = min(m.snapshot_ts for m in batch)
+        rows: Sequence[Any]
+        if self.kind is DatabaseKind.SQLITE:
+            async with self._write_lock, self._transaction(self._commit_engine, write=True) as conn:
+                known = self.recent.through if self.recent.covers(needed) else needed
+                newest, fence, rows = await _in_worker(
+                    conn, _sqlite_newest, needed if known is None else known
+                )
+                self._learn(needed, newest, rows)
+                accepted = self._validate(batch, fence, results)
+                stamps = await _in_worker(conn, _sqlite_commit_batch, accepted, newest)
+                results.update(zip(accepted, stamps, strict=True))
+        else:
+            async with self._transaction(self._commit_engine, write=True) as conn:
+                lock = await conn.execute(_PG_LOCK, {"lock_key": self._lock_key})
+                newest, fence = lock.one()
+                newest = int(newest or 0)
+                covered = self.recent.covers(needed) and self.recent.through is not None
+                after = self.recent.through if covered else needed
+                rows = []
+                if after is not None and newest > after:
+                    rows = (await conn.execute(_PG_WRITE_SETS_AFTER, {"after": after})).all()
+                self._learn(needed, newest, rows)
+                accepted = self._validate(batch, fence, results)
+                for m in accepted:
+                    params = pg_commit_params(m, self.notify_channel)
+                    ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
+                    results[m] = int(ts)
+        # committed: later batches check against these too
+        for m in accepted:
+            ts = results[m]
+            assert isinstance(ts, int)
+            self.recent.append(ts, m.write_set)
+        self.commit_stats.batches += 1
+        self.commit_stats.commits += len(accepted)
+        for m in batch:
+            m.settle(results[m])
+
+    def _learn(self, needed: int, newest: int, rows: Sequence[Any]) -> None:
+        """Take in the write sets read from ``commits`` under the lock (every commit up to
+        ``newest`` after what ``recent`` knew, or after ``needed``)."""
+        if rows:
+            self.commit_stats.foreign_reads += 1
+        parsed = [(int(ts), WriteSet.from_json(ws)) for ts, ws in rows]
+        if self.recent.covers(needed) and self.recent.through is not None:
+            self.recent.extend(parsed, max(newest, self.recent.through))
+        else:
+            self.recent.reset(needed, parsed, newest)
+
+    def _validate(
+        self,
+        batch: Sequence[PendingCommit],
+        fence: Any,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit]:
+        """The members to write: those whose read set no commit after their snapshot (nor a
+        member accepted before them) has written; the others get ``ReadSetConflict``."""
+        accepted: list[PendingCommit] = []
+        for m in batch:
+            if m.fence is not None and fence != m.fence:
+                results[m] = SchemaFenceMoved(fence)
+                continue
+            found = self.recent.conflict(m.read_set, m.snapshot_ts)
+            if found is None:
+                for prior in accepted:
+                    met = m.read_set.conflict(prior.write_set)
+                    if met is not None:
+                        found = (0, met)
+                        break
+            if found is not None:
+                self.commit_stats.conflicts += 1
+                results[m] = ReadSetConflict(found[1], found[0])
+                continue
+            accepted.append(m)
+        return accepted
+
+    async def save_outcome(self, outcome: Outcome, ts: int) -> None:
+        """Remember the answer of a wire mutation that wrote nothing (under ``ts``, the newest
+        commit it saw). A resend racing it finds the key taken: ``RetryableConflict``."""
+        if self.kind is DatabaseKind.SQLITE:
+            async with self._write_lock, self._transaction(self._write_engine, write=True) as c:
+                await _in_worker(
+                    c, _sqlite_execute, _SQLITE_INSERT_OUTCOME, _outcome_row(outcome, ts)
+                )
+            return
+        async with self._transaction(self.engine, write=True) as conn:
+            await conn.execute(
+                _INSERT_OUTCOME,
+                {
+                    "session_id": outcome.session_id,
+                    "request_id": outcome.request_id,
+                    "ts": ts,
+                    "outcome": outcome.outcome_json,
+                    "created_ms": outcome.created_ms,
+                    "owner": outcome.owner,
+                },
+            )
+
+    @asynccontextmanager
+    async def turn(self, key: str) -> AsyncIterator[None]:
+        """Wait for the turn of ``key`` (a hot document or read range, ``ReadConflict.key``):
+        one retry at a time per key, first come first served (``asyncio.Lock`` wakes its
+        waiters in order), and on PostgreSQL one per key across processes too (a session
+        advisory lock, taken by the first in this process's line). A retry that waits here
+        runs once the retry before it has committed, instead of sleeping blindly."""
+        entry = self._turns.get(key)
+        if entry is None:
+            entry = self._turns[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                if self.kind is DatabaseKind.SQLITE:
+                    yield  # the write lock already orders processes
+                    return
+                ids = {"ns": self._lock_key & 0x7FFF_FFFF, "k": _key_hash(key)}
+                async with self._transaction(self.engine, write=True) as conn:
+                    await conn.execute(_PG_TURN_LOCK, ids)
+                    try:
+                        yield
+                    finally:
+                        await conn.execute(_PG_TURN_UNLOCK, ids)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._turns[key]
+
+    def write_sets_between(self, after: int, upto: int) -> list[WriteSet] | None:
+        """The write sets of the commits in ``(after, upto]`` if this process knows them all
+        (the sync coordinator's round then reads no log), else None."""
+        return self.recent.between(after, upto)
 
     async def _latest_ts(self, conn: AsyncConnection) -> int:
         if self.kind is DatabaseKind.SQLITE:
