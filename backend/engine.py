@@ -1,11 +1,15 @@
 """The engine: runs queries, mutations and actions against the store.
 
 A query runs in one snapshot and returns its value with the read set it recorded. A mutation
-runs in one serializable write transaction; when it loses a race (a serialization failure on
-PostgreSQL, a busy database on SQLite) the whole function runs again from the start, with
-jittered exponential backoff, a bounded number of times; only then does the caller see
-``CONFLICT``. Nothing of a failed attempt is kept. A committed mutation gets a timestamp from
-the store, and the engine tells its commit listeners (the scheduler, the sync layer).
+runs at a snapshot with its writes in memory, and is then committed by the store's committer,
+which checks its read set against what was committed since (optimistic concurrency,
+``storage/occ.py``). When a commit after its snapshot wrote something it read, the whole
+function runs again from the start at once, waiting its turn behind the other retries that met
+the same document or range (``Store.turn``), and the reason is logged; a busy database is
+retried with jittered exponential backoff. Only after a bounded number of attempts does the
+caller see ``CONFLICT``. Nothing of a failed attempt is kept. A committed mutation gets a
+timestamp from the store, and the engine tells its commit listeners (the scheduler, the sync
+layer).
 """
 
 from __future__ import annotations

@@ -73,7 +73,6 @@ class RecentWrites:
             self._stamps.append(ts)
             self._sets.append(writes)
         self.through = through
-        self._trim()
 
     def append(self, ts: int, writes: WriteSet) -> None:
         """A commit just made, the newest (the caller holds the commit lock)."""
@@ -81,9 +80,10 @@ class RecentWrites:
             self._stamps.append(ts)
             self._sets.append(writes)
             self.through = ts
-            self._trim()
 
-    def _trim(self) -> None:
+    def trim(self) -> None:
+        """Forget the oldest write sets beyond ``capacity`` (once a batch is checked: a check
+        needs every commit after its snapshot)."""
         extra = len(self._stamps) - self.capacity
         if extra > 0:
             self.floor = self._stamps[extra - 1]
@@ -105,6 +105,8 @@ class RecentWrites:
 
     def conflict(self, reads: ReadSet, after: int) -> tuple[int, ReadConflict] | None:
         """The first commit after ``after`` whose writes meet ``reads``, and where."""
+        if not self.covers(after):
+            raise RuntimeError(f"the write sets after {after} are not all known")
         start = bisect.bisect_right(self._stamps, after)
         for i in range(start, len(self._stamps)):
             found = reads.conflict(self._sets[i])

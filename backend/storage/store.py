@@ -2,14 +2,23 @@
 
 How serializability and commit order are obtained (see ARCHITECTURE.md, "Known traps"):
 
-- SQLite has one writer at a time. A writer takes the process-wide write lock and then the
-  database's (``BEGIN IMMEDIATE``), so mutations execute one after another. Another process
-  that holds the file's lock makes us wait (``busy_timeout``) and then retry.
-- PostgreSQL runs mutations concurrently at ``SERIALIZABLE``; the database detects conflicts
-  (SQLSTATE 40001/40P01) and the engine retries. The commit timestamp is drawn, just before
-  commit, from a sequence while holding a transaction-scoped advisory lock that only the
-  commit releases: timestamps are therefore handed out in commit order, across processes, and
-  a reader that tails the log "after ts N" can never miss a later commit with a smaller ts.
+- Mutations use optimistic concurrency on the engine's own read sets (``storage/occ.py``): a
+  mutation reads at a snapshot (``mutation()``: PostgreSQL ``REPEATABLE READ READ ONLY``, a
+  SQLite WAL read transaction) and keeps its writes in memory; ``commit()`` hands it to the
+  process's committer, which under the commit lock checks its read set against the write sets
+  committed after its snapshot (in memory for the recent window and this process's commits,
+  else from ``commits``) and writes it, in one short transaction, or refuses it with
+  ``ReadSetConflict`` (run it again). No ``SERIALIZABLE``: the database never aborts a
+  mutation that did not really conflict.
+- The commit lock: on PostgreSQL a transaction-scoped advisory lock, held from before the
+  commit timestamps are drawn (from a sequence) to the end of the transaction, so timestamps
+  are handed out in commit order, across processes, and a reader that tails the log "after ts
+  N" can never miss a later commit with a smaller ts. On SQLite the database's write lock
+  (``BEGIN IMMEDIATE``), taken with a process-wide lock; another process that holds the file's
+  lock makes us wait (``busy_timeout``).
+- ``writer()`` is the older, locked writer (it holds the commit lock for its whole transaction:
+  SQLite's maintenance batches use it); its commits are foreign to the committer's window and
+  are checked from ``commits`` like another process's.
 - Readers use one snapshot per query (``REPEATABLE READ READ ONLY`` / a WAL read transaction)
   and learn its timestamp as the newest commit they can see: because timestamps follow commit
   order, every snapshot holds exactly the commits up to that timestamp.
@@ -1133,6 +1142,7 @@ class Store:
             ts = results[m]
             assert isinstance(ts, int)
             self.recent.append(ts, m.write_set)
+        self.recent.trim()
         self.commit_stats.batches += 1
         self.commit_stats.commits += len(accepted)
         for m in batch:
