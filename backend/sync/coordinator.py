@@ -415,11 +415,16 @@ class SyncCoordinator:
         if not self._live or reader.snapshot_ts <= after:
             self._processed_ts = max(after, reader.snapshot_ts)
             return
-        commits = await reader.commits_after(after)
-        if not commits:
+        # the write sets this process's committer already holds (its own commits, and others'
+        # it has read under the lock); the log only for what it does not know
+        known = self.engine.store.write_sets_between(after, reader.snapshot_ts)
+        if known is None:
+            commits = await reader.commits_after(after)
+            known = [WriteSet.from_json(c.write_set_json) for c in commits]
+        if not known:
             self._processed_ts = max(after, reader.snapshot_ts)
             return
-        writes = WriteSet.union(WriteSet.from_json(c.write_set_json) for c in commits)
+        writes = WriteSet.union(known)
         for shared in self._index.affected(writes):
             outcome = await self._run(
                 reader, shared.function, shared.args, shared.identity, shared.journal
