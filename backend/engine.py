@@ -437,6 +437,7 @@ class Engine:
         policy = self.retry
         attempts: list[Transaction] = []
         hot: str | None = None  # where the last attempt met a commit: its retry waits its turn
+        foreign = False  # ... and whether that commit was another process's
         try:
             for attempt in range(policy.max_attempts):
                 try:
@@ -444,9 +445,16 @@ class Engine:
                         return await self._attempt(
                             body, function_path, identity, request, client, remember, attempts
                         )
-                    async with self.store.turn(hot):
+                    async with self.store.turn(hot, across_processes=foreign):
                         return await self._attempt(
-                            body, function_path, identity, request, client, remember, attempts
+                            body,
+                            function_path,
+                            identity,
+                            request,
+                            client,
+                            remember,
+                            attempts,
+                            holding=hot,
                         )
                 except SchemaFenceMoved:
                     # a deploy went live since we last looked: follow it, then try again
@@ -456,7 +464,7 @@ class Engine:
                     # a commit after our snapshot wrote what we read: run again at once, in
                     # line behind the other retries that met the same document or range
                     self.retries += 1
-                    hot = exc.conflict.key
+                    hot, foreign = exc.conflict.key, foreign or exc.foreign
                     log.info("%s conflicted on %s; attempt %d", function_path, exc, attempt + 1)
                 except RetryableConflict as exc:
                     self.retries += 1
@@ -498,6 +506,7 @@ class Engine:
         client: ClientInfo | None = None,
         remember: Callable[[Any], bool] | None = None,
         attempts: list[Transaction] | None = None,
+        holding: str | None = None,
     ) -> MutationResult:
         wire = None if request is None else WireRequest(*request)
         pending = None
@@ -532,8 +541,10 @@ class Engine:
                     int(to_ms(now)),
                     wire.owner,
                 )
-            ts = writer.snapshot_ts
-            if not txn.write_set.is_empty():
+            ts = 0
+            if txn.write_set.is_empty():
+                ts = await writer.current_ts()
+            else:
                 self._check_deployed(txn)
                 # the commit saves the outcome too, under its timestamp (no statement of its own)
                 pending = writer.pending(
@@ -547,7 +558,7 @@ class Engine:
                 )
         # the snapshot is closed: the committer checks what it read and writes (storage/occ.py)
         if pending is not None:
-            ts = await self.store.commit(pending)
+            ts = await self.store.commit(pending, holding=holding)
         elif outcome is not None:
             await self.store.save_outcome(outcome, ts)
         txn.committed = True

@@ -55,6 +55,7 @@ class RecentWrites:
         self.through: int | None = None
         self._stamps: list[int] = []
         self._sets: list[WriteSet] = []
+        self._mine: list[bool] = []  # made by this process (else read from ``commits``)
 
     def covers(self, after: int) -> bool:
         """Whether every commit after ``after`` up to ``through`` is here."""
@@ -62,7 +63,7 @@ class RecentWrites:
 
     def reset(self, after: int, rows: Iterable[tuple[int, WriteSet]], through: int) -> None:
         """Start over: ``rows`` are every commit in ``(after, through]``."""
-        self._stamps, self._sets = [], []
+        self._stamps, self._sets, self._mine = [], [], []
         self.floor = after
         self.through = after
         self.extend(rows, through)
@@ -72,6 +73,7 @@ class RecentWrites:
         for ts, writes in rows:
             self._stamps.append(ts)
             self._sets.append(writes)
+            self._mine.append(False)
         self.through = through
 
     def append(self, ts: int, writes: WriteSet) -> None:
@@ -79,6 +81,7 @@ class RecentWrites:
         if self.through is not None and ts > self.through:
             self._stamps.append(ts)
             self._sets.append(writes)
+            self._mine.append(True)
             self.through = ts
 
     def trim(self) -> None:
@@ -89,6 +92,7 @@ class RecentWrites:
             self.floor = self._stamps[extra - 1]
             del self._stamps[:extra]
             del self._sets[:extra]
+            del self._mine[:extra]
 
     def since(self, after: int) -> list[tuple[int, WriteSet]]:
         start = bisect.bisect_right(self._stamps, after)
@@ -103,15 +107,16 @@ class RecentWrites:
         hi = bisect.bisect_right(self._stamps, upto)
         return self._sets[lo:hi]
 
-    def conflict(self, reads: ReadSet, after: int) -> tuple[int, ReadConflict] | None:
-        """The first commit after ``after`` whose writes meet ``reads``, and where."""
+    def conflict(self, reads: ReadSet, after: int) -> tuple[int, ReadConflict, bool] | None:
+        """The first commit after ``after`` whose writes meet ``reads``, where, and whether
+        another process made it."""
         if not self.covers(after):
             raise RuntimeError(f"the write sets after {after} are not all known")
         start = bisect.bisect_right(self._stamps, after)
         for i in range(start, len(self._stamps)):
             found = reads.conflict(self._sets[i])
             if found is not None:
-                return self._stamps[i], found
+                return self._stamps[i], found, not self._mine[i]
         return None
 
     def __len__(self) -> int:
@@ -225,7 +230,7 @@ class PendingCommit:
     """A mutation that has run and waits for the committer: what it read, at which snapshot,
     and what it writes."""
 
-    snapshot_ts: int
+    snapshot_ts: int | None  # None: it read nothing from the database
     read_set: ReadSet
     write_set: WriteSet
     write_set_json: str
@@ -366,3 +371,79 @@ def pg_commit_params(member: PendingCommit, channel: str) -> dict[str, Any]:
         "outcome_owner": outcome.owner if outcome else None,
         "channel": channel,
     }
+
+
+# ``PG_COMMIT_ONE`` for the first member of a batch checked before the lock: it takes the lock
+# and writes only if the newest timestamp drawn is still ``:expected`` and the fence still
+# ``:fence`` (every write depends on ``stamp``, which is empty otherwise). It answers the
+# newest timestamp, the fence and its own timestamp (NULL when the guard failed: nothing was
+# written, and the caller holds the lock).
+PG_GUARDED_COMMIT = """
+WITH lock AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(CAST(:lock_key AS bigint))
+),
+guard AS MATERIALIZED (
+    SELECT pg_sequence_last_value('commit_ts_seq') AS newest,
+        pg_sequence_last_value('schema_fence_seq') AS fence
+    FROM lock
+),
+stamp AS MATERIALIZED (
+    SELECT setval('commit_ts_seq', GREATEST(nextval('commit_ts_seq'), CAST(:now AS bigint))) AS ts
+    FROM guard
+    WHERE COALESCE(guard.newest, 0) = CAST(:expected AS bigint)
+        AND guard.fence IS NOT DISTINCT FROM CAST(:fence AS bigint)
+),
+gone_documents AS (
+    DELETE FROM documents USING stamp WHERE doc_id = ANY(CAST(:gone_ids AS text[]))
+),
+changed_documents AS (
+    UPDATE documents AS d SET value = u.value
+    FROM stamp, unnest(CAST(:changed_values AS text[]), CAST(:changed_ids AS text[]))
+        AS u (value, doc_id)
+    WHERE d.doc_id = u.doc_id
+),
+new_documents AS (
+    INSERT INTO documents (doc_id, table_name, value)
+    SELECT n.doc_id, n.table_name, n.value FROM stamp, unnest(
+        CAST(:doc_ids AS text[]), CAST(:doc_tables AS text[]), CAST(:doc_values AS text[])
+    ) AS n (doc_id, table_name, value)
+),
+gone_keys AS (
+    DELETE FROM index_entries AS e
+    USING stamp, unnest(CAST(:gone_key_indexes AS text[]), CAST(:gone_key_keys AS bytea[]))
+        AS g (index_name, key)
+    WHERE e.index_name = g.index_name AND e.key = g.key
+),
+new_keys AS (
+    INSERT INTO index_entries (index_name, key, doc_id)
+    SELECT k.index_name, k.key, k.doc_id FROM stamp, unnest(
+        CAST(:key_indexes AS text[]), CAST(:key_keys AS bytea[]), CAST(:key_doc_ids AS text[])
+    ) AS k (index_name, key, doc_id)
+),
+new_commit AS (
+    INSERT INTO commits (ts, function_path, identity, write_set)
+    SELECT ts, CAST(:function_path AS text), CAST(:identity AS text), CAST(:write_set AS text)
+    FROM stamp
+),
+new_log AS (
+    INSERT INTO log (ts, seq, table_name, doc_id, value)
+    SELECT stamp.ts, e.seq, e.table_name, e.doc_id, e.value
+    FROM stamp, unnest(
+        CAST(:log_seqs AS integer[]), CAST(:log_tables AS text[]),
+        CAST(:log_doc_ids AS text[]), CAST(:log_values AS text[])
+    ) AS e (seq, table_name, doc_id, value)
+),
+new_outcome AS (
+    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)
+    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms, o.owner
+    FROM stamp, (VALUES (
+        CAST(:outcome_session AS text), CAST(:outcome_request AS bigint),
+        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint), CAST(:outcome_owner AS text)
+    )) AS o (session_id, request_id, outcome, created_ms, owner)
+    WHERE o.session_id IS NOT NULL
+),
+notified AS MATERIALIZED (
+    SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
+)
+SELECT guard.newest, guard.fence, notified.ts FROM guard LEFT JOIN notified ON true
+"""

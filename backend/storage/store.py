@@ -48,7 +48,7 @@ import hashlib
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -64,6 +64,7 @@ from backend.storage.engine import DatabaseKind, create_db_engine, kind_of
 from backend.storage.health import StoreHealth
 from backend.storage.occ import (
     PG_COMMIT_ONE,
+    PG_GUARDED_COMMIT,
     PG_LOCK,
     PG_WRITE_SETS_AFTER,
     NetWrites,
@@ -92,10 +93,11 @@ class ReadSetConflict(RetryableConflict):
     """A commit after the mutation's snapshot wrote what it read (``conflict`` says where): it
     must run again, at a newer snapshot. Nothing was written."""
 
-    def __init__(self, conflict: ReadConflict, ts: int) -> None:
+    def __init__(self, conflict: ReadConflict, ts: int, *, foreign: bool = False) -> None:
         super().__init__(f"{conflict.reason}, written at {ts}")
         self.conflict = conflict
         self.ts = ts
+        self.foreign = foreign  # the commit it met was another process's
 
 
 RETRY_AFTER = timedelta(seconds=2)
@@ -741,12 +743,39 @@ class MutationWriter(StoreReader):
     """A mutation's transaction under optimistic concurrency (``storage/occ.py``): it reads at
     one snapshot and buffers its writes, which its own reads see laid over the snapshot; nothing
     reaches the database until the committer has checked its read set, after this snapshot's
-    database transaction has ended (``Store.mutation``, ``Store.commit``)."""
+    database transaction has ended (``Store.mutation``, ``Store.commit``).
 
-    def __init__(self, conn: AsyncConnection, snapshot_ts: int, store: Store) -> None:
-        super().__init__(conn, snapshot_ts, sqlite=store.kind is DatabaseKind.SQLITE)
+    The snapshot is opened by the first read: a mutation that only inserts never opens one
+    (its read set holds only the ids it made, which nobody else can write)."""
+
+    conn: AsyncConnection
+
+    def __init__(self, store: Store, stack: AsyncExitStack) -> None:
+        super().__init__(None, None, sqlite=store.kind is DatabaseKind.SQLITE)  # type: ignore[arg-type]
         self._store = store
+        self._stack = stack
+        self._opened = False
         self.net = NetWrites()
+
+    async def _open(self) -> None:
+        store = self._store
+        self.conn = await self._stack.enter_async_context(
+            store._transaction(store._read_engine, write=True)
+        )
+        self._opened = True
+        self._snapshot_ts = await store._latest_ts(self.conn)
+
+    @property
+    def snapshot_ts(self) -> int:
+        if self._snapshot_ts is None:
+            raise RuntimeError("this mutation has read nothing yet (call current_ts)")
+        return self._snapshot_ts
+
+    async def current_ts(self) -> int:
+        """The snapshot's timestamp (opening it if nothing was read yet)."""
+        if not self._opened:
+            await self._open()
+        return self.snapshot_ts
 
     # ---- writes (in memory) -----------------------------------------------------------------
 
@@ -782,11 +811,17 @@ class MutationWriter(StoreReader):
         mine = self.net.docs.get(doc_id)
         if mine is not None:
             return None if mine.value is None else (mine.table, decode_doc(mine.value))
+        if not self._opened:
+            await self._open()
         return await super().get(doc_id)
 
     async def scan(
         self, index_name: str, key_range: KeyRange, *, descending: bool, limit: int
     ) -> list[tuple[bytes, dict[str, Any]]]:
+        if key_range.is_empty():
+            return []
+        if not self._opened:
+            await self._open()
         own = self.net.by_index.get(index_name)
         if not own and not self.net.docs:
             return await super().scan(index_name, key_range, descending=descending, limit=limit)
@@ -819,6 +854,8 @@ class MutationWriter(StoreReader):
     async def find_outcome(self, session_id: str, request_id: int) -> StoredOutcome | None:
         """The remembered answer to ``(session_id, request_id)`` in this snapshot. (One made
         after it is found by the commit: its row's key is unique, and the retry reads again.)"""
+        if not self._opened:
+            await self._open()
         if self._sqlite:
             key = (session_id, request_id)
             row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_FIND_OUTCOME, key)
@@ -840,7 +877,7 @@ class MutationWriter(StoreReader):
     ) -> PendingCommit:
         """What ``Store.commit`` needs to check and write this transaction."""
         return PendingCommit(
-            snapshot_ts=self.snapshot_ts,
+            snapshot_ts=self._snapshot_ts,
             read_set=read_set,
             write_set=write_set,
             write_set_json=write_set.to_json(),
@@ -897,6 +934,7 @@ _SQLITE_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > ? ORDER
 _PG_LOCK = text(PG_LOCK)
 _PG_WRITE_SETS_AFTER = text(PG_WRITE_SETS_AFTER)
 _PG_COMMIT_ONE = text(PG_COMMIT_ONE)
+_PG_GUARDED_COMMIT = text(PG_GUARDED_COMMIT)
 _PG_TURN_LOCK = text("SELECT pg_advisory_lock(CAST(:ns AS integer), CAST(:k AS integer))")
 _PG_TURN_UNLOCK = text("SELECT pg_advisory_unlock(CAST(:ns AS integer), CAST(:k AS integer))")
 
@@ -1062,11 +1100,10 @@ class Store:
         database transaction), ``commit`` the ``pending()`` of the writer. Raises
         ``StoreUnavailable`` when the database cannot be reached.
         """
-        async with self._transaction(self._read_engine, write=True) as conn:
-            ts = await self._latest_ts(conn)
-            yield MutationWriter(conn, ts, self)
+        async with AsyncExitStack() as stack:
+            yield MutationWriter(self, stack)
 
-    async def commit(self, member: PendingCommit) -> int:
+    async def commit(self, member: PendingCommit, *, holding: str | None = None) -> int:
         """Commit a mutation that has run: its timestamp, or ``ReadSetConflict`` if a commit
         after its snapshot wrote what it read (nothing was written; run it again), or
         ``SchemaFenceMoved``.
@@ -1074,7 +1111,18 @@ class Store:
         Commits wait in one queue per process; the committer takes all that are waiting (up to
         ``MAX_BATCH``) and, holding the commit lock, checks each against the commits after its
         snapshot and the members before it, then writes those that pass in one database
-        transaction, each under a timestamp of its own (group commit: one lock, one fsync)."""
+        transaction, each under a timestamp of its own (group commit: one lock, one fsync).
+
+        A mutation whose read set touches a document or range that retries are lined up for
+        (``turn``) joins that line instead (``holding``: the turn this attempt holds)."""
+        if self._turns:
+            waiting = self._line_for(member.read_set, holding)
+            if waiting is not None:
+                # retries that met this document or range are waiting their turn: join the
+                # line rather than overtake them (a commit now would fail the one whose turn
+                # it is)
+                self.commit_stats.conflicts += 1
+                raise ReadSetConflict(ReadConflict(f"retries waiting on {waiting}", waiting), 0)
         member.future = asyncio.get_running_loop().create_future()
         self._queue.append(member)
         if self._drainer is None or self._drainer.done():
@@ -1109,34 +1157,20 @@ class Store:
 
     async def _commit_batch(self, batch: Sequence[PendingCommit]) -> None:
         results: dict[PendingCommit, int | BaseException] = {}
-        needed = min(m.snapshot_ts for m in batch)
+        # a member that read nothing (no snapshot) has nothing to check
+        needed = min((m.snapshot_ts for m in batch if m.snapshot_ts is not None), default=None)
+        after = self._read_after(needed)
         rows: Sequence[Any]
         if self.kind is DatabaseKind.SQLITE:
             async with self._write_lock, self._transaction(self._commit_engine, write=True) as conn:
-                known = self.recent.through if self.recent.covers(needed) else needed
-                newest, fence, rows = await _in_worker(
-                    conn, _sqlite_newest, needed if known is None else known
-                )
-                self._learn(needed, newest, rows)
+                newest, fence, rows = await _in_worker(conn, _sqlite_newest, after)
+                self._learn(after, newest, rows)
                 accepted = self._validate(batch, fence, results)
                 stamps = await _in_worker(conn, _sqlite_commit_batch, accepted, newest)
                 results.update(zip(accepted, stamps, strict=True))
         else:
             async with self._transaction(self._commit_engine, write=True) as conn:
-                lock = await conn.execute(_PG_LOCK, {"lock_key": self._lock_key})
-                newest, fence = lock.one()
-                newest = int(newest or 0)
-                covered = self.recent.covers(needed) and self.recent.through is not None
-                after = self.recent.through if covered else needed
-                rows = []
-                if after is not None and newest > after:
-                    rows = (await conn.execute(_PG_WRITE_SETS_AFTER, {"after": after})).all()
-                self._learn(needed, newest, rows)
-                accepted = self._validate(batch, fence, results)
-                for m in accepted:
-                    params = pg_commit_params(m, self.notify_channel)
-                    ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
-                    results[m] = int(ts)
+                accepted = await self._pg_batch(conn, batch, after, results)
         # committed: later batches check against these too
         for m in accepted:
             ts = results[m]
@@ -1148,22 +1182,100 @@ class Store:
         for m in batch:
             m.settle(results[m])
 
-    def _learn(self, needed: int, newest: int, rows: Sequence[Any]) -> None:
-        """Take in the write sets read from ``commits`` under the lock (every commit up to
-        ``newest`` after what ``recent`` knew, or after ``needed``)."""
+    async def _pg_batch(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[PendingCommit],
+        after: int | None,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit]:
+        """The batch on PostgreSQL, inside its transaction; the members written.
+
+        When this process knows every commit up to now (``recent.through``), the members are
+        checked before the lock and the first one's statement takes the lock itself, writing
+        only if the newest timestamp and the fence are still what the check assumed
+        (``PG_GUARDED_COMMIT``): one round trip fewer. Otherwise, or if that guard fails, the
+        lock comes first, then the commits this process does not know, then the check."""
+        through = self.recent.through
+        fence = batch[0].fence
+        if (
+            through is not None
+            and after == through
+            and fence is not None
+            and all(m.fence == fence for m in batch)
+        ):
+            accepted = self._validate(batch, fence, results, count=False)
+            if accepted:
+                first = accepted[0]
+                params = pg_commit_params(first, self.notify_channel)
+                params.update(lock_key=self._lock_key, expected=through, fence=fence)
+                newest, current_fence, ts = (await conn.execute(_PG_GUARDED_COMMIT, params)).one()
+                if ts is not None:
+                    self.commit_stats.conflicts += len(batch) - len(accepted)
+                    results[first] = int(ts)
+                    for m in accepted[1:]:
+                        params = pg_commit_params(m, self.notify_channel)
+                        ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
+                        results[m] = int(ts)
+                    return accepted
+                # someone else committed meanwhile: we hold the lock now; check the slow way
+                results.clear()
+                newest = int(newest or 0)
+                return await self._pg_checked(conn, batch, after, newest, current_fence, results)
+            results.clear()
+        lock = await conn.execute(_PG_LOCK, {"lock_key": self._lock_key})
+        newest, fence = lock.one()
+        return await self._pg_checked(conn, batch, after, int(newest or 0), fence, results)
+
+    async def _pg_checked(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[PendingCommit],
+        after: int | None,
+        newest: int,
+        fence: Any,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit]:
+        """Holding the lock: learn the commits after ``after``, check, write."""
+        rows: Sequence[Any] = []
+        if after is not None and newest > after:
+            rows = (await conn.execute(_PG_WRITE_SETS_AFTER, {"after": after})).all()
+        self._learn(after, newest, rows)
+        accepted = self._validate(batch, fence, results)
+        for m in accepted:
+            params = pg_commit_params(m, self.notify_channel)
+            ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
+            results[m] = int(ts)
+        return accepted
+
+    def _read_after(self, needed: int | None) -> int | None:
+        """After which timestamp the committer must read ``commits`` to check a batch whose
+        oldest snapshot is ``needed`` (None: none, and nothing known yet)."""
+        through = self.recent.through
+        if through is not None and (needed is None or self.recent.covers(needed)):
+            return through
+        return needed
+
+    def _learn(self, after: int | None, newest: int, rows: Sequence[Any]) -> None:
+        """Take in the write sets read from ``commits`` under the lock: every commit in
+        ``(after, newest]``."""
         if rows:
             self.commit_stats.foreign_reads += 1
         parsed = [(int(ts), WriteSet.from_json(ws)) for ts, ws in rows]
-        if self.recent.covers(needed) and self.recent.through is not None:
-            self.recent.extend(parsed, max(newest, self.recent.through))
+        if after is None:
+            self.recent.reset(newest, [], newest)
+        elif after == self.recent.through:
+            self.recent.extend(parsed, max(newest, after))
         else:
-            self.recent.reset(needed, parsed, newest)
+            self.recent.reset(after, parsed, max(newest, after))
 
     def _validate(
         self,
         batch: Sequence[PendingCommit],
         fence: Any,
         results: dict[PendingCommit, int | BaseException],
+        *,
+        count: bool = True,
     ) -> list[PendingCommit]:
         """The members to write: those whose read set no commit after their snapshot (nor a
         member accepted before them) has written; the others get ``ReadSetConflict``."""
@@ -1172,16 +1284,18 @@ class Store:
             if m.fence is not None and fence != m.fence:
                 results[m] = SchemaFenceMoved(fence)
                 continue
-            found = self.recent.conflict(m.read_set, m.snapshot_ts)
-            if found is None:
+            found = None
+            if m.snapshot_ts is not None:
+                found = self.recent.conflict(m.read_set, m.snapshot_ts)
+            if found is None and m.snapshot_ts is not None:
                 for prior in accepted:
                     met = m.read_set.conflict(prior.write_set)
                     if met is not None:
-                        found = (0, met)
+                        found = (0, met, False)
                         break
             if found is not None:
-                self.commit_stats.conflicts += 1
-                results[m] = ReadSetConflict(found[1], found[0])
+                self.commit_stats.conflicts += count
+                results[m] = ReadSetConflict(found[1], found[0], foreign=found[2])
                 continue
             accepted.append(m)
         return accepted
@@ -1208,13 +1322,27 @@ class Store:
                 },
             )
 
+    def _line_for(self, reads: ReadSet, holding: str | None) -> str | None:
+        """A key in ``reads`` that retries other than ``holding`` are lined up for."""
+        for doc_id in reads.ids:
+            key = f"doc:{doc_id}"
+            if key != holding and key in self._turns:
+                return key
+        for index_name, ranges in reads.ranges.items():
+            for r in ranges:
+                key = f"range:{index_name}:{r.start.hex()}"
+                if key != holding and key in self._turns:
+                    return key
+        return None
+
     @asynccontextmanager
-    async def turn(self, key: str) -> AsyncIterator[None]:
+    async def turn(self, key: str, *, across_processes: bool = False) -> AsyncIterator[None]:
         """Wait for the turn of ``key`` (a hot document or read range, ``ReadConflict.key``):
         one retry at a time per key, first come first served (``asyncio.Lock`` wakes its
         waiters in order), and on PostgreSQL one per key across processes too (a session
-        advisory lock, taken by the first in this process's line). A retry that waits here
-        runs once the retry before it has committed, instead of sleeping blindly."""
+        advisory lock, taken by the first in this process's line, ``across_processes``: when the
+        commit it met was another process's). A retry that waits here runs once the retry
+        before it has committed, instead of sleeping blindly."""
         entry = self._turns.get(key)
         if entry is None:
             entry = self._turns[key] = (asyncio.Lock(), [0])
@@ -1222,8 +1350,8 @@ class Store:
         users[0] += 1
         try:
             async with lock:
-                if self.kind is DatabaseKind.SQLITE:
-                    yield  # the write lock already orders processes
+                if self.kind is DatabaseKind.SQLITE or not across_processes:
+                    yield  # (SQLite: the write lock already orders processes)
                     return
                 ids = {"ns": self._lock_key & 0x7FFF_FFFF, "k": _key_hash(key)}
                 async with self._transaction(self.engine, write=True) as conn:

@@ -112,14 +112,14 @@ async def test_a_read_of_an_empty_range_conflicts_with_an_insert_into_it(
     assert await basic.mutation("counters:ensure", {"name": "x"}) is True
     original = engine.store.commit
 
-    async def commit(member: Any) -> int:
+    async def commit(member: Any, **options: Any) -> int:
         try:
-            return await original(member)
+            return await original(member, **options)
         except ReadSetConflict as exc:
             conflicts.append(exc.conflict.reason)
             raise
 
-    engine.store.commit = commit  # type: ignore[method-assign]
+    engine.store.commit = commit  # type: ignore[method-assign,assignment]
     go_on.set()
     await task
     assert await basic.query("counters:named", {"name": "x"}) == 1
