@@ -119,7 +119,7 @@ async def test_a_read_of_an_empty_range_conflicts_with_an_insert_into_it(
             conflicts.append(exc.conflict.reason)
             raise
 
-    engine.store.commit = commit  # type: ignore[method-assign,assignment]
+    engine.store.commit = commit  # type: ignore[method-assign]
     go_on.set()
     await task
     assert await basic.query("counters:named", {"name": "x"}) == 1
@@ -294,3 +294,55 @@ def test_key_range_of_a_read_names_its_index_and_start() -> None:
     writes2 = WriteSet()
     writes2.add_key("t.by_x", b"\x05")
     assert reads.conflict(writes2) is None
+
+
+async def test_the_coordinator_skips_the_database_for_commits_no_live_query_read(
+    database_url: str | None,
+) -> None:
+    from backend.engine import Engine
+    from backend.storage.store import Store
+    from backend.sync.coordinator import SyncCoordinator
+    from backend.system import system_functions, system_schema
+    from tests.backend.sync.test_session import Harness, add
+
+    async with TestBackend(database_url, app=basic_app()) as t:
+        await t.mutation("counters:create", {"name": "c"})
+        coordinator = SyncCoordinator(t.engine, catch_up_interval=60)
+        await coordinator.start()
+        harness = Harness(t, coordinator)
+        other_store = Store(t.engine.store.url, pg_schema=t.engine.store.pg_schema)
+        other = Engine(
+            other_store,
+            basic_app(),
+            system_schema=system_schema(),
+            system_functions=system_functions(),
+        )
+        try:
+            client = harness.connect()
+            client.push(add(0, "counters:get", {"name": "c"}, 0))
+            first = (await client.next("Transition"))["modifications"][0]
+            assert first["value"]["value"] == 0
+            executions = coordinator.executions
+            for i in range(3):  # notes: no live query read them
+                await t.mutation("notes:add", {"author": "a", "body": str(i)})
+            for _ in range(200):
+                if coordinator.skipped:
+                    break
+                await asyncio.sleep(0.01)
+            assert coordinator.skipped >= 1
+            assert coordinator.executions == executions
+            await t.mutation("counters:increment", {"name": "c"})  # this one it read
+            moved = (await client.next("Transition"))["modifications"][0]
+            assert moved["value"]["value"] == 1
+            # another process's commit: this process learns of it by a wake-up (PostgreSQL's
+            # notification), and reads the log for it
+            await other.run_mutation("counters:increment", {"name": "c"})
+            coordinator.wake()
+            moved = (await client.next("Transition"))["modifications"][0]
+            assert moved["value"]["value"] == 2
+        finally:
+            for task in harness.tasks:
+                task.cancel()
+            await asyncio.gather(*harness.tasks, return_exceptions=True)
+            await coordinator.stop()
+            await other_store.close()
