@@ -44,6 +44,7 @@ what a small mutation costs, see BENCHMARKS.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import sqlite3
@@ -895,16 +896,53 @@ def _first(pair: tuple[bytes, Any]) -> bytes:
     return pair[0]
 
 
-def _sqlite_newest(db: sqlite3.Connection, after: int | None) -> tuple[int, Any, list[Any]]:
-    """Under the write lock: the newest commit, the fence, and the write sets after ``after``
-    (None: the caller knows them all)."""
-    (newest,) = db.execute(_SQLITE_LATEST_TS).fetchone()
-    newest = int(newest or 0)
-    (fence,) = db.execute(_SQLITE_FENCE).fetchone()
-    rows: list[Any] = []
-    if after is not None and newest > after:
-        rows = db.execute(_SQLITE_WRITE_SETS_AFTER, (after,)).fetchall()
-    return newest, fence, rows
+def _sqlite_begin(
+    db: sqlite3.Connection,
+    members: Sequence[PendingCommit],
+    expected: int | None,
+    fence: Any,
+    after: int | None,
+) -> tuple[list[int] | None, int, Any, list[Any]]:
+    """Take the write lock (``BEGIN IMMEDIATE``). If the newest commit is still ``expected``
+    and the fence still ``fence``, write ``members`` (checked already) and commit: their
+    timestamps. Otherwise leave the transaction open and answer None, the newest commit, the
+    fence and the write sets after ``after``."""
+    if db.in_transaction:  # never left so, but a stale transaction must not swallow ours
+        db.execute("ROLLBACK")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        (newest,) = db.execute(_SQLITE_LATEST_TS).fetchone()
+        newest = int(newest or 0)
+        (current,) = db.execute(_SQLITE_FENCE).fetchone()
+        if expected is not None and newest == expected and current == fence:
+            stamps = _sqlite_commit_batch(db, members, newest)
+            db.execute("COMMIT")
+            return stamps, newest, current, []
+        rows: list[Any] = []
+        if after is not None and newest > after:
+            rows = db.execute(_SQLITE_WRITE_SETS_AFTER, (after,)).fetchall()
+        return None, newest, current, rows
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _sqlite_finish(
+    db: sqlite3.Connection, members: Sequence[PendingCommit], newest: int
+) -> list[int]:
+    """Write ``members`` in the transaction ``_sqlite_begin`` left open, and commit."""
+    try:
+        stamps = _sqlite_commit_batch(db, members, newest)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return stamps
+
+
+def _sqlite_rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 def _sqlite_commit_batch(
@@ -983,7 +1021,7 @@ class Store:
         self._write_lock = asyncio.Lock()
         # the committer (``commit``): its own connections, so that it never waits in the pool
         # behind the mutations whose commits it is to make
-        commit_engine = create_db_engine(url, pg_schema=pg_schema, pool_size=2)
+        commit_engine = create_db_engine(url, pg_schema=pg_schema, pool_size=2, committer=True)
         self._commit_engine = (
             commit_engine.execution_options(sqlite_begin="IMMEDIATE")
             if self.kind is DatabaseKind.SQLITE
@@ -1001,6 +1039,12 @@ class Store:
             "big",
             signed=True,
         )
+
+    @property
+    def engines(self) -> tuple[AsyncEngine, AsyncEngine]:
+        """Every SQLAlchemy engine the store sends statements through (its pool, the
+        committer's)."""
+        return self.engine, self._commit_engine
 
     @property
     def commit_lock_key(self) -> int:
@@ -1160,14 +1204,24 @@ class Store:
         # a member that read nothing (no snapshot) has nothing to check
         needed = min((m.snapshot_ts for m in batch if m.snapshot_ts is not None), default=None)
         after = self._read_after(needed)
-        rows: Sequence[Any]
         if self.kind is DatabaseKind.SQLITE:
-            async with self._write_lock, self._transaction(self._commit_engine, write=True) as conn:
-                newest, fence, rows = await _in_worker(conn, _sqlite_newest, after)
-                self._learn(after, newest, rows)
-                accepted = self._validate(batch, fence, results)
-                stamps = await _in_worker(conn, _sqlite_commit_batch, accepted, newest)
-                results.update(zip(accepted, stamps, strict=True))
+            async with self._write_lock:
+                conn = self._commit_engine.connect()
+                try:
+                    await conn.start()
+                except Exception as exc:
+                    raise self._unavailable(_describe(exc)) from exc
+                try:
+                    accepted = await self._sqlite_batch(conn, batch, after, results)
+                except (DBAPIError, sqlite3.Error) as exc:
+                    raise self._failure(exc, write=True) from exc
+                except BaseException:  # cancelled between calls: never keep the write lock
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(_in_worker(conn, _sqlite_rollback))
+                    raise
+                finally:
+                    await conn.close()
+                self.health.succeeded()
         else:
             async with self._transaction(self._commit_engine, write=True) as conn:
                 accepted = await self._pg_batch(conn, batch, after, results)
@@ -1181,6 +1235,43 @@ class Store:
         self.commit_stats.commits += len(accepted)
         for m in batch:
             m.settle(results[m])
+
+    async def _sqlite_batch(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[PendingCommit],
+        after: int | None,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit]:
+        """The batch on SQLite, in one call on the connection's thread when this process
+        knows every commit (checked before the lock, written under it if the newest commit is
+        still the one the check assumed); else lock, learn, check and write in three."""
+        through = self.recent.through
+        fence = batch[0].fence
+        if through is not None and after == through and all(m.fence == fence for m in batch):
+            accepted = self._validate(batch, fence, results, count=False)
+            if not accepted:
+                self.commit_stats.conflicts += len(batch)
+                return []
+            stamps, newest, current, rows = await _in_worker(
+                conn, _sqlite_begin, accepted, through, fence, after
+            )
+            if stamps is not None:
+                self.commit_stats.conflicts += len(batch) - len(accepted)
+                results.update(zip(accepted, stamps, strict=True))
+                return accepted
+            results.clear()
+        else:
+            _, newest, current, rows = await _in_worker(conn, _sqlite_begin, [], None, None, after)
+        try:
+            self._learn(after, newest, rows)
+            accepted = self._validate(batch, current, results)
+        except BaseException:
+            await _in_worker(conn, _sqlite_rollback)
+            raise
+        stamps = await _in_worker(conn, _sqlite_finish, accepted, newest)
+        results.update(zip(accepted, stamps, strict=True))
+        return accepted
 
     async def _pg_batch(
         self,
@@ -1205,6 +1296,9 @@ class Store:
             and all(m.fence == fence for m in batch)
         ):
             accepted = self._validate(batch, fence, results, count=False)
+            if not accepted:  # every one met a commit this process knows: nothing to write
+                self.commit_stats.conflicts += len(batch)
+                return []
             if accepted:
                 first = accepted[0]
                 params = pg_commit_params(first, self.notify_channel)
