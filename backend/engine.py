@@ -1,11 +1,15 @@
 """The engine: runs queries, mutations and actions against the store.
 
 A query runs in one snapshot and returns its value with the read set it recorded. A mutation
-runs in one serializable write transaction; when it loses a race (a serialization failure on
-PostgreSQL, a busy database on SQLite) the whole function runs again from the start, with
-jittered exponential backoff, a bounded number of times; only then does the caller see
-``CONFLICT``. Nothing of a failed attempt is kept. A committed mutation gets a timestamp from
-the store, and the engine tells its commit listeners (the scheduler, the sync layer).
+runs at a snapshot with its writes in memory, and is then committed by the store's committer,
+which checks its read set against what was committed since (optimistic concurrency,
+``storage/occ.py``). When a commit after its snapshot wrote something it read, the whole
+function runs again from the start at once, waiting its turn behind the other retries that met
+the same document or range (``Store.turn``), and the reason is logged; a busy database is
+retried with jittered exponential backoff. Only after a bounded number of attempts does the
+caller see ``CONFLICT``. Nothing of a failed attempt is kept. A committed mutation gets a
+timestamp from the store, and the engine tells its commit listeners (the scheduler, the sync
+layer).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from backend.services import Services
 from backend.storage.deployment import Deployment, NotDeployed, load_deployment, read_fence
 from backend.storage.store import (
     Outcome,
+    ReadSetConflict,
     RetryableConflict,
     SchemaFenceMoved,
     StorageError,
@@ -162,6 +167,8 @@ class Engine:
         self.dev_mode = dev_mode
         self.identity_resolver = identity_resolver
         self.retry = retry or RetryPolicy()
+        self.commits = 0  # mutations that succeeded (committed, or wrote nothing)
+        self.retries = 0  # attempts run again: conflicts on the read set, busy databases
         self._listeners: list[CommitListener] = []
         self.services = Services()
         """The subsystems an assembly plugs in, by class (``backend/services.py``)."""
@@ -429,17 +436,38 @@ class Engine:
         """
         policy = self.retry
         attempts: list[Transaction] = []
+        hot: str | None = None  # where the last attempt met a commit: its retry waits its turn
+        foreign = False  # ... and whether that commit was another process's
         try:
             for attempt in range(policy.max_attempts):
                 try:
-                    return await self._attempt(
-                        body, function_path, identity, request, client, remember, attempts
-                    )
+                    if hot is None:
+                        return await self._attempt(
+                            body, function_path, identity, request, client, remember, attempts
+                        )
+                    async with self.store.turn(hot, across_processes=foreign):
+                        return await self._attempt(
+                            body,
+                            function_path,
+                            identity,
+                            request,
+                            client,
+                            remember,
+                            attempts,
+                            holding=hot,
+                        )
                 except SchemaFenceMoved:
                     # a deploy went live since we last looked: follow it, then try again
                     log.info("the deployed schema changed; reading it again")
                     self.use_deployment(await load_deployment(self.store))
+                except ReadSetConflict as exc:
+                    # a commit after our snapshot wrote what we read: run again at once, in
+                    # line behind the other retries that met the same document or range
+                    self.retries += 1
+                    hot, foreign = exc.conflict.key, foreign or exc.foreign
+                    log.info("%s conflicted on %s; attempt %d", function_path, exc, attempt + 1)
                 except RetryableConflict as exc:
+                    self.retries += 1
                     log.debug("%s lost a race (%s); attempt %d", function_path, exc, attempt + 1)
                     delay = min(policy.max_delay, policy.base_delay * 2**attempt)
                     await asyncio.sleep(delay * (0.5 + self.runtime.random.randbelow(1000) / 1000))
@@ -478,9 +506,11 @@ class Engine:
         client: ClientInfo | None = None,
         remember: Callable[[Any], bool] | None = None,
         attempts: list[Transaction] | None = None,
+        holding: str | None = None,
     ) -> MutationResult:
         wire = None if request is None else WireRequest(*request)
-        async with self.store.writer() as writer:
+        pending = None
+        async with self.store.mutation() as writer:
             if wire is not None:
                 previous = await writer.find_outcome(wire.session_id, wire.request_id)
                 if previous is not None:
@@ -511,24 +541,29 @@ class Engine:
                     int(to_ms(now)),
                     wire.owner,
                 )
-            if not txn.write_set.is_empty():
-                self._check_deployed(txn)
+            ts = 0
             if txn.write_set.is_empty():
                 ts = await writer.current_ts()
-                if outcome is not None:
-                    await writer.save_outcome(outcome, ts)
             else:
+                self._check_deployed(txn)
                 # the commit saves the outcome too, under its timestamp (no statement of its own)
-                ts = await writer.commit(
+                pending = writer.pending(
+                    read_set=txn.read_set,
+                    write_set=txn.write_set,
                     now_ns=to_ns(now),
-                    write_set_json=txn.write_set.to_json(),
                     function_path=function_path,
                     identity=identity,
                     outcome=outcome,
                     fence=self.deployment.fence if self.deployment is not None else None,
                 )
+        # the snapshot is closed: the committer checks what it read and writes (storage/occ.py)
+        if pending is not None:
+            ts = await self.store.commit(pending, holding=holding)
+        elif outcome is not None:
+            await self.store.save_outcome(outcome, ts)
         txn.committed = True
-        if not txn.write_set.is_empty():
+        self.commits += 1
+        if pending is not None:
             self._notify(ts, txn.write_set)
         return MutationResult(value, ts)
 

@@ -39,8 +39,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from backend.storage.compact import compact_log
-from backend.storage.deploy import deploy
 from backend.storage.database import DatabaseKind, create_db_engine
+from backend.storage.deploy import deploy
 from backend.storage.store import Store
 from backend.storage.verify import verify_log
 from backend.transactions.transaction import DatabaseWriter, Transaction

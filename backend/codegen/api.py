@@ -25,7 +25,7 @@ from typing import Annotated, Any, get_type_hints
 from pydantic import BaseModel
 
 from backend.codegen.typescript import TypeWriter, object_type, property_key
-from backend.schema import Schema
+from backend.schema_definition import Schema
 from backend.udf.registry import RegisteredFunction, Visibility
 
 GENERATED_DIR = Path("convex") / "_generated"

@@ -19,7 +19,7 @@ from backend.codegen.api import describe
 from backend.codegen.typescript import ts_type
 from backend.crons import jobs as cron_jobs
 from backend.errors import ConvexError, ErrorCode, invalid_argument
-from backend.schema import BY_CREATION_TIME, SYSTEM_FIELDS
+from backend.schema_definition import BY_CREATION_TIME, SYSTEM_FIELDS
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.app import canonical_path
 from backend.udf.context import ActionCtx, Identity, MutationCtx, QueryCtx

@@ -2,14 +2,23 @@
 
 How serializability and commit order are obtained (see ARCHITECTURE.md, "Known traps"):
 
-- SQLite has one writer at a time. A writer takes the process-wide write lock and then the
-  database's (``BEGIN IMMEDIATE``), so mutations execute one after another. Another process
-  that holds the file's lock makes us wait (``busy_timeout``) and then retry.
-- PostgreSQL runs mutations concurrently at ``SERIALIZABLE``; the database detects conflicts
-  (SQLSTATE 40001/40P01) and the engine retries. The commit timestamp is drawn, just before
-  commit, from a sequence while holding a transaction-scoped advisory lock that only the
-  commit releases: timestamps are therefore handed out in commit order, across processes, and
-  a reader that tails the log "after ts N" can never miss a later commit with a smaller ts.
+- Mutations use optimistic concurrency on the engine's own read sets (``storage/occ.py``): a
+  mutation reads at a snapshot (``mutation()``: PostgreSQL ``REPEATABLE READ READ ONLY``, a
+  SQLite WAL read transaction) and keeps its writes in memory; ``commit()`` hands it to the
+  process's committer, which under the commit lock checks its read set against the write sets
+  committed after its snapshot (in memory for the recent window and this process's commits,
+  else from ``commits``) and writes it, in one short transaction, or refuses it with
+  ``ReadSetConflict`` (run it again). No ``SERIALIZABLE``: the database never aborts a
+  mutation that did not really conflict.
+- The commit lock: on PostgreSQL a transaction-scoped advisory lock, held from before the
+  commit timestamps are drawn (from a sequence) to the end of the transaction, so timestamps
+  are handed out in commit order, across processes, and a reader that tails the log "after ts
+  N" can never miss a later commit with a smaller ts. On SQLite the database's write lock
+  (``BEGIN IMMEDIATE``), taken with a process-wide lock; another process that holds the file's
+  lock makes us wait (``busy_timeout``).
+- ``writer()`` is the older, locked writer (it holds the commit lock for its whole transaction:
+  SQLite's maintenance batches use it); its commits are foreign to the committer's window and
+  are checked from ``commits`` like another process's.
 - Readers use one snapshot per query (``REPEATABLE READ READ ONLY`` / a WAL read transaction)
   and learn its timestamp as the newest commit they can see: because timestamps follow commit
   order, every snapshot holds exactly the commits up to that timestamp.
@@ -35,11 +44,12 @@ what a small mutation costs, see BENCHMARKS.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -53,6 +63,17 @@ from sqlalchemy.sql.base import Executable
 from backend.errors import ConvexError, ErrorCode
 from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.health import StoreHealth
+from backend.storage.occ import (
+    PG_COMMIT_ONE,
+    PG_GUARDED_COMMIT,
+    PG_LOCK,
+    PG_WRITE_SETS_AFTER,
+    NetWrites,
+    PendingCommit,
+    RecentWrites,
+    pg_commit_params,
+)
+from backend.storage.readset import ReadConflict, ReadSet, WriteSet
 from backend.storage.tables import commits, documents, index_entries, mutation_outcomes
 from backend.values.convex_json import decode_stored, dumps, to_json
 from backend.values.index_key import KeyRange
@@ -67,6 +88,17 @@ class StorageError(Exception):
 
 class RetryableConflict(Exception):
     """The transaction lost a race (serialization failure, deadlock, busy database)."""
+
+
+class ReadSetConflict(RetryableConflict):
+    """A commit after the mutation's snapshot wrote what it read (``conflict`` says where): it
+    must run again, at a newer snapshot. Nothing was written."""
+
+    def __init__(self, conflict: ReadConflict, ts: int, *, foreign: bool = False) -> None:
+        super().__init__(f"{conflict.reason}, written at {ts}")
+        self.conflict = conflict
+        self.ts = ts
+        self.foreign = foreign  # the commit it met was another process's
 
 
 RETRY_AFTER = timedelta(seconds=2)
@@ -708,6 +740,264 @@ class StoreWriter(StoreReader):
             raise StorageError("a writer wrote documents but never called commit()")
 
 
+class MutationWriter(StoreReader):
+    """A mutation's transaction under optimistic concurrency (``storage/occ.py``): it reads at
+    one snapshot and buffers its writes, which its own reads see laid over the snapshot; nothing
+    reaches the database until the committer has checked its read set, after this snapshot's
+    database transaction has ended (``Store.mutation``, ``Store.commit``).
+
+    The snapshot is opened by the first read: a mutation that only inserts never opens one
+    (its read set holds only the ids it made, which nobody else can write)."""
+
+    conn: AsyncConnection
+
+    def __init__(self, store: Store, stack: AsyncExitStack) -> None:
+        super().__init__(None, None, sqlite=store.kind is DatabaseKind.SQLITE)  # type: ignore[arg-type]
+        self._store = store
+        self._stack = stack
+        self._opened = False
+        self.net = NetWrites()
+
+    async def _open(self) -> None:
+        store = self._store
+        self.conn = await self._stack.enter_async_context(
+            store._transaction(store._read_engine, write=True)
+        )
+        self._opened = True
+        self._snapshot_ts = await store._latest_ts(self.conn)
+
+    @property
+    def snapshot_ts(self) -> int:
+        if self._snapshot_ts is None:
+            raise RuntimeError("this mutation has read nothing yet (call current_ts)")
+        return self._snapshot_ts
+
+    async def current_ts(self) -> int:
+        """The snapshot's timestamp (opening it if nothing was read yet)."""
+        if not self._opened:
+            await self._open()
+        return self.snapshot_ts
+
+    # ---- writes (in memory) -----------------------------------------------------------------
+
+    async def insert(
+        self,
+        table: str,
+        document: dict[str, Any],
+        keys: Sequence[tuple[str, bytes]],
+        *,
+        encoded: str | None = None,
+    ) -> None:
+        value = encode_doc(document) if encoded is None else encoded
+        self.net.insert(table, document["_id"], value, keys)
+
+    async def replace(
+        self,
+        table: str,
+        document: dict[str, Any],
+        old_keys: Sequence[tuple[str, bytes]],
+        new_keys: Sequence[tuple[str, bytes]],
+        *,
+        encoded: str | None = None,
+    ) -> None:
+        value = encode_doc(document) if encoded is None else encoded
+        self.net.replace(table, document["_id"], value, old_keys, new_keys)
+
+    async def delete(self, table: str, doc_id: str, old_keys: Sequence[tuple[str, bytes]]) -> None:
+        self.net.delete(table, doc_id, old_keys)
+
+    # ---- reads: the snapshot, with this transaction's writes laid over it ----------------------
+
+    async def get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
+        mine = self.net.docs.get(doc_id)
+        if mine is not None:
+            return None if mine.value is None else (mine.table, decode_doc(mine.value))
+        if not self._opened:
+            await self._open()
+        return await super().get(doc_id)
+
+    async def scan(
+        self, index_name: str, key_range: KeyRange, *, descending: bool, limit: int
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        if key_range.is_empty():
+            return []
+        if not self._opened:
+            await self._open()
+        own = self.net.by_index.get(index_name)
+        if not own and not self.net.docs:
+            return await super().scan(index_name, key_range, descending=descending, limit=limit)
+        own = own or {}
+        # keys this transaction removed may be among the snapshot's first ``limit``: ask for
+        # that many more, so that at least ``limit`` remain when the snapshot has them
+        hidden = sum(1 for k, v in own.items() if v is None and key_range.contains(k))
+        rows = await super().scan(
+            index_name, key_range, descending=descending, limit=limit + hidden
+        )
+        docs = self.net.docs
+        kept: list[tuple[bytes, dict[str, Any]]] = []
+        for key, doc in rows:
+            if key in own:
+                continue  # removed here, or added back below
+            mine = docs.get(doc["_id"])
+            if mine is not None:
+                if mine.value is None:
+                    continue
+                doc = decode_doc(mine.value)
+            kept.append((key, doc))
+        for key, doc_id in own.items():
+            if doc_id is not None and key_range.contains(key):
+                value = docs[doc_id].value
+                assert value is not None
+                kept.append((key, decode_doc(value)))
+        kept.sort(key=_first, reverse=descending)
+        return kept[:limit]
+
+    async def find_outcome(self, session_id: str, request_id: int) -> StoredOutcome | None:
+        """The remembered answer to ``(session_id, request_id)`` in this snapshot. (One made
+        after it is found by the commit: its row's key is unique, and the retry reads again.)"""
+        if not self._opened:
+            await self._open()
+        if self._sqlite:
+            key = (session_id, request_id)
+            row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_FIND_OUTCOME, key)
+        else:
+            params = {"session_id": session_id, "request_id": request_id}
+            row = (await self.conn.execute(_FIND_OUTCOME, params)).first()
+        return None if row is None else StoredOutcome(int(row[0]), str(row[1]), row[2])
+
+    def pending(
+        self,
+        *,
+        read_set: ReadSet,
+        write_set: WriteSet,
+        now_ns: int,
+        function_path: str | None,
+        identity: str | None,
+        outcome: Outcome | None = None,
+        fence: int | None = None,
+    ) -> PendingCommit:
+        """What ``Store.commit`` needs to check and write this transaction."""
+        return PendingCommit(
+            snapshot_ts=self._snapshot_ts,
+            read_set=read_set,
+            write_set=write_set,
+            write_set_json=write_set.to_json(),
+            rows=self.net.rows(),
+            log=self.net.log,
+            now_ns=now_ns,
+            function_path=function_path,
+            identity=identity,
+            outcome=outcome,
+            fence=fence,
+        )
+
+
+def _first(pair: tuple[bytes, Any]) -> bytes:
+    return pair[0]
+
+
+def _sqlite_begin(
+    db: sqlite3.Connection,
+    members: Sequence[PendingCommit],
+    expected: int | None,
+    fence: Any,
+    after: int | None,
+) -> tuple[list[int] | None, int, Any, list[Any]]:
+    """Take the write lock (``BEGIN IMMEDIATE``). If the newest commit is still ``expected``
+    and the fence still ``fence``, write ``members`` (checked already) and commit: their
+    timestamps. Otherwise leave the transaction open and answer None, the newest commit, the
+    fence and the write sets after ``after``."""
+    if db.in_transaction:  # never left so, but a stale transaction must not swallow ours
+        db.execute("ROLLBACK")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        (newest,) = db.execute(_SQLITE_LATEST_TS).fetchone()
+        newest = int(newest or 0)
+        (current,) = db.execute(_SQLITE_FENCE).fetchone()
+        if expected is not None and newest == expected and current == fence:
+            stamps = _sqlite_commit_batch(db, members, newest)
+            db.execute("COMMIT")
+            return stamps, newest, current, []
+        rows: list[Any] = []
+        if after is not None and newest > after:
+            rows = db.execute(_SQLITE_WRITE_SETS_AFTER, (after,)).fetchall()
+        return None, newest, current, rows
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _sqlite_finish(
+    db: sqlite3.Connection, members: Sequence[PendingCommit], newest: int
+) -> list[int]:
+    """Write ``members`` in the transaction ``_sqlite_begin`` left open, and commit."""
+    try:
+        stamps = _sqlite_commit_batch(db, members, newest)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return stamps
+
+
+def _sqlite_rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+def _sqlite_commit_batch(
+    db: sqlite3.Connection, members: Sequence[PendingCommit], newest: int
+) -> list[int]:
+    """Write each member, in order, with its own timestamp; return the timestamps."""
+    stamps = []
+    last = newest
+    for m in members:
+        rows = m.rows
+        db.executemany(_DELETE_DOCUMENT.sqlite_sql, [(i,) for i in rows.deleted_docs])
+        db.executemany(_UPDATE_DOCUMENT.sqlite_sql, rows.updated_docs)
+        db.executemany(_INSERT_DOCUMENT.sqlite_sql, rows.new_docs)
+        db.executemany(_DELETE_KEY.sqlite_sql, rows.deleted_keys)
+        db.executemany(_INSERT_KEY.sqlite_sql, rows.new_keys)
+        ts = max(m.now_ns, last + 1)
+        db.execute(_SQLITE_INSERT_COMMIT, (ts, m.function_path, m.identity, m.write_set_json))
+        db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(m.log)])
+        if m.outcome is not None:
+            db.execute(_SQLITE_INSERT_OUTCOME, _outcome_row(m.outcome, ts))
+        stamps.append(ts)
+        last = ts
+    return stamps
+
+
+_SQLITE_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > ? ORDER BY ts"
+_PG_LOCK = text(PG_LOCK)
+_PG_WRITE_SETS_AFTER = text(PG_WRITE_SETS_AFTER)
+_PG_COMMIT_ONE = text(PG_COMMIT_ONE)
+_PG_GUARDED_COMMIT = text(PG_GUARDED_COMMIT)
+_PG_TURN_LOCK = text("SELECT pg_advisory_lock(CAST(:ns AS integer), CAST(:k AS integer))")
+_PG_TURN_UNLOCK = text("SELECT pg_advisory_unlock(CAST(:ns AS integer), CAST(:k AS integer))")
+
+
+def _key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2s(key.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+def _sqlite_execute(db: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> None:
+    db.execute(sql, params)
+
+
+MAX_BATCH = 64
+
+
+@dataclass
+class CommitStats:
+    """What the committer has done since the store opened (for benchmarks and the log)."""
+
+    commits: int = 0
+    batches: int = 0
+    conflicts: int = 0
+    foreign_reads: int = 0
+
+
 class Store:
     """One database, shared by every function execution in this process."""
 
@@ -729,6 +1019,19 @@ class Store:
             )
             self._write_engine = self.engine.execution_options(isolation_level="SERIALIZABLE")
         self._write_lock = asyncio.Lock()
+        # the committer (``commit``): its own connections, so that it never waits in the pool
+        # behind the mutations whose commits it is to make
+        commit_engine = create_db_engine(url, pg_schema=pg_schema, pool_size=2, committer=True)
+        self._commit_engine = (
+            commit_engine.execution_options(sqlite_begin="IMMEDIATE")
+            if self.kind is DatabaseKind.SQLITE
+            else commit_engine
+        )
+        self._queue: list[PendingCommit] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self.recent = RecentWrites()
+        self.commit_stats = CommitStats()
+        self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         self.health = StoreHealth()
         self.notify_channel = f"commits_{pg_schema or 'public'}"[:63]
         self._lock_key = int.from_bytes(
@@ -738,11 +1041,20 @@ class Store:
         )
 
     @property
+    def engines(self) -> tuple[AsyncEngine, AsyncEngine]:
+        """Every SQLAlchemy engine the store sends statements through (its pool, the
+        committer's)."""
+        return self.engine, self._commit_engine
+
+    @property
     def commit_lock_key(self) -> int:
         """The PostgreSQL advisory lock every commit holds while it draws its timestamp."""
         return self._lock_key
 
     async def close(self) -> None:
+        if self._drainer is not None and not self._drainer.done():
+            await asyncio.wait([self._drainer], timeout=30)
+        await self._commit_engine.dispose()
         await self.engine.dispose()
 
     # ---- transactions, and what their failures mean ------------------------------------------
@@ -821,6 +1133,336 @@ class Store:
             writer = StoreWriter(conn, self)
             yield writer
             writer._check_finished()
+
+    # ---- mutations: optimistic concurrency and the committer ---------------------------------
+
+    @asynccontextmanager
+    async def mutation(self) -> AsyncIterator[MutationWriter]:
+        """A mutation's reads, at one snapshot (PostgreSQL: ``REPEATABLE READ READ ONLY``).
+
+        Its writes stay in memory; once the block has ended (and with it the snapshot's
+        database transaction), ``commit`` the ``pending()`` of the writer. Raises
+        ``StoreUnavailable`` when the database cannot be reached.
+        """
+        async with AsyncExitStack() as stack:
+            yield MutationWriter(self, stack)
+
+    async def commit(self, member: PendingCommit, *, holding: str | None = None) -> int:
+        """Commit a mutation that has run: its timestamp, or ``ReadSetConflict`` if a commit
+        after its snapshot wrote what it read (nothing was written; run it again), or
+        ``SchemaFenceMoved``.
+
+        Commits wait in one queue per process; the committer takes all that are waiting (up to
+        ``MAX_BATCH``) and, holding the commit lock, checks each against the commits after its
+        snapshot and the members before it, then writes those that pass in one database
+        transaction, each under a timestamp of its own (group commit: one lock, one fsync).
+
+        A mutation whose read set touches a document or range that retries are lined up for
+        (``turn``) joins that line instead (``holding``: the turn this attempt holds)."""
+        if self._turns:
+            waiting = self._line_for(member.read_set, holding)
+            if waiting is not None:
+                # retries that met this document or range are waiting their turn: join the
+                # line rather than overtake them (a commit now would fail the one whose turn
+                # it is)
+                self.commit_stats.conflicts += 1
+                raise ReadSetConflict(ReadConflict(f"retries waiting on {waiting}", waiting), 0)
+        member.future = asyncio.get_running_loop().create_future()
+        self._queue.append(member)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await member.future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[:MAX_BATCH]
+            del self._queue[: len(batch)]
+            try:
+                await self._commit_batch(batch)
+            except asyncio.CancelledError:
+                for m in batch + self._queue:
+                    m.settle(StoreUnavailable("the store is closing"))
+                raise
+            except BaseException as exc:
+                if len(batch) == 1 or isinstance(exc, StoreUnavailable):
+                    for m in batch:
+                        m.settle(exc)
+                    continue
+                # One member broke the batch's transaction (a unique key taken meanwhile, say):
+                # nothing of it was written; commit them one by one, so only that one fails.
+                for m in batch:
+                    try:
+                        await self._commit_batch([m])
+                    except asyncio.CancelledError:
+                        m.settle(StoreUnavailable("the store is closing"))
+                        raise
+                    except BaseException as single:
+                        m.settle(single)
+
+    async def _commit_batch(self, batch: Sequence[PendingCommit]) -> None:
+        results: dict[PendingCommit, int | BaseException] = {}
+        # a member that read nothing (no snapshot) has nothing to check
+        needed = min((m.snapshot_ts for m in batch if m.snapshot_ts is not None), default=None)
+        after = self._read_after(needed)
+        if self.kind is DatabaseKind.SQLITE:
+            async with self._write_lock:
+                conn = self._commit_engine.connect()
+                try:
+                    await conn.start()
+                except Exception as exc:
+                    raise self._unavailable(_describe(exc)) from exc
+                try:
+                    accepted = await self._sqlite_batch(conn, batch, after, results)
+                except (DBAPIError, sqlite3.Error) as exc:
+                    raise self._failure(exc, write=True) from exc
+                except BaseException:  # cancelled between calls: never keep the write lock
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(_in_worker(conn, _sqlite_rollback))
+                    raise
+                finally:
+                    await conn.close()
+                self.health.succeeded()
+        else:
+            async with self._transaction(self._commit_engine, write=True) as conn:
+                accepted = await self._pg_batch(conn, batch, after, results)
+        # committed: later batches check against these too
+        for m in accepted:
+            ts = results[m]
+            assert isinstance(ts, int)
+            self.recent.append(ts, m.write_set)
+        self.recent.trim()
+        self.commit_stats.batches += 1
+        self.commit_stats.commits += len(accepted)
+        for m in batch:
+            m.settle(results[m])
+
+    async def _sqlite_batch(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[PendingCommit],
+        after: int | None,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit]:
+        """The batch on SQLite, in one call on the connection's thread when this process
+        knows every commit (checked before the lock, written under it if the newest commit is
+        still the one the check assumed); else lock, learn, check and write in three."""
+        through = self.recent.through
+        fence = batch[0].fence
+        if through is not None and after == through and all(m.fence == fence for m in batch):
+            accepted = self._validate(batch, fence, results, count=False)
+            if not accepted:
+                self.commit_stats.conflicts += len(batch)
+                return []
+            stamps, newest, current, rows = await _in_worker(
+                conn, _sqlite_begin, accepted, through, fence, after
+            )
+            if stamps is not None:
+                self.commit_stats.conflicts += len(batch) - len(accepted)
+                results.update(zip(accepted, stamps, strict=True))
+                return accepted
+            results.clear()
+        else:
+            _, newest, current, rows = await _in_worker(conn, _sqlite_begin, [], None, None, after)
+        try:
+            self._learn(after, newest, rows)
+            accepted = self._validate(batch, current, results)
+        except BaseException:
+            await _in_worker(conn, _sqlite_rollback)
+            raise
+        stamps = await _in_worker(conn, _sqlite_finish, accepted, newest)
+        results.update(zip(accepted, stamps, strict=True))
+        return accepted
+
+    async def _pg_batch(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[PendingCommit],
+        after: int | None,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit]:
+        """The batch on PostgreSQL, inside its transaction; the members written.
+
+        When this process knows every commit up to now (``recent.through``), the members are
+        checked before the lock and the first one's statement takes the lock itself, writing
+        only if the newest timestamp and the fence are still what the check assumed
+        (``PG_GUARDED_COMMIT``): one round trip fewer. Otherwise, or if that guard fails, the
+        lock comes first, then the commits this process does not know, then the check."""
+        through = self.recent.through
+        fence = batch[0].fence
+        if (
+            through is not None
+            and after == through
+            and fence is not None
+            and all(m.fence == fence for m in batch)
+        ):
+            accepted = self._validate(batch, fence, results, count=False)
+            if not accepted:  # every one met a commit this process knows: nothing to write
+                self.commit_stats.conflicts += len(batch)
+                return []
+            if accepted:
+                first = accepted[0]
+                params = pg_commit_params(first, self.notify_channel)
+                params.update(lock_key=self._lock_key, expected=through, fence=fence)
+                newest, current_fence, ts = (await conn.execute(_PG_GUARDED_COMMIT, params)).one()
+                if ts is not None:
+                    self.commit_stats.conflicts += len(batch) - len(accepted)
+                    results[first] = int(ts)
+                    for m in accepted[1:]:
+                        params = pg_commit_params(m, self.notify_channel)
+                        ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
+                        results[m] = int(ts)
+                    return accepted
+                # someone else committed meanwhile: we hold the lock now; check the slow way
+                results.clear()
+                newest = int(newest or 0)
+                return await self._pg_checked(conn, batch, after, newest, current_fence, results)
+            results.clear()
+        lock = await conn.execute(_PG_LOCK, {"lock_key": self._lock_key})
+        newest, fence = lock.one()
+        return await self._pg_checked(conn, batch, after, int(newest or 0), fence, results)
+
+    async def _pg_checked(
+        self,
+        conn: AsyncConnection,
+        batch: Sequence[PendingCommit],
+        after: int | None,
+        newest: int,
+        fence: Any,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit]:
+        """Holding the lock: learn the commits after ``after``, check, write."""
+        rows: Sequence[Any] = []
+        if after is not None and newest > after:
+            rows = (await conn.execute(_PG_WRITE_SETS_AFTER, {"after": after})).all()
+        self._learn(after, newest, rows)
+        accepted = self._validate(batch, fence, results)
+        for m in accepted:
+            params = pg_commit_params(m, self.notify_channel)
+            ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
+            results[m] = int(ts)
+        return accepted
+
+    def _read_after(self, needed: int | None) -> int | None:
+        """After which timestamp the committer must read ``commits`` to check a batch whose
+        oldest snapshot is ``needed`` (None: none, and nothing known yet)."""
+        through = self.recent.through
+        if through is not None and (needed is None or self.recent.covers(needed)):
+            return through
+        return needed
+
+    def _learn(self, after: int | None, newest: int, rows: Sequence[Any]) -> None:
+        """Take in the write sets read from ``commits`` under the lock: every commit in
+        ``(after, newest]``."""
+        if rows:
+            self.commit_stats.foreign_reads += 1
+        parsed = [(int(ts), WriteSet.from_json(ws)) for ts, ws in rows]
+        if after is None:
+            self.recent.reset(newest, [], newest)
+        elif after == self.recent.through:
+            self.recent.extend(parsed, max(newest, after))
+        else:
+            self.recent.reset(after, parsed, max(newest, after))
+
+    def _validate(
+        self,
+        batch: Sequence[PendingCommit],
+        fence: Any,
+        results: dict[PendingCommit, int | BaseException],
+        *,
+        count: bool = True,
+    ) -> list[PendingCommit]:
+        """The members to write: those whose read set no commit after their snapshot (nor a
+        member accepted before them) has written; the others get ``ReadSetConflict``."""
+        accepted: list[PendingCommit] = []
+        for m in batch:
+            if m.fence is not None and fence != m.fence:
+                results[m] = SchemaFenceMoved(fence)
+                continue
+            found = None
+            if m.snapshot_ts is not None:
+                found = self.recent.conflict(m.read_set, m.snapshot_ts)
+            if found is None and m.snapshot_ts is not None:
+                for prior in accepted:
+                    met = m.read_set.conflict(prior.write_set)
+                    if met is not None:
+                        found = (0, met, False)
+                        break
+            if found is not None:
+                self.commit_stats.conflicts += count
+                results[m] = ReadSetConflict(found[1], found[0], foreign=found[2])
+                continue
+            accepted.append(m)
+        return accepted
+
+    async def save_outcome(self, outcome: Outcome, ts: int) -> None:
+        """Remember the answer of a wire mutation that wrote nothing (under ``ts``, the newest
+        commit it saw). A resend racing it finds the key taken: ``RetryableConflict``."""
+        if self.kind is DatabaseKind.SQLITE:
+            async with self._write_lock, self._transaction(self._write_engine, write=True) as c:
+                await _in_worker(
+                    c, _sqlite_execute, _SQLITE_INSERT_OUTCOME, _outcome_row(outcome, ts)
+                )
+            return
+        async with self._transaction(self.engine, write=True) as conn:
+            await conn.execute(
+                _INSERT_OUTCOME,
+                {
+                    "session_id": outcome.session_id,
+                    "request_id": outcome.request_id,
+                    "ts": ts,
+                    "outcome": outcome.outcome_json,
+                    "created_ms": outcome.created_ms,
+                    "owner": outcome.owner,
+                },
+            )
+
+    def _line_for(self, reads: ReadSet, holding: str | None) -> str | None:
+        """A key in ``reads`` that retries other than ``holding`` are lined up for."""
+        for doc_id in reads.ids:
+            key = f"doc:{doc_id}"
+            if key != holding and key in self._turns:
+                return key
+        for index_name, ranges in reads.ranges.items():
+            for r in ranges:
+                key = f"range:{index_name}:{r.start.hex()}"
+                if key != holding and key in self._turns:
+                    return key
+        return None
+
+    @asynccontextmanager
+    async def turn(self, key: str, *, across_processes: bool = False) -> AsyncIterator[None]:
+        """Wait for the turn of ``key`` (a hot document or read range, ``ReadConflict.key``):
+        one retry at a time per key, first come first served (``asyncio.Lock`` wakes its
+        waiters in order), and on PostgreSQL one per key across processes too (a session
+        advisory lock, taken by the first in this process's line, ``across_processes``: when the
+        commit it met was another process's). A retry that waits here runs once the retry
+        before it has committed, instead of sleeping blindly."""
+        entry = self._turns.get(key)
+        if entry is None:
+            entry = self._turns[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                if self.kind is DatabaseKind.SQLITE or not across_processes:
+                    yield  # (SQLite: the write lock already orders processes)
+                    return
+                ids = {"ns": self._lock_key & 0x7FFF_FFFF, "k": _key_hash(key)}
+                async with self._transaction(self.engine, write=True) as conn:
+                    await conn.execute(_PG_TURN_LOCK, ids)
+                    try:
+                        yield
+                    finally:
+                        await conn.execute(_PG_TURN_UNLOCK, ids)
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._turns[key]
+
+    def write_sets_between(self, after: int, upto: int) -> list[WriteSet] | None:
+        """The write sets of the commits in ``(after, upto]`` if this process knows them all
+        (the sync coordinator's round then reads no log), else None."""
+        return self.recent.between(after, upto)
 
     async def _latest_ts(self, conn: AsyncConnection) -> int:
         if self.kind is DatabaseKind.SQLITE:

@@ -141,16 +141,18 @@ class SyncCoordinator:
         self._requests: list[tuple[Subscriber, Callable[[StoreReader, _Pending], Any]]] = []
         self._wake = asyncio.Event()
         self._processed_ts: int | None = None
+        self._full = True  # the next round must open a snapshot (see ``_committed_here``)
         self._tasks: list[asyncio.Task[None]] = []
         self._remove_listener: Callable[[], None] | None = None
         self.rounds = 0
+        self.skipped = 0  # rounds that needed no snapshot (``_skip_round``)
         self.executions = 0
 
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         self._processed_ts = await self.engine.store.latest_ts()
-        self._remove_listener = self.engine.add_commit_listener(lambda _ts, _ws: self.wake())
+        self._remove_listener = self.engine.add_commit_listener(self._committed_here)
         self._tasks = [
             asyncio.create_task(self._loop(), name="sync-rounds"),
             asyncio.create_task(self._catch_up(), name="sync-catch-up"),
@@ -167,6 +169,13 @@ class SyncCoordinator:
         self._tasks = []
 
     def wake(self) -> None:
+        """Run a round soon, reading the database (another process may have committed)."""
+        self._full = True
+        self._wake.set()
+
+    def _committed_here(self, _ts: int, _writes: WriteSet) -> None:
+        """A commit of this process: a round soon, which may skip the database when no live
+        query depends on what the commits since the last round wrote."""
         self._wake.set()
 
     @property
@@ -373,6 +382,9 @@ class SyncCoordinator:
                 self.wake()
 
     async def run_round(self) -> None:
+        full, self._full = self._full, False
+        if not full and not self._requests and self._skip_round():
+            return
         requests, self._requests = self._requests, []
         pending: dict[Subscriber, _Pending] = {}
         opened = False
@@ -411,6 +423,24 @@ class SyncCoordinator:
                     identity_version=owed.identity_version,
                 )
 
+    def _skip_round(self) -> bool:
+        """When only this process's commits woke the round, and the committer knows every
+        commit since the last round and none of them touches a live query, the round has
+        nothing to send: move on without a snapshot."""
+        after = self._processed_ts
+        store = self.engine.store
+        through = store.recent.through
+        if after is None or through is None:
+            return False
+        known = store.write_sets_between(after, through)
+        if known is None:
+            return False
+        if self._live and known and self._index.affected(WriteSet.union(known)):
+            return False
+        self._processed_ts = max(after, through)
+        self.skipped += 1
+        return True
+
     async def _process_commits(
         self, reader: StoreReader, pending: dict[Subscriber, _Pending]
     ) -> None:
@@ -418,11 +448,16 @@ class SyncCoordinator:
         if not self._live or reader.snapshot_ts <= after:
             self._processed_ts = max(after, reader.snapshot_ts)
             return
-        commits = await reader.commits_after(after)
-        if not commits:
+        # the write sets this process's committer already holds (its own commits, and others'
+        # it has read under the lock); the log only for what it does not know
+        known = self.engine.store.write_sets_between(after, reader.snapshot_ts)
+        if known is None:
+            commits = await reader.commits_after(after)
+            known = [WriteSet.from_json(c.write_set_json) for c in commits]
+        if not known:
             self._processed_ts = max(after, reader.snapshot_ts)
             return
-        writes = WriteSet.union(WriteSet.from_json(c.write_set_json) for c in commits)
+        writes = WriteSet.union(known)
         for shared in self._index.affected(writes):
             outcome = await self._run(
                 reader, shared.function, shared.args, shared.identity, shared.journal

@@ -17,7 +17,7 @@ from typing import Any
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.runtime import Runtime, to_ms
 from backend.schema_definition import Schema, SystemView
-from backend.storage.store import StoreReader, StoreWriter
+from backend.storage.store import MutationWriter, StoreReader, StoreWriter
 from backend.transactions.client import ClientInfo
 from backend.transactions.limits import Limits
 from backend.transactions.query import QueryBuilder
@@ -95,8 +95,8 @@ class Transaction:
         self.durable.append(write)
 
     @property
-    def writer(self) -> StoreWriter | None:
-        return self.reader if isinstance(self.reader, StoreWriter) else None
+    def writer(self) -> StoreWriter | MutationWriter | None:
+        return self.reader if isinstance(self.reader, StoreWriter | MutationWriter) else None
 
     def count_reads(self, n: int) -> None:
         self.docs_read += n
@@ -145,7 +145,7 @@ class Transaction:
     def query(self, table: str, *, system: bool) -> QueryBuilder:
         return QueryBuilder(self, self.check_table(table, system=system))
 
-    def _require_writer(self) -> StoreWriter:
+    def _require_writer(self) -> StoreWriter | MutationWriter:
         writer = self.writer
         if writer is None:
             raise TypeError("this transaction is read-only (a query cannot write)")

@@ -3,7 +3,8 @@
     python -m tests.backend.storage.worker_process URL PG_SCHEMA MODE N
 
 MODE ``insert`` writes notes from 4 tasks until killed, printing a line per commit;
-MODE ``increment`` runs N concurrent increments of counter "shared" and prints "done".
+MODE ``increment`` runs N concurrent increments of counter "shared" and prints "done";
+MODE ``ensure`` runs N concurrent ``counters:ensure`` of "once" and prints how many created it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ async def main(url: str, pg_schema: str, mode: str, n: int) -> None:
             *(engine.run_mutation("counters:increment", {"name": "shared"}) for _ in range(n))
         )
         print("done", flush=True)
+    elif mode == "ensure":
+        print("ready", flush=True)
+        sys.stdin.readline()
+        created = await asyncio.gather(
+            *(engine.run_mutation("counters:ensure", {"name": "once"}) for _ in range(n))
+        )
+        print(sum(1 for c in created if c.value), flush=True)
     await store.close()
 
 

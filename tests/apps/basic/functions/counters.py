@@ -52,3 +52,19 @@ async def schedule_bump(ctx: MutationCtx, name: str, seconds: float) -> str:
 async def fail_with_text(ctx: MutationCtx, text: str) -> None:
     """Fails with a ConvexError whose data is a plain string, as ``new ConvexError("...")``."""
     raise ConvexError.from_data(text)
+
+
+@mutation
+async def ensure(ctx: MutationCtx, name: str) -> bool:
+    """Create the counter unless one of that name exists; True if this call created it (a
+    read of an empty range, then an insert into it: the write-skew shape)."""
+    found = await ctx.db.query("counters").with_index("by_name", name=name).first()
+    if found is not None:
+        return False
+    await ctx.db.insert("counters", {"name": name, "value": 0})
+    return True
+
+
+@query
+async def named(ctx: QueryCtx, name: str) -> int:
+    return len(await ctx.db.query("counters").with_index("by_name", name=name).collect())
