@@ -8,7 +8,7 @@ from backend import audit, dashboard, migrator, scheduler
 from backend.auth import jwt
 from backend.auth import tables as auth_tables
 from backend.crons import jobs as cron_jobs
-from backend.files import service as file_storage
+from backend.files import functions as file_storage
 from backend.files import tables as file_tables
 from backend.mail import outbox
 from backend.ratelimit import limiter

@@ -28,14 +28,12 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from backend import scheduler
 from backend.errors import ConvexError, ErrorCode, invalid_argument
 from backend.files.blobs import BlobStore, LocalDiskBlobs, WrittenBlob
 from backend.files.tables import TABLE, UPLOADS
 from backend.runtime import to_ms
 from backend.transactions.transaction import SystemDatabase
-from backend.udf.context import ActionCtx
-from backend.udf.registry import internal_action
+from backend.udf import jobs
 
 if TYPE_CHECKING:
     from backend.engine import Engine
@@ -165,7 +163,7 @@ class FileStorage:
         if row is None:
             raise ConvexError(ErrorCode.NOT_FOUND, "no such file in storage")
         await db.delete_read(row)
-        await scheduler.enqueue(engine, db, db.txn.now, DELETE_PATH, {"key": row["blobKey"]})
+        await jobs.enqueue(engine, db, db.txn.now, DELETE_PATH, {"key": row["blobKey"]})
 
     async def serveable(self, db: SystemDatabase, storage_id: str) -> StoredBlob | None:
         if db.txn.schema.table_of_id(storage_id) != TABLE:
@@ -201,14 +199,3 @@ def install_storage(
         blobs or LocalDiskBlobs(DEFAULT_ROOT), secret_key, base_url, max_bytes=max_bytes
     )
     return engine.services.register(FileStorage, storage)
-
-
-@internal_action
-async def delete_blob(ctx: ActionCtx, key: str) -> None:
-    """The engine's job that removes a deleted file's bytes."""
-    from backend.udf.system_context import engine_of
-
-    await engine_of(ctx).services.get(FileStorage).blobs.delete(key)
-
-
-FUNCTIONS: dict[str, Any] = {DELETE_PATH: delete_blob}
