@@ -7,6 +7,7 @@
 //   in the audit log page;
 // - the function runner runs a query with JSON arguments and shows its result;
 // - filtering by an index narrows the live rows;
+// - a pending scheduled function is canceled from the schedules page;
 // - in production (ADMIN_KEY set, no dev key served) the page asks for the key and refuses a
 //   wrong one.
 //
@@ -187,6 +188,33 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     } finally {
       await context.close().catch(() => {});
       await production.stop();
+    }
+  });
+
+  test("a scheduled function is canceled from the schedules page, live", { timeout: TEST_TIMEOUT_MS }, async () => {
+    if (setupError) throw setupError;
+    const scheduling = await startServer({ dashboardDir, app: "tests.apps.system_tables" });
+    const context = await browser.newContext({ baseURL: scheduling.url });
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    try {
+      const http = new ConvexHttpClient(scheduling.url);
+      const jobId = await http.mutation(anyApi.messages.scheduleMessage, { delay: 3600, body: "later", author: "ann" });
+      await page.goto("/_dashboard/#schedules");
+      const jobs = page.getByRole("region", { name: "Scheduled functions" });
+      const row = jobs.getByRole("row").filter({ hasText: "messages:sendMessage" });
+      await row.filter({ hasText: "pending" }).waitFor();
+      await row.getByRole("button", { name: "Cancel" }).click();
+      await row.filter({ hasText: "canceled" }).waitFor();
+      assert.equal(await row.getByRole("button", { name: "Cancel" }).count(), 0);
+      const seen = await http.query(anyApi.admin.listScheduledSends, {});
+      assert.equal(seen.find((job) => job._id === jobId)?.state.kind, "canceled", JSON.stringify(seen));
+    } catch (error) {
+      await page.screenshot({ path: path.join(ARTIFACTS, "failure-dashboard-cancel.png") }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close().catch(() => {});
+      await scheduling.stop();
     }
   });
 
