@@ -69,7 +69,7 @@ def test_the_data_model_has_each_app_table_with_system_fields_and_indexes() -> N
     ) in model
     assert (
         'fieldPaths: "_creationTime" | "_id" | "author" | "body" | "channel" | "kind" | "meta" '
-        '| `meta.${string}`;'
+        "| `meta.${string}`;"
     ) in model
     assert 'by_channel: ["channel", "_creationTime"];' in model
     assert 'by_creation_time: ["_creationTime"];' in model
