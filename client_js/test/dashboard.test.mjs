@@ -8,7 +8,7 @@
 // - the function runner runs a query with JSON arguments and shows its result, and runs one
 //   as a chosen user (signed up for real), whom ctx.auth then sees;
 // - filtering by an index narrows the live rows;
-// - a pending scheduled function is canceled from the schedules page;
+// - a pending scheduled function is canceled from the schedules page, then all the others;
 // - in production (ADMIN_KEY set, no dev key served) the page asks for the key and refuses a
 //   wrong one.
 //
@@ -236,6 +236,15 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
       assert.equal(await row.getByRole("button", { name: "Cancel" }).count(), 0);
       const seen = await http.query(anyApi.admin.listScheduledSends, {});
       assert.equal(seen.find((job) => job._id === jobId)?.state.kind, "canceled", JSON.stringify(seen));
+
+      for (const body of ["one", "two"]) {
+        await http.mutation(anyApi.messages.scheduleMessage, { delay: 3600, body, author: "bob" });
+      }
+      await jobs.getByRole("row").filter({ hasText: "pending" }).nth(1).waitFor();
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: "Cancel all pending" }).click();
+      await jobs.getByText("2 canceled").waitFor();
+      await waitFor(async () => (await jobs.getByRole("row").filter({ hasText: "pending" }).count()) === 0, STEP_TIMEOUT_MS, "no pending row");
     } catch (error) {
       await page.screenshot({ path: path.join(ARTIFACTS, "failure-dashboard-cancel.png") }).catch(() => {});
       throw error;
