@@ -24,7 +24,7 @@ from typing import Annotated, Any, get_type_hints
 
 from pydantic import BaseModel
 
-from backend.codegen.typescript import TypeWriter, object_type, property_key
+from backend.codegen.typescript import TypeWriter, field_paths, object_type, property_key
 from backend.schema_definition import Schema
 from backend.udf.registry import RegisteredFunction, Visibility
 
@@ -156,10 +156,6 @@ def api_js() -> str:
     )
 
 
-def _field_paths(model_fields: list[tuple[str, str]]) -> list[str]:
-    return sorted({"_id", "_creationTime", *(name for name, _ in model_fields)})
-
-
 def data_model_dts(schema: Schema) -> str:
     """``DataModel`` as Convex's static data model writes it: each app table's document
     (with ``_id`` and ``_creationTime``), field paths and indexes."""
@@ -186,14 +182,15 @@ def data_model_dts(schema: Schema) -> str:
                     hint = Annotated[(hint, *info.metadata)]
                 fields.append((key, not info.is_required(), writer.ts_type(hint)))
             document = object_type(system + fields)
-            paths = _field_paths([(k, t) for k, _, t in fields])
+            nested = {".".join(p) for p in field_paths(definition.model) if p}
+            paths = sorted({"_id", "_creationTime", *nested})
         indexes: dict[str, list[str]] = {"by_id": ["_id"], "by_creation_time": ["_creationTime"]}
         for index, declared in definition.indexes.items():
             indexes[index] = [*declared, "_creationTime"]
         out.append(f"  {property_key(name)}: {{\n")
         out.append(f"    document: {document};\n")
-        field_paths = " | ".join(f'"{p}"' for p in paths)
-        out.append(f"    fieldPaths: {field_paths};\n")
+        listed = " | ".join(f"`{p}`" if "${" in p else f'"{p}"' for p in paths)
+        out.append(f"    fieldPaths: {listed};\n")
         out.append("    indexes: {\n")
         for index, on in indexes.items():
             out.append(f"      {property_key(index)}: {list_literal(on)};\n")

@@ -176,3 +176,23 @@ class TypeWriter:
 def ts_type(hint: Any) -> str:
     """The TypeScript type of a Python annotation (``any`` where it has none)."""
     return TypeWriter().ts_type(hint)
+
+
+def field_paths(hint: Any, _open: frozenset[type] = frozenset()) -> list[tuple[str, ...]]:
+    """The document field paths a type has, as Convex's data model lists them: each field,
+    each nested field of an object (``author.name``), ``${string}`` under a record."""
+    origin = get_origin(hint)
+    if origin is typing.Annotated:
+        return field_paths(get_args(hint)[0], _open)
+    if origin is Union or origin is types.UnionType:
+        return [p for member in get_args(hint) for p in field_paths(member, _open)]
+    if origin in _MAPPINGS or hint is dict:
+        return [("${string}",)]
+    if isinstance(hint, type) and issubclass(hint, BaseModel) and hint not in _open:
+        out: list[tuple[str, ...]] = []
+        for name, info in hint.model_fields.items():
+            key = info.serialization_alias or info.alias or name
+            out.append((key,))
+            out.extend((key, *sub) for sub in field_paths(info.annotation, _open | {hint}) if sub)
+        return out
+    return [()]

@@ -271,6 +271,26 @@ async def cancelScheduled(ctx: MutationCtx, id: str) -> None:
     await _record(system, audit.EventKind.ADMIN_CANCEL, outcome="canceled", resource=id)
 
 
+@internal_mutation
+async def cancelAllScheduled(ctx: MutationCtx, name: str | None = None) -> int:
+    """Cancel every pending scheduled function (of the function ``name`` only, if given), up
+    to ``MAX_ROWS`` per call; answers how many were canceled (call again for the rest)."""
+    system = SystemContext.of(ctx)
+    pending = system.db.query(scheduler.TABLE).with_index("by_state", state="pending")
+    chosen: list[str] = []
+    async for job in pending:  # read first, then write: the walk never sees its own writes
+        if scheduler.is_engine_job(job) or (name is not None and job["name"] != name):
+            continue
+        chosen.append(job["_id"])
+        if len(chosen) >= MAX_ROWS:
+            break
+    for job_id in chosen:
+        await scheduler.cancel(system.db, job_id)
+    canceled = len(chosen)
+    await _record(system, audit.EventKind.ADMIN_CANCEL, outcome=f"canceled {canceled}", action=name)
+    return canceled
+
+
 @internal_query
 async def crons(ctx: QueryCtx, runs: int = 10) -> list[dict[str, Any]]:
     """The deployed crons, each with its next tick and its latest runs."""
@@ -366,6 +386,7 @@ FUNCTIONS: dict[str, Any] = {
         run,
         scheduled,
         cancelScheduled,
+        cancelAllScheduled,
         crons,
         auditLog,
         schema,

@@ -19,11 +19,21 @@ const TSC = path.join(ROOT, "node_modules", "typescript", "bin", "tsc");
 // A frontend as Convex's templates lay it out: convex/_generated beside src/.
 const GOOD = `
 import { ConvexClient } from "convex/browser";
+import { useMutation, useQuery } from "convex/react";
 import type { FunctionReference } from "convex/server";
 import { api, internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 
 declare const client: ConvexClient;
+
+export function useChannel(channel: Id<"channels"> | null) {
+  const rows: Array<Record<string, any>> | undefined = useQuery(
+    api.messages.list,
+    channel ? { channel } : "skip",
+  );
+  const send = useMutation(api.messages.send);
+  return { rows, send: (body: string) => (channel ? send({ channel, body }) : null) };
+}
 declare const channel: Id<"channels">;
 
 export async function calls(): Promise<void> {
@@ -68,11 +78,13 @@ const BAD = [
   [`await client.mutation(internal.messages.purge, { before: 1 });`, /"internal"' is not assignable to type '"public"'/],
   [`const wrong: string = await client.query(api.admin.users.count, {});`, /Type 'number' is not assignable to type 'string'/],
   [`await client.query(api.messages.nothing, {});`, /Property 'nothing' does not exist/],
+  [`useQuery(api.messages.list, { channel, limit: "5" });`, /Type 'string' is not assignable to type 'number'/],
 ];
 
 function badFile() {
   const header = [
     `import { ConvexClient } from "convex/browser";`,
+    `import { useQuery } from "convex/react";`,
     `import { api, internal } from "../convex/_generated/api";`,
     `import type { Id } from "../convex/_generated/dataModel";`,
     `declare const client: ConvexClient;`,

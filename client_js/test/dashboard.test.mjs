@@ -5,8 +5,10 @@
 // - a row inserted by another client's mutation appears in the open table without a reload;
 // - a document edited as JSON is saved through the audited system mutation, and the edit is
 //   in the audit log page;
-// - the function runner runs a query with JSON arguments and shows its result;
+// - the function runner runs a query with JSON arguments and shows its result, and runs one
+//   as a chosen user (signed up for real), whom ctx.auth then sees;
 // - filtering by an index narrows the live rows;
+// - a pending scheduled function is canceled from the schedules page, then all the others;
 // - in production (ADMIN_KEY set, no dev key served) the page asks for the key and refuses a
 //   wrong one.
 //
@@ -24,6 +26,7 @@ import { anyApi } from "convex/server";
 import { chromium } from "playwright-core";
 
 import { buildDashboard } from "../scripts/dashboard.mjs";
+import { signUp } from "./support/accounts.mjs";
 import { REPO_ROOT, startServer, stopAllServers, waitFor } from "./support/harness.mjs";
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
@@ -187,6 +190,67 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     } finally {
       await context.close().catch(() => {});
       await production.stop();
+    }
+  });
+
+  test("the runner runs a function as a chosen user, whom ctx.auth then sees", { timeout: TEST_TIMEOUT_MS }, async () => {
+    if (setupError) throw setupError;
+    const real = await startServer({ dashboardDir, realAuth: true });
+    const context = await browser.newContext({ baseURL: real.url });
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    try {
+      const user = await signUp(real.url, { name: "Ann Runner" });
+      await page.goto("/_dashboard/#functions");
+      await page.getByLabel(/^Function/).selectOption("whoami:in_query");
+      await page.getByLabel(/^Run as/).selectOption({ label: `${user.email} (Ann Runner)` });
+      await page.getByRole("button", { name: "Run" }).click();
+      await page.getByTestId("run-result").filter({ hasText: user.userId }).waitFor();
+      await page.getByLabel(/^Run as/).selectOption("");
+      await page.getByRole("button", { name: "Run" }).click();
+      await page.getByTestId("run-result").filter({ hasText: /^null$/ }).waitFor();
+    } catch (error) {
+      await page.screenshot({ path: path.join(ARTIFACTS, "failure-dashboard-run-as.png") }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close().catch(() => {});
+      await real.stop();
+    }
+  });
+
+  test("a scheduled function is canceled from the schedules page, live", { timeout: TEST_TIMEOUT_MS }, async () => {
+    if (setupError) throw setupError;
+    const scheduling = await startServer({ dashboardDir, app: "tests.apps.system_tables" });
+    const context = await browser.newContext({ baseURL: scheduling.url });
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    try {
+      const http = new ConvexHttpClient(scheduling.url);
+      const jobId = await http.mutation(anyApi.messages.scheduleMessage, { delay: 3600, body: "later", author: "ann" });
+      await page.goto("/_dashboard/#schedules");
+      const jobs = page.getByRole("region", { name: "Scheduled functions" });
+      const row = jobs.getByRole("row").filter({ hasText: "messages:sendMessage" });
+      await row.filter({ hasText: "pending" }).waitFor();
+      await row.getByRole("button", { name: "Cancel" }).click();
+      await row.filter({ hasText: "canceled" }).waitFor();
+      assert.equal(await row.getByRole("button", { name: "Cancel" }).count(), 0);
+      const seen = await http.query(anyApi.admin.listScheduledSends, {});
+      assert.equal(seen.find((job) => job._id === jobId)?.state.kind, "canceled", JSON.stringify(seen));
+
+      for (const body of ["one", "two"]) {
+        await http.mutation(anyApi.messages.scheduleMessage, { delay: 3600, body, author: "bob" });
+      }
+      await jobs.getByRole("row").filter({ hasText: "pending" }).nth(1).waitFor();
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: "Cancel all pending" }).click();
+      await jobs.getByText("2 canceled").waitFor();
+      await waitFor(async () => (await jobs.getByRole("row").filter({ hasText: "pending" }).count()) === 0, STEP_TIMEOUT_MS, "no pending row");
+    } catch (error) {
+      await page.screenshot({ path: path.join(ARTIFACTS, "failure-dashboard-cancel.png") }).catch(() => {});
+      throw error;
+    } finally {
+      await context.close().catch(() => {});
+      await scheduling.stop();
     }
   });
 

@@ -12,12 +12,32 @@ function Jobs() {
   const [state, setState] = useState("");
   const jobs = useQuery(api.scheduled, state ? { state } : {});
   const cancel = useMutation(api.cancelScheduled);
+  const cancelAll = useMutation(api.cancelAllScheduled);
   const [error, setError] = useState(null);
+  const [note, setNote] = useState(null);
+  const pending = (jobs ?? []).filter((job) => job.state.kind === "pending").length;
   return (
     <section aria-label="Scheduled functions">
       <div className="section-head">
         <h2>Scheduled functions</h2>
         <span className="spacer" />
+        {note ? <span className="muted">{note}</span> : null}
+        <button
+          className="danger"
+          disabled={pending === 0}
+          onClick={async () => {
+            if (!window.confirm("Cancel every pending scheduled function?")) return;
+            setError(null);
+            try {
+              const count = await cancelAll({});
+              setNote(`${count} canceled`);
+            } catch (failure) {
+              setError(failure);
+            }
+          }}
+        >
+          Cancel all pending
+        </button>
         <label className="inline">
           State
           <select value={state} onChange={(e) => setState(e.target.value)}>

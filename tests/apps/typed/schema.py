@@ -17,6 +17,7 @@ class Message(BaseModel):
     author: str
     body: str
     kind: Literal["text", "image"] = "text"
+    meta: dict[str, str] | None = None
 
 
 schema = define_schema(

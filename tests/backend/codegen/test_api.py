@@ -64,7 +64,12 @@ def test_the_data_model_has_each_app_table_with_system_fields_and_indexes() -> N
     model = typed_files()["dataModel.d.ts"]
     assert (
         'document: { _id: Id<"messages">; _creationTime: number; channel: Id<"channels">; '
-        'author: string; body: string; kind?: "text" | "image" };'
+        'author: string; body: string; kind?: "text" | "image"; meta?: Record<string, string> '
+        "| null };"
+    ) in model
+    assert (
+        'fieldPaths: "_creationTime" | "_id" | "author" | "body" | "channel" | "kind" | "meta" '
+        "| `meta.${string}`;"
     ) in model
     assert 'by_channel: ["channel", "_creationTime"];' in model
     assert 'by_creation_time: ["_creationTime"];' in model

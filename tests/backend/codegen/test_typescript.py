@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from backend import Id, Int64
-from backend.codegen.typescript import ts_type
+from backend.codegen.typescript import field_paths, ts_type
 
 
 class Colour(enum.Enum):
@@ -109,3 +109,28 @@ def test_keys_that_are_not_identifiers_are_quoted() -> None:
         dashed: str = Field(alias="with-dash")
 
     assert ts_type(Odd) == '{ plain: string; "with-dash": string }'
+
+
+def test_field_paths_are_convexs_nested_and_record_ones() -> None:
+    class Inner(BaseModel):
+        name: str
+        tags: dict[str, int] = {}
+
+    class Outer(BaseModel):
+        inner: Inner
+        maybe: Inner | None = None
+        plain: int
+
+    paths = [".".join(p) for p in field_paths(Outer) if p]
+    assert paths == [
+        "inner",
+        "inner.name",
+        "inner.tags",
+        "inner.tags.${string}",
+        "maybe",
+        "maybe.name",
+        "maybe.tags",
+        "maybe.tags.${string}",
+        "plain",
+    ]
+    assert [p for p in field_paths(Tree) if p] == [("name",), ("children",)]

@@ -324,3 +324,33 @@ async def test_running_as_a_user_is_never_a_fresh_sign_in(database_url: str | No
                 },
             )
             assert refused["code"] == "SENSITIVE_VERIFICATION_REQUIRED"
+
+
+async def test_cancel_all_cancels_the_pending_ones_of_one_function_or_all(
+    server: LiveServer, admin: SyncSocket
+) -> None:
+    engine = server.engine
+
+    async def schedule(db: Any) -> list[str]:
+        when = engine.runtime.now() + timedelta(hours=1)
+        ids = []
+        for label in ("a", "b", "c"):
+            ids.append(
+                await scheduler.enqueue(engine, db, when, "jobs:side_effect", {"label": label})
+            )
+        ids.append(
+            await scheduler.enqueue(engine, db, when, "notes:add", {"author": "x", "body": "y"})
+        )
+        return ids
+
+    ids, _ = await engine.system_write(schedule)
+    assert await call(admin, "Mutation", "cancelAllScheduled", {"name": "jobs:side_effect"}) == 3
+    states = {job["_id"]: job["state"] for job in await rows(server, "_scheduled_functions")}
+    assert [states[i] for i in ids] == ["canceled", "canceled", "canceled", "pending"]
+    assert await call(admin, "Mutation", "cancelAllScheduled", {}) == 1
+    assert await call(admin, "Mutation", "cancelAllScheduled", {}) == 0
+    assert [e["outcome"] for e in await admin_events(server)] == [
+        "canceled 3",
+        "canceled 1",
+        "canceled 0",
+    ]
