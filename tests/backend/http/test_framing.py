@@ -78,8 +78,16 @@ async def test_a_body_that_trickles_in_is_cut_off_at_the_deadline(
 ) -> None:
     caplog.set_level(logging.INFO)
     head = HEAD + f"Content-Length: {len(BODY)}\r\n\r\n".encode()
-    answer = await exchange(server, head, trickle=BODY)  # a byte every 0.25 s: ~14 s in all
-    assert status_and_body(answer)[0] == 408
+    try:
+        answer = await exchange(server, head, trickle=BODY)  # a byte every 0.25 s: ~14 s in all
+    except ConnectionResetError:
+        # A byte sent just as the server closed makes the peer's kernel answer with a reset,
+        # which can discard the 408 before it is read (a busy machine widens that window).
+        # The connection was still cut off; the server's own record says with what.
+        answered = [r.getMessage() for r in caplog.records if "answered 408" in r.getMessage()]
+        assert answered, "the connection was reset without the server answering 408"
+    else:
+        assert status_and_body(answer)[0] == 408
     no_tracebacks(caplog)
 
 
