@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -80,7 +81,7 @@ async def test_another_blob_store_is_plugged_in_by_configuration_alone(tmp_path:
     from backend.storage.migrate import upgrade
     from tests.support.blob_stores import CountingBlobs
 
-    common = {
+    common: dict[str, Any] = {
         "database_url": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
         "dev_mode": True,
         "secret_key": "blob-store-secret",
