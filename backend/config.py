@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     http_action_max_body: int = 20 * 1024 * 1024  # bytes, as Convex's limit
     # File storage: where files live, the largest upload, and how long an upload may take
     storage_dir: str = str(DATA_DIR / "storage")
+    # another blob store: "package.module:factory", called with these settings (S3, ...)
+    storage_backend: str | None = None
     storage_max_bytes: int = 2 * 1024**3
     storage_upload_timeout: float = 600.0
 

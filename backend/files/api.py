@@ -19,7 +19,7 @@ is readable with ``ctx.db.system.get(storage_id)``. Anything that is not a stora
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from backend.transactions.transaction import SystemDatabase, Transaction
 
@@ -125,16 +125,21 @@ class StorageActions:
         return storage_id
 
     async def get(self, storage_id: str) -> bytes | None:
-        """The file's bytes, or None when it does not exist."""
+        """The file's bytes, or None when it does not exist (read whole: for a large file,
+        hand out ``get_url`` instead)."""
         from backend.files.blobs import BlobMissing
 
         service = _service(self._engine)
-        found: Any = await self._engine.system_read(lambda db: service.serveable(db, storage_id))
-        if found is None:
-            await self._engine.system_read(lambda db: service.stored(db, storage_id))  # bad id?
+
+        async def blob_key(db: SystemDatabase) -> str | None:
+            row = await service.stored(db, storage_id)  # INVALID_ARGUMENT for a foreign id
+            return None if row is None else str(row["blobKey"])
+
+        key = await self._engine.system_read(blob_key)
+        if key is None:
             return None
         try:
-            opened = await service.blobs.open(found.key)
-        except BlobMissing:
+            opened = await service.blobs.open(key)
+        except BlobMissing:  # deleted since the read
             return None
         return b"".join([chunk async for chunk in opened.chunks])

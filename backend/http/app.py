@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import sys
@@ -27,11 +28,11 @@ from backend.auth.oauth import OAuthClient, providers_from_env
 from backend.auth.service import AuthConfig, AuthService
 from backend.auth.sessions import resolve_identity
 from backend.auth.verifier import ConvexTokenVerifier
-from backend.config import Settings, load_settings
+from backend.config import ConfigurationError, Settings, load_settings
 from backend.crons.ticker import CronTicker
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
-from backend.files.blobs import LocalDiskBlobs
+from backend.files.blobs import BlobStore, LocalDiskBlobs
 from backend.files.service import FileStorage, install_storage
 from backend.files.sweeper import sweep_forever
 from backend.http.auth_routes import AuthRoutes
@@ -105,14 +106,33 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
     )
     install_seal(engine, settings.resolved_secret_key())
     if FileStorage not in engine.services:
-        install_storage(
-            engine,
-            settings.resolved_secret_key(),
-            settings.origin(),
-            blobs=LocalDiskBlobs(settings.storage_dir),
-            max_bytes=settings.storage_max_bytes,
-        )
+        install_file_storage(settings, engine)
     return service, keyring
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The blob store the settings name: ``STORAGE_BACKEND`` (``module:factory``, called with
+    the settings), or files on local disk under ``STORAGE_DIR``."""
+    if not settings.storage_backend:
+        return LocalDiskBlobs(settings.storage_dir)
+    module_name, _, factory_name = settings.storage_backend.partition(":")
+    if not module_name or not factory_name:
+        raise ConfigurationError("STORAGE_BACKEND must be 'package.module:factory'")
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    store = factory(settings)
+    if not isinstance(store, BlobStore):
+        raise ConfigurationError(f"STORAGE_BACKEND {settings.storage_backend} made no BlobStore")
+    return store
+
+
+def install_file_storage(settings: Settings, engine: Engine) -> FileStorage:
+    return install_storage(
+        engine,
+        settings.resolved_secret_key(),
+        settings.origin(),
+        blobs=blob_store(settings),
+        max_bytes=settings.storage_max_bytes,
+    )
 
 
 # A client resends its unanswered mutations after a reconnect, within seconds; ten minutes of
@@ -173,13 +193,7 @@ def create_app(
     engine = engine or build_engine(settings)
     service, keyring = auth or build_auth(settings, engine)
     if FileStorage not in engine.services:  # an assembly that brought its own auth
-        install_storage(
-            engine,
-            settings.resolved_secret_key(),
-            settings.origin(),
-            blobs=LocalDiskBlobs(settings.storage_dir),
-            max_bytes=settings.storage_max_bytes,
-        )
+        install_file_storage(settings, engine)
     if verifier is None:
         verifier = ConvexTokenVerifier(keyring.verifier())
     site = HttpActions(engine, verifier, max_body=settings.http_action_max_body)

@@ -18,7 +18,8 @@ They answer at the *site origin*, as Convex's do at ``<name>.convex.site``: a se
 - CORS is the app's to answer, as on Convex (its ``OPTIONS`` routes and headers); nothing is
   added here.
 - A handler that raises, or returns anything but a Starlette ``Response``, is a 500 whose body
-  says only ``Server Error`` (with the exception in ``DEV_MODE``); the detail is logged.
+  says only ``Server Error`` (with the exception in ``DEV_MODE``); the detail is logged. The
+  database out of reach is not the handler's bug: ``503 UNAVAILABLE`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 from backend.engine import Engine
 from backend.errors import SERVER_ERROR, ConvexError, ErrorCode
 from backend.http.errors import error_response, refused
+from backend.storage.store import StoreUnavailable
 from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
 from backend.udf.context import Identity
 from backend.udf.http_router import router_of
@@ -95,16 +97,26 @@ class HttpActions:
         path: str = scope["path"]
         if self.mount:
             path = path[len(self.mount) :] or "/"
-            scope = dict(scope, path=path, raw_path=path.encode("utf-8"), root_path="")
+            raw: bytes = scope.get("raw_path") or b""
+            mount = self.mount.encode()
+            raw = (raw[len(mount) :] if raw.startswith(mount) else path.encode()) or b"/"
+            scope = dict(scope, path=path, raw_path=raw, root_path="")
         response = await self._answer(scope, receive)
         if scope["method"] == "HEAD":
             response = _without_body(response)
         await response(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive) -> Response:
-        path, method = scope["path"], scope["method"]
+        path = scope["path"]
         if has_dot_segments(scope.get("raw_path", b"").decode("latin-1") or path):
             return refused(ErrorCode.INVALID_ARGUMENT, "The path has '.' or '..' segments")
+        try:
+            return await self._route(scope, receive)
+        except StoreUnavailable as outage:  # checking the caller's token needs the database
+            return error_response(outage)
+
+    async def _route(self, scope: Scope, receive: Receive) -> Response:
+        path, method = scope["path"], scope["method"]
         router = router_of(self.engine.app.extensions)
         match = router.lookup(path, method) if router is not None else None
         if match is None:
@@ -122,6 +134,8 @@ class HttpActions:
             response = await match.action(ctx, request)
         except _BodyTooLarge:
             return self._too_large()
+        except StoreUnavailable as outage:  # not the handler's bug: the caller may retry
+            return error_response(outage)
         except Exception as exc:
             return self._failed(match.route, exc)
         if not isinstance(response, Response):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
 from starlette.requests import Request
@@ -56,8 +56,8 @@ class StorageRoutes:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/api/storage/upload", self.upload, methods=["POST"]),
-            Route("/api/storage/{storage_id:str}", self.serve, methods=["GET"]),
+            Route("/api/storage/upload", _coded(self.upload), methods=["POST"]),
+            Route("/api/storage/{storage_id:str}", _coded(self.serve), methods=["GET"]),
         ]
 
     async def upload(self, request: Request) -> Response:
@@ -150,6 +150,21 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     if end <= start:
         return None
     return start, end
+
+
+def _coded(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint``, with a ``ConvexError`` out of it (the database out of reach: 503
+    ``UNAVAILABLE``) answered as the table says rather than as a 500."""
+
+    async def answer(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except ConvexError as error:
+            return error_response(error)
+
+    return answer
 
 
 async def _body(request: Request) -> AsyncIterator[bytes]:

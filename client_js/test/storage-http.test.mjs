@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 
 import { anyApi as api } from "convex/server";
+import { chromium } from "playwright-core";
 
 import { makeClient, startServer, stopAllServers, waitFor, watch } from "./support/harness.mjs";
 
@@ -114,3 +115,63 @@ for (const database of ["sqlite", "postgres"]) {
     });
   });
 }
+
+// A page on another origin, in Chromium: its `fetch` of the image (a preflighted POST, since
+// image/png is not a simple content type) and an <img> showing the URL the live list carries.
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const ONE_PIXEL_PNG =
+  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+describe("file storage from a browser page on another origin", TIMEOUT, () => {
+  let browser;
+  const clients = [];
+
+  after(async () => {
+    await browser?.close();
+    await Promise.all(clients.map((client) => client.close()));
+    await stopAllServers();
+  });
+
+  test("Chromium uploads with fetch and shows the image the list pushes", TIMEOUT, async () => {
+    const server = await startServer({ app: "tests.apps.file_storage" });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+      timeout: 30_000,
+    });
+    const page = await browser.newPage();
+    await page.setContent("<main>a frontend on another origin</main>");
+    const { client } = makeClient(server.url);
+    clients.push(client);
+    const seen = watch(client, api.messages.list, {});
+    await waitFor(() => seen.latest() !== undefined, 10_000, "the first result");
+
+    const postUrl = await client.mutation(api.messages.generateUploadUrl, {});
+    const uploaded = await page.evaluate(
+      async ({ postUrl, png }) => {
+        const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+        const image = new Blob([bytes], { type: "image/png" });
+        const result = await fetch(postUrl, {
+          method: "POST",
+          headers: { "Content-Type": image.type },
+          body: image,
+        });
+        return { status: result.status, json: await result.json() };
+      },
+      { postUrl, png: ONE_PIXEL_PNG },
+    );
+    assert.equal(uploaded.status, 200, JSON.stringify(uploaded.json));
+    await client.mutation(api.messages.sendImage, { storageId: uploaded.json.storageId, author: "User 1" });
+    await waitFor(() => seen.latest()?.length === 1, 10_000, "the image message");
+
+    const width = await page.evaluate(async (url) => {
+      const img = document.createElement("img");
+      img.src = url;
+      document.body.append(img);
+      await img.decode();
+      return img.naturalWidth;
+    }, seen.latest()[0].url);
+    assert.equal(width, 1);
+    seen.unsubscribe();
+  });
+});

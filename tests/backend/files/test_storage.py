@@ -194,6 +194,9 @@ async def test_ids_of_other_tables_are_not_storage_ids(site: TestBackend) -> Non
         assert refused.value.code == "INVALID_ARGUMENT"
         with pytest.raises(ConvexError):
             await site.mutation("files:remove", {"storageId": foreign})
+        with pytest.raises(ConvexError) as read:
+            await site.action("files:read", {"storageId": foreign})
+        assert read.value.code == "INVALID_ARGUMENT"
 
 
 # ---- what an author gets ---------------------------------------------------------------------

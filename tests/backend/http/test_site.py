@@ -6,8 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.backend.http.test_serve import Server, _environment, _wait_until_up, workdir
 from tests.support.live_server import free_port
@@ -69,3 +71,46 @@ async def test_serve_opens_the_site_origin_beside_the_main_port(workdir: Path) -
     finally:
         log = running.stop()
     assert "token=guess" not in log  # the upload token is redacted from the access log
+
+
+async def test_another_blob_store_is_plugged_in_by_configuration_alone(tmp_path: Path) -> None:
+    from backend.config import ConfigurationError, Settings
+    from backend.files.service import FileStorage
+    from backend.http.app import create_app
+    from backend.storage.deploy import deploy
+    from backend.storage.migrate import upgrade
+    from tests.support.blob_stores import CountingBlobs
+
+    common: dict[str, Any] = {
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
+        "dev_mode": True,
+        "secret_key": "blob-store-secret",
+        "storage_dir": str(tmp_path / "files"),
+        "web_dir": str(tmp_path / "no-web"),
+    }
+    settings = Settings(
+        **common,
+        storage_backend="tests.support.blob_stores:make",
+        app_schema="tests.apps.site.schema",
+        app_functions="tests.apps.site.functions",
+    )
+    app = create_app(settings)
+    engine = app.state.engine
+    blobs = engine.services.get(FileStorage).blobs
+    assert isinstance(blobs, CountingBlobs)
+    await upgrade(engine.store.engine)
+    assert (await deploy(engine.store, engine.code_schema)).ok
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:3210"
+        ) as http,
+    ):
+        made = await http.post("/api/mutation", json={"path": "files:upload_url", "args": {}})
+        url = made.json()["value"]
+        stored = await http.post(url, content=b"counted", headers={"content-type": "text/plain"})
+        assert stored.status_code == 200, stored.text
+    assert (blobs.writes, blobs.inner.root.is_dir()) == (1, True)
+    for wrong in ("tests.support.blob_stores:not_a_store", "no-colon"):
+        with pytest.raises(ConfigurationError):
+            create_app(Settings(**common, storage_backend=wrong))
