@@ -11,7 +11,7 @@ from backend.crons import jobs as cron_jobs
 from backend.mail import outbox
 from backend.ratelimit import limiter
 from backend.schema import Schema, SystemView
-from backend.sensitive import grants, verification
+from backend.sensitive import factors, grants, verification
 
 # The engine's tables that app code may read (``ctx.db.system.get`` / ``.query``), each with
 # the view that shapes its documents as Convex shows them. This is the whole allow-list: every
@@ -33,6 +33,7 @@ def system_schema() -> Schema:
             **auth_tables.TABLES,
             **audit.TABLES,
             **grants.TABLES,
+            **factors.TABLES,
             **migrator.TABLES,
             **cron_jobs.TABLES,
         },

@@ -242,7 +242,10 @@ class TestBackend(Caller):
             passwords=self.passwords,
         )
         self._engine.services.register(
-            SensitiveService, SensitiveService(self._engine, "test-secret-key", self.passwords)
+            SensitiveService,
+            SensitiveService(
+                self._engine, "test-secret-key", self.passwords, origin="http://testserver"
+            ),
         )
         install_seal(self._engine, "test-secret-key")
         return self

@@ -32,6 +32,10 @@ class EventKind(StrEnum):
     ACTION_PERFORMED = "action.performed"
     ACTION_REFUSED = "action.refused"
     RATE_LIMITED = "rate.limited"
+    CHALLENGE_ISSUED = "challenge.issued"  # a passkey ceremony started
+    FACTOR_ADDED = "factor.added"
+    FACTOR_REMOVED = "factor.removed"
+    FACTOR_CHANGED = "factor.changed"  # new backup codes, a new password or address
 
 
 class AuditEvent(BaseModel):

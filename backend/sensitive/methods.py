@@ -22,10 +22,12 @@ dialog then offer it to every user for whom ``available`` says yes.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from backend.auth.sessions import SessionInfo
-from backend.sensitive import email_code, password
+from backend.sensitive import backup_codes, email_code, passkey, password, totp
+from backend.sensitive.registry import SensitiveAction
 from backend.udf.registry import RegisteredFunction
 from backend.udf.system_context import SystemContext
 
@@ -37,17 +39,55 @@ class VerificationMethod(Protocol):
     @property
     def functions(self) -> Mapping[str, RegisteredFunction[Any, Any, Any]]: ...
 
-    async def available(self, system: SystemContext, who: SessionInfo, level: int) -> bool: ...
+    async def available(
+        self, system: SystemContext, who: SessionInfo, spec: SensitiveAction, resource: str | None
+    ) -> bool: ...
 
 
-METHODS: tuple[VerificationMethod, ...] = (password.METHOD, email_code.METHOD)
+METHODS: tuple[VerificationMethod, ...] = (
+    passkey.METHOD,
+    totp.METHOD,
+    password.METHOD,
+    backup_codes.METHOD,
+    email_code.METHOD,
+)
 """Every method, strongest first: the order ``methods`` lists them in."""
 
+EMAIL = email_code.NAME
 
-async def methods_for(system: SystemContext, who: SessionInfo, level: int) -> list[str]:
-    """The names of the methods ``who`` can use for an action of ``level``, strongest first.
-    Every method mints a grant, which satisfies every level."""
-    return [m.name for m in METHODS if await m.available(system, who, level)]
+
+@dataclass(frozen=True)
+class Offer:
+    """The methods a caller is offered for one action, strongest first; ``fallback`` when
+    the action demands methods this user has none of, and email stands in for them."""
+
+    methods: list[str]
+    fallback: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        return {"methods": self.methods, **({"fallback": True} if self.fallback else {})}
+
+
+async def offer(
+    system: SystemContext, who: SessionInfo, spec: SensitiveAction, resource: str | None
+) -> Offer:
+    """What ``who`` may verify with for ``spec`` on ``resource``: every method they have that
+    the action permits (``SensitiveAction.permits``); where it demands methods they have none
+    of, email, saying so. Every method mints a grant, which satisfies every level."""
+    have = [m.name for m in METHODS if await m.available(system, who, spec, resource)]
+    permitted = [name for name in have if spec.permits(name)]
+    if permitted or spec.methods is None:
+        return Offer(permitted)
+    if EMAIL in have and EMAIL not in spec.excludes:
+        return Offer([EMAIL], fallback=True)
+    return Offer([])
+
+
+async def methods_for(
+    system: SystemContext, who: SessionInfo, spec: SensitiveAction, resource: str | None
+) -> list[str]:
+    """The names of the methods ``who`` is offered for ``spec`` on ``resource``."""
+    return (await offer(system, who, spec, resource)).methods
 
 
 def functions() -> dict[str, RegisteredFunction[Any, Any, Any]]:
@@ -61,4 +101,4 @@ def functions() -> dict[str, RegisteredFunction[Any, Any, Any]]:
     return found
 
 
-__all__ = ["METHODS", "VerificationMethod", "functions", "methods_for"]
+__all__ = ["METHODS", "Offer", "VerificationMethod", "functions", "methods_for", "offer"]

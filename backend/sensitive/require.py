@@ -7,7 +7,7 @@ from typing import Any
 from backend import audit
 from backend.errors import ConvexError, ErrorCode
 from backend.sensitive.grants import GRANTS, live_grant
-from backend.sensitive.methods import methods_for
+from backend.sensitive.methods import offer
 from backend.sensitive.policy import Verdict, decide, is_fresh
 from backend.sensitive.records import Grant, Session
 from backend.sensitive.service import SensitiveService, caller
@@ -85,7 +85,7 @@ async def require_sensitive_action(
         level=spec.level,
         resource=resource,
         description=description,
-        methods=await methods_for(system, who, spec.level),
+        **(await offer(system, who, spec, resource)).fields(),
     )
 
 

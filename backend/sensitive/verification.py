@@ -45,7 +45,7 @@ async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dic
     answer: dict[str, Any] = {
         "level": spec.level,
         "satisfied": verdict.passes,
-        "methods": await methods.methods_for(system, who, spec.level),
+        **(await methods.offer(system, who, spec, resource)).fields(),
     }
     if grant is not None:
         answer["grantExpiresAt"] = grant["expiresAt"]
