@@ -44,3 +44,37 @@ async def verify_totp(
     if resource is not None:
         args["resource"] = resource
     return dict(await user.mutation("sensitive:verifyTotp", args))
+
+
+async def register_passkey(
+    user: UserHandle, authenticator: Any, name: str = "Laptop", *, verify: bool = True
+) -> dict[str, Any]:
+    """Register ``authenticator``'s credential for ``user`` (the change proven by password)."""
+    if verify:
+        await verify_with_password(user, "factor.passkey.add")
+    options = await user.mutation("sensitive:passkeyRegistrationOptions", {})
+    assert options["ok"] is True, options
+    answer = await user.mutation(
+        "sensitive:registerPasskey",
+        {"credential": authenticator.create(options["options"]), "name": name},
+    )
+    assert answer["ok"] is True, answer
+    return dict(answer)
+
+
+async def passkey_options(
+    user: UserHandle, action: str, resource: str | None = None
+) -> dict[str, Any]:
+    args: dict[str, Any] = {"action": action}
+    if resource is not None:
+        args["resource"] = resource
+    return dict(await user.mutation("sensitive:passkeyOptions", args))
+
+
+async def verify_passkey(
+    user: UserHandle, action: str, credential: dict[str, Any], resource: str | None = None
+) -> dict[str, Any]:
+    args: dict[str, Any] = {"action": action, "credential": credential}
+    if resource is not None:
+        args["resource"] = resource
+    return dict(await user.mutation("sensitive:verifyPasskey", args))
