@@ -11,7 +11,7 @@ from backend.crons import jobs as cron_jobs
 from backend.mail import outbox
 from backend.ratelimit import limiter
 from backend.schema import Schema, SystemView
-from backend.sensitive import factors, grants, verification
+from backend.sensitive import account, factors, grants, verification
 
 # The engine's tables that app code may read (``ctx.db.system.get`` / ``.query``), each with
 # the view that shapes its documents as Convex shows them. This is the whole allow-list: every
@@ -34,6 +34,7 @@ def system_schema() -> Schema:
             **audit.TABLES,
             **grants.TABLES,
             **factors.TABLES,
+            **account.TABLES,
             **migrator.TABLES,
             **cron_jobs.TABLES,
         },
@@ -42,4 +43,4 @@ def system_schema() -> Schema:
 
 
 def system_functions() -> dict[str, Any]:
-    return {**outbox.FUNCTIONS, **verification.FUNCTIONS}
+    return {**outbox.FUNCTIONS, **verification.FUNCTIONS, **account.FUNCTIONS}
