@@ -56,6 +56,7 @@ export async function startServer(options = {}) {
   if (options.realAuth) args.push("--real-auth");
   if (options.requireEmailVerification) args.push("--require-email-verification");
   if (options.webDir) args.push("--web-dir", path.resolve(options.webDir));
+  if (options.publicHost) args.push("--public-host", options.publicHost);
 
   const child = spawn(PYTHON, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
@@ -102,7 +103,7 @@ export async function startServer(options = {}) {
   try {
     const [, port, schema] = await ready;
     server.port = Number(port);
-    server.url = `http://127.0.0.1:${port}`;
+    server.url = `http://${options.publicHost ?? "127.0.0.1"}:${port}`;
     server.pgSchema = schema === "-" ? null : schema;
   } catch (error) {
     await server.stop();

@@ -318,6 +318,8 @@ async def serve(args: argparse.Namespace) -> None:
             allowed_origins=[],
             web_dir=args.web_dir,
             require_email_verification=args.require_email_verification,
+            # passkeys need a host name for their relying party (an IP address is none)
+            public_url=f"http://{args.public_host}:{port}" if args.public_host else None,
         )
         engine = build_engine(settings, database, real_auth=args.real_auth)
         if not args.no_migrate:
@@ -371,6 +373,7 @@ def main() -> None:
     parser.add_argument(
         "--web-dir", default=str(DEFAULT_WEB_DIR), help="the built web app to serve at /"
     )
+    parser.add_argument("--public-host", default=None, help="PUBLIC_URL's host (localhost)")
     args = parser.parse_args()
     args.web_dir = str(Path(args.web_dir).resolve())
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

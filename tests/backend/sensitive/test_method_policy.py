@@ -124,3 +124,18 @@ def test_an_action_names_known_methods_only() -> None:
         SensitiveAction("x.y", 3, methods={"sms"})
     with pytest.raises(TypeError):
         SensitiveAction("x.y", 3, methods=set())
+
+
+async def test_factors_sums_up_what_the_user_has(basic_t: TestBackend, alice: UserHandle) -> None:
+    assert await alice.query("sensitive:factors", {}) == {
+        "passkeys": 0,
+        "totp": False,
+        "backupCodesLeft": 0,
+    }
+    await enrol_totp(basic_t, alice)
+    await register_passkey(alice, SoftAuthenticator())
+    assert await alice.query("sensitive:factors", {}) == {
+        "passkeys": 1,
+        "totp": True,
+        "backupCodesLeft": 10,
+    }
