@@ -100,6 +100,12 @@ async def enrolTotp(ctx: MutationCtx) -> dict[str, Any]:
     uri = totp_codes.provisioning_uri(
         secret, account=str(who.user["email"]), issuer=service.site_name
     )
+    await audit.record(
+        db,
+        audit.EventKind.CHALLENGE_ISSUED,
+        outcome="totp-enrol",
+        **_trail(system, who, changes.TOTP_ADD),
+    )
     return {"ok": True, "uri": uri, "qrSvg": totp_codes.qr_svg(uri), "secret": secret}
 
 
