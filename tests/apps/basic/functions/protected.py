@@ -25,6 +25,13 @@ async def look(ctx: MutationCtx, name: str) -> int:
 
 
 @mutation
+async def quick(ctx: MutationCtx, name: str) -> int:
+    """Level 2: a session signed in within 10 minutes, or a grant."""
+    await require_sensitive_action(ctx, "thing.quick", resource=name)
+    return await _bump(ctx, name)
+
+
+@mutation
 async def vault(ctx: MutationCtx, name: str) -> int:
     """Level 3, and only a passkey or an authenticator app (or email, for a user without)."""
     await require_sensitive_action(ctx, "thing.vault", resource=name)
