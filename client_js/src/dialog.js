@@ -111,6 +111,7 @@ function open(doc, request, labels, options, resolve) {
   );
 
   const or = make("p", { class: "sv-or" }, label(labels.or));
+  const orStrong = make("p", { class: "sv-or" }, label(labels.or));
 
   // Passkey, authenticator app, backup code: shown only when the server offered them.
   const passkeyButton = make(
@@ -207,6 +208,7 @@ function open(doc, request, labels, options, resolve) {
     status,
     passkeySection,
     totpForm,
+    orStrong,
     passwordForm,
     or,
     emailSection,
@@ -240,6 +242,9 @@ function open(doc, request, labels, options, resolve) {
     setDisabled(backupButton, v.backup.disabled);
     setText(backupWait, v.backup.wait);
     backupWait.hidden = !v.backup.wait;
+
+    const weaker = v.password.shown || v.sendCode.shown || v.code.shown;
+    orStrong.hidden = !((v.passkey.shown || v.totp.shown) && weaker);
 
     passwordForm.hidden = !v.password.shown;
     emailSection.hidden = !v.sendCode.shown && !v.code.shown;
