@@ -164,6 +164,8 @@ async def grant(
         method=method,
         lifetime_ms=spec.grant_lifetime.total_seconds() * 1000,
         factor_id=factor_id,
+        # offered although excluded: only as the last resort of a user without another
+        last_resort=method in spec.excludes,
     )
     await audit.record(db, audit.EventKind.VERIFICATION_PASSED, outcome="passed", **fields)
     await audit.record(db, audit.EventKind.GRANT_MINTED, outcome="minted", **fields)

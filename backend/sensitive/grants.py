@@ -28,6 +28,7 @@ class Grant(BaseModel):
     level: int
     method: str
     factorId: str | None = None  # the passkey that proved it, for a passkey's grant
+    lastResort: bool | None = None  # proven by an excluded method, the user's only one
     expiresAt: float
     createdAt: float
 
@@ -91,6 +92,7 @@ async def mint_grant(
     method: str,
     lifetime_ms: float,
     factor_id: str | None = None,
+    last_resort: bool = False,
 ) -> Document:
     async for old in db.query(GRANTS).with_index(
         "by_target", sessionId=session_id, action=action, resource=resource
@@ -108,6 +110,8 @@ async def mint_grant(
     }
     if factor_id is not None:
         fields["factorId"] = factor_id
+    if last_resort:
+        fields["lastResort"] = True
     return {"_id": await db.insert(GRANTS, fields), **fields}
 
 

@@ -78,8 +78,13 @@ async def offer(
     of, email, saying so. Every method mints a grant, which satisfies every level."""
     have = [m.name for m in METHODS if await m.available(system, who, spec, resource)]
     permitted = [name for name in have if spec.permits(name)]
-    if permitted or spec.methods is None:
+    if permitted:
         return Offer(permitted)
+    resort = [name for name in have if name in spec.last_resort]
+    if resort:  # an excluded method, the only one this user has (``changes.py``)
+        return Offer(resort, fallback=True)
+    if spec.methods is None:
+        return Offer([])
     if EMAIL in have and EMAIL not in spec.excludes:
         return Offer([EMAIL], fallback=True)
     return Offer([])

@@ -54,7 +54,7 @@ def fits(
         and grant.action == spec.name
         and grant.resource == resource
         and grant.expires_at > now_ms
-        and grant.method not in spec.excludes
+        and (grant.method not in spec.excludes or grant.last_resort)
         and not (spec.not_by_resource and grant.factor_id == resource)
     )
 

@@ -44,6 +44,7 @@ class Grant:
     method: str
     expires_at: float
     factor_id: str | None = None  # the passkey that proved it
+    last_resort: bool = False  # an excluded method, offered as the user's only one
 
     @classmethod
     def of(cls, document: Document) -> Grant:
@@ -55,6 +56,7 @@ class Grant:
             method=str(document["method"]),
             expires_at=float(document["expiresAt"]),
             factor_id=factor if isinstance(factor, str) else None,
+            last_resort=document.get("lastResort") is True,
         )
 
 

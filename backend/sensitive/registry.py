@@ -67,6 +67,8 @@ class SensitiveAction:
     methods: AbstractSet[str] | None = None
     # the methods whose proof does not count (a factor is never removed on its own proof)
     excludes: frozenset[str] = frozenset()
+    # excluded methods still offered to a user who has nothing else (``changes.py``)
+    last_resort: frozenset[str] = frozenset()
     # a proof by the very factor the resource names does not count (removing a passkey)
     not_by_resource: bool = False
     builtin: bool = False  # one of the engine's own actions (``changes.py``)

@@ -138,3 +138,21 @@ async def test_confirmation_links_expire(basic_t: TestBackend, alice: UserHandle
     with pytest.raises(ConvexError) as info:
         await confirm_email_change(basic_t.engine, found.group(1))
     assert info.value.code == "TOKEN_EXPIRED"
+
+
+async def test_an_account_with_only_its_address_changes_it_by_email(basic_t: TestBackend) -> None:
+    bob = await basic_t.sign_in_magic_link("bob@example.com")
+    status = await bob.query("sensitive:status", {"action": "account.email.change"})
+    assert status["methods"] == ["email"]
+    assert status["fallback"] is True
+    await email_grant(basic_t, bob, "account.email.change")
+    assert await bob.mutation("sensitive:changeEmail", {"newEmail": "robert@example.com"}) == {
+        "ok": True
+    }
+
+
+async def test_with_a_password_an_email_code_cannot_change_the_address(
+    basic_t: TestBackend, alice: UserHandle
+) -> None:
+    refused = await alice.mutation("sensitive:sendEmailCode", {"action": "account.email.change"})
+    assert refused["code"] == "METHOD_NOT_AVAILABLE"
