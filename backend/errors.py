@@ -106,6 +106,8 @@ class ErrorCode(StrEnum):
     CODE_EXPIRED = "CODE_EXPIRED", 400, OnSocket.ANSWER
     METHOD_NOT_AVAILABLE = "METHOD_NOT_AVAILABLE", 400, OnSocket.ANSWER
     VERIFICATION_LOCKED = "VERIFICATION_LOCKED", 403, OnSocket.ANSWER
+    CHALLENGE_EXPIRED = "CHALLENGE_EXPIRED", 400, OnSocket.ANSWER  # a passkey's: ask again
+    INVALID_PASSKEY = "INVALID_PASSKEY", 400, OnSocket.ANSWER
 
     @classmethod
     def of(cls, code: str | None) -> ErrorCode | None:

@@ -13,7 +13,7 @@ from backend.files import tables as file_tables
 from backend.mail import outbox
 from backend.ratelimit import limiter
 from backend.schema_definition import Schema, SystemView
-from backend.sensitive import grants, verification
+from backend.sensitive import account, factors, grants, verification
 
 # The engine's tables that app code may read (``ctx.db.system.get`` / ``.query``), each with
 # the view that shapes its documents as Convex shows them. This is the whole allow-list: every
@@ -36,6 +36,8 @@ def system_schema() -> Schema:
             **auth_tables.TABLES,
             **audit.TABLES,
             **grants.TABLES,
+            **factors.TABLES,
+            **account.TABLES,
             **migrator.TABLES,
             **cron_jobs.TABLES,
             **file_tables.TABLES,
@@ -48,6 +50,7 @@ def system_functions() -> dict[str, Any]:
     return {
         **outbox.FUNCTIONS,
         **verification.FUNCTIONS,
+        **account.FUNCTIONS,
         **file_storage.FUNCTIONS,
         **dashboard.FUNCTIONS,
     }

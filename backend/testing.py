@@ -273,7 +273,10 @@ class TestBackend(Caller):
             passwords=self.passwords,
         )
         self._engine.services.register(
-            SensitiveService, SensitiveService(self._engine, "test-secret-key", self.passwords)
+            SensitiveService,
+            SensitiveService(
+                self._engine, "test-secret-key", self.passwords, origin="http://testserver"
+            ),
         )
         install_seal(self._engine, "test-secret-key")
         self._files_dir = Path(tempfile.mkdtemp(prefix="backend-files-", dir=_MEMORY_DIR))

@@ -36,6 +36,10 @@ class EventKind(StrEnum):
     ADMIN_EDIT = "admin.edit"
     ADMIN_RUN = "admin.run"
     ADMIN_CANCEL = "admin.cancel"
+    CHALLENGE_ISSUED = "challenge.issued"  # a passkey ceremony started
+    FACTOR_ADDED = "factor.added"
+    FACTOR_REMOVED = "factor.removed"
+    FACTOR_CHANGED = "factor.changed"  # new backup codes, a new password or address
 
 
 class AuditEvent(BaseModel):

@@ -102,7 +102,9 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
     )
     engine.services.register(
         SensitiveService,
-        SensitiveService(engine, settings.resolved_secret_key(), service.passwords),
+        SensitiveService(
+            engine, settings.resolved_secret_key(), service.passwords, origin=base_url
+        ),
     )
     install_seal(engine, settings.resolved_secret_key())
     if FileStorage not in engine.services:

@@ -33,12 +33,22 @@ from backend.errors import ConvexError, ErrorCode
 from backend.http.bodies import read_json
 from backend.http.errors import error_response, refused
 from backend.mail import dev_outbox
-from backend.udf.context import ClientInfo
+from backend.sensitive.account import confirm_email_change
+from backend.udf.context import ClientInfo, Identity
 
 MAX_AUTH_BODY = 64 * 1024
 T = TypeVar("T")
 OAUTH_STATE_PATH = "/api/auth/callback"
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class StepUpRequired(Exception):
+    """A protected account change was refused for want of a step-up: answered with all of
+    the refusal's data (action, level, description, methods), as the socket answers it."""
+
+    def __init__(self, error: ConvexError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class AuthRoutes:
@@ -142,6 +152,11 @@ class AuthRoutes:
         async def run(request: Request) -> Response:
             try:
                 return await handler(request)
+            except StepUpRequired as required:  # the whole refusal: the dialog needs it
+                data = required.error.data
+                return JSONResponse(
+                    data, status_code=ErrorCode.SENSITIVE_VERIFICATION_REQUIRED.status
+                )
             except ConvexError as error:
                 return error_response(error)
 
@@ -332,6 +347,57 @@ class AuthRoutes:
         await self.service.revoke_other_sessions(token)
         return JSONResponse({"status": True})
 
+    async def _as_caller(self, request: Request, path: str, args: dict[str, Any]) -> Any:
+        """Run the engine's mutation ``path`` as the session of this request; an answer
+        ``{ok: false, code}`` becomes that code's refusal."""
+        token, from_cookie = self._token(request)
+        if from_cookie:
+            self._check_origin(request, required=True)
+        info = await self.service.require_session(token)
+        identity = Identity(subject=info.user["_id"], session_id=info.session["_id"])
+        try:
+            result = await self.service.engine.run_mutation(
+                path, args, identity, client=self._client(request)
+            )
+        except ConvexError as error:
+            if error.code == ErrorCode.SENSITIVE_VERIFICATION_REQUIRED:
+                raise StepUpRequired(error) from None
+            raise
+        answer = result.value
+        if isinstance(answer, dict) and answer.get("ok") is False:
+            details = {k: v for k, v in answer.items() if k not in ("ok", "code")}
+            raise ConvexError(str(answer["code"]), str(answer["code"]), **details)
+        return info
+
+    async def change_password(self, request: Request) -> Response:
+        """Better Auth's ``/change-password``: ``{newPassword, currentPassword,
+        revokeOtherSessions?}`` → ``{token: null, user}``. A protected action: 403
+        ``SENSITIVE_VERIFICATION_REQUIRED`` with the methods to verify with."""
+        body = await self._body(request)
+        for name in ("newPassword", "currentPassword"):
+            if not isinstance(body.get(name), str):
+                raise ConvexError(ErrorCode.INVALID_ARGUMENT, f"{name} is required", path=name)
+        args: dict[str, Any] = {
+            "currentPassword": body["currentPassword"],
+            "newPassword": body["newPassword"],
+            "revokeOtherSessions": body.get("revokeOtherSessions") is True,
+        }
+        info = await self._as_caller(request, "sensitive:changePassword", args)
+        return JSONResponse({"token": None, "user": user_json(info.user)})
+
+    async def change_email(self, request: Request) -> Response:
+        """Better Auth's ``/change-email``: ``{newEmail, callbackURL?}`` → ``{status: true}``;
+        a link goes to each address, and the change happens when both are followed."""
+        body = await self._body(request)
+        if not isinstance(body.get("newEmail"), str):
+            raise ConvexError(ErrorCode.INVALID_EMAIL, "newEmail is required", path="newEmail")
+        await self._as_caller(request, "sensitive:changeEmail", {"newEmail": body["newEmail"]})
+        return JSONResponse({"status": True})
+
+    async def change_email_verify(self, request: Request) -> Response:
+        outcome = await confirm_email_change(self.service.engine, request.query_params.get("token"))
+        return JSONResponse({"status": True, "changed": outcome == "changed"})
+
     async def convex_token(self, request: Request) -> Response:
         token, _ = self._token(request)
         info = await self.service.require_session(token)
@@ -383,6 +449,9 @@ class AuthRoutes:
             Route(
                 "/api/auth/revoke-other-sessions", g(self.revoke_other_sessions), methods=["POST"]
             ),
+            Route("/api/auth/change-password", g(self.change_password), methods=["POST"]),
+            Route("/api/auth/change-email", g(self.change_email), methods=["POST"]),
+            Route("/api/auth/change-email/verify", g(self.change_email_verify), methods=["GET"]),
             Route("/api/auth/convex/token", g(self.convex_token), methods=["GET"]),
             Route("/api/auth/jwks", g(self.jwks), methods=["GET"]),
             Route("/api/auth/providers", g(self.providers), methods=["GET"]),

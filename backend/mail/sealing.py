@@ -42,10 +42,13 @@ class SealBroken(ValueError):
 class SecretSeal:
     """Seals and opens mail secrets under one server secret."""
 
-    def __init__(self, secret_key: str) -> None:
+    def __init__(self, secret_key: str, *, info: bytes = _INFO) -> None:
+        """``info`` names the use (HKDF's ``info``): each use of the seal gets its own key, so
+        a secret sealed for one never opens as another's (step-up seals TOTP secrets under
+        its own)."""
         if not secret_key:
             raise ValueError("a mail seal needs the server's SECRET_KEY")
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(
             secret_key.encode("utf-8")
         )
         self._aead = AESGCM(key)

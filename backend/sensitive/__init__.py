@@ -9,7 +9,8 @@ Declare the actions once, beside the app's functions::
 
 and call ``await require_sensitive_action(ctx, "org.delete", resource=org_id)`` in the
 mutation, before it writes. The caller passes on a fresh session (levels 1-2) or a live grant
-for this session, action and resource (minted by ``sensitive:verifyPassword`` or
+for this session, action and resource (minted by ``sensitive:verifyPasskey``,
+``sensitive:verifyTotp``, ``sensitive:verifyPassword``, ``sensitive:verifyBackupCode`` or
 ``sensitive:verifyEmailCode``); otherwise the mutation fails with
 ``SENSITIVE_VERIFICATION_REQUIRED`` and the data the client needs to ask for verification.
 
@@ -27,8 +28,14 @@ The folder, pure core first, edges after:
 - ``service.py``: the server's secret, password hasher and lockout (one per engine, a
   registered service), and ``caller``.
 - ``attempts.py``: the steps every method shares (permission, rate limits, audit, minting).
-- ``password.py``, ``email_code.py``: one module per verification method, its functions.
-- ``methods.py``: the methods, strongest first, and which a caller is offered; how to add one.
+- ``passkey.py``, ``totp.py``, ``password.py``, ``backup_codes.py``, ``email_code.py``: one
+  module per verification method, its functions (and its enrolment); ``totp_codes.py`` the
+  pure rules of app codes; ``factors.py`` the tables of passkeys, apps, backup codes and
+  WebAuthn challenges.
+- ``changes.py``: the engine's own protected actions, the factor changes, and the mails that
+  tell the account of them; ``account.py``: changing the password and the address.
+- ``methods.py``: the methods, strongest first, and which a caller is offered (what they
+  have, what the action permits); how to add one.
 - ``require.py``: ``require_sensitive_action``. ``verification.py``: ``sensitive:status``
   and every method's functions, for the engine to register.
 """

@@ -93,6 +93,25 @@ async def authorize(
     )
 
 
+async def offered(
+    system: SystemContext,
+    who: SessionInfo,
+    spec: SensitiveAction,
+    resource: str | None,
+    method: str,
+    fields: dict[str, Any],
+) -> Answer | None:
+    """``METHOD_NOT_AVAILABLE`` (audited) unless ``method`` is one this caller is offered for
+    this action (``methods.offer``: what they have, what the action permits), else None."""
+    from backend.sensitive.methods import offer  # methods.py imports every method module
+
+    if method in (await offer(system, who, spec, resource)).methods:
+        return None
+    return await failed(
+        system.db, refusal(ErrorCode.METHOD_NOT_AVAILABLE), "method not offered", fields
+    )
+
+
 async def spend(
     system: SystemContext,
     who: SessionInfo,
@@ -130,9 +149,11 @@ async def grant(
     resource: str | None,
     method: str,
     fields: dict[str, Any],
+    *,
+    factor_id: str | None = None,
 ) -> Answer:
     """A passed check: mint the grant (replacing any earlier one for the same target) and
-    audit both. ``{ok: true, expiresAt}``."""
+    audit both. ``{ok: true, expiresAt}``. ``factor_id`` names the passkey that proved it."""
     minted = await mint_grant(
         db,
         user_id=who.user_id,
@@ -142,6 +163,9 @@ async def grant(
         level=spec.level,
         method=method,
         lifetime_ms=spec.grant_lifetime.total_seconds() * 1000,
+        factor_id=factor_id,
+        # offered although excluded: only as the last resort of a user without another
+        last_resort=method in spec.excludes,
     )
     await audit.record(db, audit.EventKind.VERIFICATION_PASSED, outcome="passed", **fields)
     await audit.record(db, audit.EventKind.GRANT_MINTED, outcome="minted", **fields)
@@ -162,6 +186,7 @@ __all__ = [
     "check_target",
     "failed",
     "grant",
+    "offered",
     "refusal",
     "spend",
     "trail",

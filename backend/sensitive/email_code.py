@@ -21,6 +21,7 @@ from backend.sensitive.attempts import Answer
 from backend.sensitive.codes import CODE_TTL, CodeVerdict
 from backend.sensitive.grants import CODES, current_code, failures, save_failures
 from backend.sensitive.records import CodeFailures, EmailCode, Session
+from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import SensitiveService, caller
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx
@@ -68,6 +69,9 @@ async def sendEmailCode(ctx: MutationCtx, action: str, resource: str | None = No
     await attempts.authorize(system, who, spec, resource, NAME)
     fields = attempts.trail(system, who, spec, resource, NAME)
     db = system.db
+    not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
+    if not_offered is not None:
+        return not_offered
     if codes.is_stopped(
         CodeFailures.of(await failures(db, who.user_id, NAME)), Session.of(who.session)
     ):
@@ -135,6 +139,9 @@ async def verifyEmailCode(
     await attempts.authorize(system, who, spec, resource, NAME)
     fields = attempts.trail(system, who, spec, resource, NAME)
     db = system.db
+    not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
+    if not_offered is not None:
+        return not_offered
     session = Session.of(who.session)
     record_doc = await failures(db, who.user_id, NAME)
     record = CodeFailures.of(record_doc)
@@ -186,7 +193,9 @@ class EmailCodeMethod:
         "sensitive:verifyEmailCode": verifyEmailCode,
     }
 
-    async def available(self, system: SystemContext, who: SessionInfo, level: int) -> bool:
+    async def available(
+        self, system: SystemContext, who: SessionInfo, spec: SensitiveAction, resource: str | None
+    ) -> bool:
         return True
 
 

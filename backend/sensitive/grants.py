@@ -27,6 +27,8 @@ class Grant(BaseModel):
     resource: str | None = None
     level: int
     method: str
+    factorId: str | None = None  # the passkey that proved it, for a passkey's grant
+    lastResort: bool | None = None  # proven by an excluded method, the user's only one
     expiresAt: float
     createdAt: float
 
@@ -89,6 +91,8 @@ async def mint_grant(
     level: int,
     method: str,
     lifetime_ms: float,
+    factor_id: str | None = None,
+    last_resort: bool = False,
 ) -> Document:
     async for old in db.query(GRANTS).with_index(
         "by_target", sessionId=session_id, action=action, resource=resource
@@ -104,6 +108,10 @@ async def mint_grant(
         "expiresAt": db.now_ms + lifetime_ms,
         "createdAt": db.now_ms,
     }
+    if factor_id is not None:
+        fields["factorId"] = factor_id
+    if last_resort:
+        fields["lastResort"] = True
     return {"_id": await db.insert(GRANTS, fields), **fields}
 
 

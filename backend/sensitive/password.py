@@ -22,6 +22,7 @@ from backend.errors import ErrorCode
 from backend.ratelimit.limiter import TokenBucket
 from backend.sensitive import attempts
 from backend.sensitive.attempts import Answer
+from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import SensitiveService, caller
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.registry import RegisteredFunction
@@ -59,6 +60,33 @@ async def attempt_of(db: SystemDatabase, lockout: Lockout, who: SessionInfo) -> 
     return lockout.attempt(str(who.user["email"]), known)
 
 
+async def admit_guess(
+    system: SystemContext,
+    who: SessionInfo,
+    limits: Mapping[str, TokenBucket],
+    fields: dict[str, Any],
+) -> Attempt | Answer:
+    """Admit one guess at a secret of the account (a password, an app's code, a backup code)
+    on the failure record the password keeps (counted as a failure now: ``settle`` it with
+    the outcome), spending ``limits`` first; or the refusal to answer, while that record
+    locks this client out (``RATE_LIMITED``, or ``METHOD_NOT_AVAILABLE`` at its hard stop)."""
+    db = system.db
+    lockout = system.service(SensitiveService).lockout
+    attempt = await attempt_of(db, lockout, who)
+    locked = await lockout.check(db, attempt)
+    if locked is None:
+        refused = await attempts.spend(system, who, limits, fields)
+        if refused is not None:
+            return refused
+        locked = await lockout.admit(db, attempt)
+    if locked is None:
+        return attempt
+    await audit.record(db, audit.EventKind.RATE_LIMITED, outcome="locked", **fields)
+    if locked.code is RefusalCode.PASSWORD_LOCKED:  # until the address is proven
+        return attempts.refusal(ErrorCode.METHOD_NOT_AVAILABLE)
+    return attempts.refusal(ErrorCode.RATE_LIMITED, retryAfterMs=locked.retry_after_ms)
+
+
 @dataclass(frozen=True)
 class _Admitted:
     who: SessionInfo
@@ -90,24 +118,18 @@ async def verifyPassword(
         await attempts.authorize(system, who, spec, resource, NAME)
         fields = attempts.trail(system, who, spec, resource, NAME)
         db = system.db
+        not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
+        if not_offered is not None:
+            return not_offered
         stored = await password_hash(db, who.user_id)
         if stored is None:
             return await attempts.failed(
                 db, attempts.refusal(ErrorCode.METHOD_NOT_AVAILABLE), "no password", fields
             )
-        attempt = await attempt_of(db, service.lockout, who)
-        locked = await service.lockout.check(db, attempt)
-        if locked is None:
-            refused = await attempts.spend(system, who, LIMITS, fields)
-            if refused is not None:
-                return refused
-            # Counted as a failure now, forgiven below if the password is right.
-            locked = await service.lockout.admit(db, attempt)
-        if locked is not None:
-            await audit.record(db, audit.EventKind.RATE_LIMITED, outcome="locked", **fields)
-            if locked.code is RefusalCode.PASSWORD_LOCKED:  # until the address is proven
-                return attempts.refusal(ErrorCode.METHOD_NOT_AVAILABLE)
-            return attempts.refusal(ErrorCode.RATE_LIMITED, retryAfterMs=locked.retry_after_ms)
+        # Counted as a failure now, forgiven below if the password is right.
+        attempt = await admit_guess(system, who, LIMITS, fields)
+        if not isinstance(attempt, Attempt):
+            return attempt
         return Proceed(_Admitted(who, fields, stored, attempt))
 
     first = await steps.transaction(admit)
@@ -141,7 +163,9 @@ class PasswordMethod:
         "sensitive:verifyPassword": verifyPassword
     }
 
-    async def available(self, system: SystemContext, who: SessionInfo, level: int) -> bool:
+    async def available(
+        self, system: SystemContext, who: SessionInfo, spec: SensitiveAction, resource: str | None
+    ) -> bool:
         db = system.db
         if await password_hash(db, who.user_id) is None:
             return False
@@ -155,4 +179,11 @@ class PasswordMethod:
 
 METHOD = PasswordMethod()
 
-__all__ = ["LIMITS", "METHOD", "password_hash", "verifyPassword"]
+__all__ = [
+    "LIMITS",
+    "METHOD",
+    "admit_guess",
+    "attempt_of",
+    "password_hash",
+    "verifyPassword",
+]

@@ -11,7 +11,9 @@ The rules (the levels are declared in ``registry.py``):
   window (levels 1 and 2 only; 60 and 10 minutes unless the action says otherwise). Nothing
   refreshes a session's sign-in time, so neither renewing a token nor activity makes it fresh;
 - otherwise the caller needs a grant bound to this very session, action and resource, and
-  unexpired; at level 4 the call spends it (in its own transaction: a failed call keeps it);
+  unexpired, and not proven by the factor the action changes (the methods an action demands
+  are enforced when the grant is minted: ``methods.offer``); at level 4 the call spends it
+  (in its own transaction: a failed call keeps it);
 - otherwise: refuse, and the caller must verify.
 """
 
@@ -45,12 +47,15 @@ def is_fresh(spec: SensitiveAction, session: Session, now_ms: float) -> bool:
 def fits(
     grant: Grant, spec: SensitiveAction, session: Session, resource: str | None, now_ms: float
 ) -> bool:
-    """Whether ``grant`` lets ``session`` perform ``spec`` on ``resource`` at ``now_ms``."""
+    """Whether ``grant`` lets ``session`` perform ``spec`` on ``resource`` at ``now_ms``: and
+    was not proven by the factor the action changes."""
     return (
         grant.session_id == session.id
         and grant.action == spec.name
         and grant.resource == resource
         and grant.expires_at > now_ms
+        and (grant.method not in spec.excludes or grant.last_resort)
+        and not (spec.not_by_resource and grant.factor_id == resource)
     )
 
 

@@ -43,15 +43,20 @@ class Grant:
     resource: str | None
     method: str
     expires_at: float
+    factor_id: str | None = None  # the passkey that proved it
+    last_resort: bool = False  # an excluded method, offered as the user's only one
 
     @classmethod
     def of(cls, document: Document) -> Grant:
+        factor = document.get("factorId")
         return cls(
             session_id=str(document["sessionId"]),
             action=str(document["action"]),
             resource=document.get("resource"),
             method=str(document["method"]),
             expires_at=float(document["expiresAt"]),
+            factor_id=factor if isinstance(factor, str) else None,
+            last_resort=document.get("lastResort") is True,
         )
 
 

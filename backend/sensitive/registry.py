@@ -15,18 +15,25 @@ mutation applies before it calls ``require_sensitive_action``. The verification 
 it before anything else (rate limits, codes, mail, descriptions, grants); a caller it refuses
 gets ``FORBIDDEN`` and nothing is sent, described or minted. Declare one for every action whose
 resource belongs to someone: without it, any signed-in user may verify for any resource.
+
+An action may demand stronger methods than a password or a code by mail: ``methods={"passkey",
+"totp"}`` offers a user only those of them they have (and their backup codes, the recovery of
+both); a user who has none of them is offered email alone, and the refusal says so
+(``fallback: true``).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from backend.errors import ConvexError
 
+METHOD_NAMES = frozenset({"passkey", "totp", "password", "backup_code", "email"})
 DEFAULT_WINDOWS = {1: timedelta(minutes=60), 2: timedelta(minutes=10)}
 DEFAULT_GRANT_TTL = timedelta(minutes=5)
 MAX_GRANT_TTL = timedelta(minutes=10)
@@ -57,6 +64,14 @@ class SensitiveAction:
     fresh_for: timedelta | None = None
     grant_ttl: timedelta | None = None
     authorize: Authorize | None = None
+    methods: AbstractSet[str] | None = None
+    # the methods whose proof does not count (a factor is never removed on its own proof)
+    excludes: frozenset[str] = frozenset()
+    # excluded methods still offered to a user who has nothing else (``changes.py``)
+    last_resort: frozenset[str] = frozenset()
+    # a proof by the very factor the resource names does not count (removing a passkey)
+    not_by_resource: bool = False
+    builtin: bool = False  # one of the engine's own actions (``changes.py``)
     registered: bool = True  # False only for the stand-in of an undeclared action
 
     def __post_init__(self) -> None:
@@ -66,6 +81,25 @@ class SensitiveAction:
             raise TypeError(f"{self.name}: only levels 1 and 2 pass on a fresh session")
         if not self.name or len(self.name) > 128:
             raise TypeError("an action name has 1 to 128 characters")
+        if self.methods is not None:
+            object.__setattr__(self, "methods", frozenset(self.methods))
+            unknown = set(self.methods) - METHOD_NAMES
+            if unknown or not self.methods:
+                raise TypeError(
+                    f"{self.name}: methods are some of {sorted(METHOD_NAMES)}, not "
+                    f"{sorted(self.methods)!r}"
+                )
+
+    def permits(self, method: str) -> bool:
+        """Whether a proof by ``method`` may satisfy this action when the user has one of the
+        methods it demands (backup codes stand in for a passkey or an app)."""
+        if method in self.excludes:
+            return False
+        if self.methods is None:
+            return True
+        if method == "backup_code":
+            return bool(self.methods & {"passkey", "totp", "backup_code"})
+        return method in self.methods
 
     @property
     def window(self) -> timedelta | None:
@@ -115,6 +149,15 @@ class SensitiveActions:
             if action.name in self._actions:
                 raise TypeError(f"sensitive action {action.name!r} is declared twice")
             self._actions[action.name] = action
+
+    def with_builtins(self, builtins: SensitiveActions) -> SensitiveActions:
+        """These actions and the engine's own (which an app cannot redeclare)."""
+        clash = [a.name for a in builtins if a.name in self._actions]
+        if clash:
+            raise TypeError(f"sensitive actions {clash!r} are the engine's own")
+        merged = SensitiveActions()
+        merged._actions = {**self._actions, **builtins._actions}
+        return merged
 
     def get(self, name: str) -> SensitiveAction:
         """The declared action, or a level-4 stand-in: unknown actions fail closed."""

@@ -6,10 +6,13 @@ from typing import Any
 
 from backend import audit
 from backend.errors import ConvexError, ErrorCode
+from backend.mail import queue_mail
+from backend.sensitive.changes import client_line, notice
 from backend.sensitive.grants import GRANTS, live_grant
-from backend.sensitive.methods import methods_for
+from backend.sensitive.methods import offer
 from backend.sensitive.policy import Verdict, decide, is_fresh
 from backend.sensitive.records import Grant, Session
+from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import SensitiveService, caller
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx
@@ -68,6 +71,7 @@ async def require_sensitive_action(
             await audit.record(
                 db, audit.EventKind.GRANT_SPENT, outcome=verdict.value, method=method, **trail
             )
+            await _tell(system, ctx, who.user_id, spec, resource)
         await audit.record(
             db, audit.EventKind.ACTION_PERFORMED, outcome="grant", method=method, **trail
         )
@@ -85,7 +89,31 @@ async def require_sensitive_action(
         level=spec.level,
         resource=resource,
         description=description,
-        methods=await methods_for(system, who, spec.level),
+        **(await offer(system, who, spec, resource)).fields(),
+    )
+
+
+async def _tell(
+    system: SystemContext,
+    ctx: MutationCtx,
+    user_id: str,
+    spec: SensitiveAction,
+    resource: str | None,
+) -> None:
+    """A critical action (level 4) is mailed to the account: sent if the mutation commits."""
+    user = await system.db.get(user_id)
+    if user is None:
+        return
+    description = await spec.describe(ctx, resource)
+    await queue_mail(
+        system,
+        notice(
+            str(user["email"]),
+            f"Done: {description}"[:150],
+            f"This was confirmed and done on your account: {description}",
+            when=system.now,
+            client=client_line(system),
+        ),
     )
 
 

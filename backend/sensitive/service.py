@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import Any
+from urllib.parse import urlsplit
 
 from backend.auth.lockout import Lockout
 from backend.auth.passwords import Passwords
@@ -19,6 +20,7 @@ from backend.auth.sessions import SessionInfo
 from backend.auth.tables import SESSIONS
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
+from backend.mail.sealing import SecretSeal
 from backend.sensitive import codes
 from backend.sensitive.registry import EMPTY, SensitiveActions
 from backend.udf.system_context import SystemContext
@@ -27,19 +29,50 @@ from backend.values.ids import is_id_of
 Document = dict[str, Any]
 
 
+_TOTP_SEAL = b"stepup/sensitive/totp-secret/v1"
+
+
 class SensitiveService:
-    def __init__(self, engine: Engine, secret: str, passwords: Passwords) -> None:
+    """``origin`` is the site's public origin (``PUBLIC_URL``): passkeys are bound to it and
+    to its host name, the WebAuthn relying party id."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        secret: str,
+        passwords: Passwords,
+        *,
+        origin: str = "http://localhost",
+        site_name: str | None = None,
+    ) -> None:
         self.engine = engine
         self._secret = secret.encode("utf-8")
         self.passwords = passwords
         # The same failure records as password sign-in (backend/auth/lockout.py).
         self.lockout = Lockout(secret)
+        # TOTP secrets are sealed as mail secrets are, under a key of their own.
+        self.totp_seal = SecretSeal(secret, info=_TOTP_SEAL)
+        self.origin = origin.rstrip("/")
+        self.rp_id = urlsplit(self.origin).hostname or "localhost"
+        self.site_name = site_name or self.rp_id
+        self._registry: tuple[object, SensitiveActions] | None = None
 
     @property
     def registry(self) -> SensitiveActions:
-        """The app's protected actions (its ``SensitiveActions``; none if it declares none)."""
+        """The app's protected actions (its ``SensitiveActions``; none if it declares none)
+        and the engine's own: every factor change (``changes.py``)."""
+        from backend.sensitive.changes import BUILTIN_ACTIONS
+
         found = self.engine.app.extensions.get("sensitive_actions", EMPTY)
-        return found if isinstance(found, SensitiveActions) else EMPTY
+        app_actions = found if isinstance(found, SensitiveActions) else EMPTY
+        if self._registry is None or self._registry[0] is not app_actions:
+            self._registry = (app_actions, app_actions.with_builtins(BUILTIN_ACTIONS))
+        return self._registry[1]
+
+    def keyed(self, purpose: str, *parts: str) -> str:
+        """A keyed hash of ``parts`` for ``purpose`` (a backup code, a challenge)."""
+        message = "\x1f".join((purpose, *parts)).encode("utf-8")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
     def code_hash(
         self, code: str, *, user_id: str, session_id: str, action: str, resource: str | None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend.sensitive import factors as stored
 from backend.sensitive import methods
 from backend.sensitive.attempts import authorize, check_target
 from backend.sensitive.grants import live_grant
@@ -45,11 +46,29 @@ async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dic
     answer: dict[str, Any] = {
         "level": spec.level,
         "satisfied": verdict.passes,
-        "methods": await methods.methods_for(system, who, spec.level),
+        **(await methods.offer(system, who, spec, resource)).fields(),
     }
     if grant is not None:
         answer["grantExpiresAt"] = grant["expiresAt"]
     return answer
 
 
-FUNCTIONS: dict[str, Any] = {"sensitive:status": status, **methods.functions()}
+@query
+async def factors(ctx: QueryCtx) -> dict[str, Any]:
+    """The caller's factors, for a Security page: ``{passkeys, totp, backupCodesLeft}``
+    (how many passkeys, whether an authenticator app is on, how many unused backup codes)."""
+    system = SystemContext.of(ctx)
+    who = await caller(system, with_user=False)
+    db = system.db
+    return {
+        "passkeys": len(await stored.passkeys(db, who.user_id)),
+        "totp": await stored.has_totp(db, who.user_id),
+        "backupCodesLeft": await stored.unused_backup_codes(db, who.user_id),
+    }
+
+
+FUNCTIONS: dict[str, Any] = {
+    "sensitive:status": status,
+    "sensitive:factors": factors,
+    **methods.functions(),
+}

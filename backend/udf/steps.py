@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.udf.context import Auth, MutationCtx
 from backend.udf.registry import FunctionKind, RegisteredFunction, Visibility
 
 if TYPE_CHECKING:
@@ -87,7 +88,22 @@ class Steps:
         async def run(txn: Transaction) -> T:
             return await body(engine.system_context(SystemDatabase(txn), identity=identity))
 
-        self.last = await engine.write(
+        return await self._write(run)
+
+    async def mutation(self, body: Callable[[MutationCtx], Awaitable[T]]) -> T:
+        """As ``transaction``, with the transaction given as a mutation's ``ctx`` of the
+        caller: for engine code that calls what mutations call (``require_sensitive_action``)."""
+        engine, identity = self.engine, self.identity
+
+        async def run(txn: Transaction) -> T:
+            auth = Auth(identity, txn, engine.identity_resolver)
+            return await body(MutationCtx(engine, txn, auth))
+
+        return await self._write(run)
+
+    async def _write(self, run: Callable[[Transaction], Awaitable[T]]) -> T:
+        identity = self.identity
+        self.last = await self.engine.write(
             run,
             function_path=self.function_path,
             identity=None if identity is None else identity.subject,

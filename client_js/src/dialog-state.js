@@ -8,6 +8,10 @@
 // - "password": `verifyPassword` → INVALID_PASSWORD, METHOD_NOT_AVAILABLE, RATE_LIMITED.
 // - "send": `sendEmailCode` → RATE_LIMITED (a cooldown between mails, and an hourly budget).
 // - "code": `verifyEmailCode` → INVALID_CODE {attemptsLeft}, CODE_EXPIRED, RATE_LIMITED.
+// - "passkey": `passkeyOptions` + the browser + `verifyPasskey` → INVALID_PASSKEY,
+//   CHALLENGE_EXPIRED, NO_AUTHENTICATOR / PASSKEY_CANCELLED (the browser's), RATE_LIMITED.
+// - "totp": `verifyTotp` → INVALID_CODE (wrong or already used), RATE_LIMITED.
+// - "backup": `verifyBackupCode` → INVALID_CODE, RATE_LIMITED.
 // A RATE_LIMITED answer blocks only the step that got it, until its `retryAfterMs` has passed.
 
 export const DEFAULT_RESEND_COOLDOWN_MS = 60_000;
@@ -45,6 +49,22 @@ export const DEFAULT_LABELS = Object.freeze({
     `That code is not right. ${attemptsLeft} ${attemptsLeft === 1 ? "try" : "tries"} left.`,
   codeUsedUp: "That code no longer works. Send a new one.",
   codeExpired: "That code has expired. Send a new one.",
+  passkey: "Use a passkey",
+  totp: "Code from your authenticator app",
+  confirmTotp: "Confirm with app code",
+  useBackupCode: "Use a backup code",
+  backupCode: "Backup code",
+  confirmBackup: "Confirm with backup code",
+  enterTotp: "Enter the 6 digits your app shows.",
+  enterBackup: "Enter one of your backup codes.",
+  noAuthenticator: "This browser cannot use passkeys. Confirm another way.",
+  passkeyCancelled: "No passkey was used. Try again, or confirm another way.",
+  invalidPasskey: "That passkey was not accepted.",
+  challengeExpired: "That took too long. Try again.",
+  invalidTotp: "That code is not right, or was used already. Wait for the next one.",
+  invalidBackup: "That backup code is not right, or was used already.",
+  notOffered: "That method is not available for this action.",
+  fallback: "This action asks for a passkey or an authenticator app; you have neither, so confirm by email.",
   failed: (message) => (message ? `Something went wrong: ${message}` : "Something went wrong. Try again."),
 });
 
@@ -57,6 +77,11 @@ function text(label, argument) {
 export function initialState(request) {
   const methods = Array.isArray(request.methods) ? request.methods : [];
   return {
+    passkey: methods.includes("passkey"),
+    totp: methods.includes("totp"),
+    backup: methods.includes("backup_code"),
+    backupOpen: false,
+    fallback: request.fallback === true,
     password: methods.includes("password"),
     email: methods.includes("email"),
     busy: null, // "password" | "send" | "code" while that call is in flight
@@ -64,7 +89,7 @@ export function initialState(request) {
     codeSent: false,
     sentTo: null,
     resendAt: 0,
-    blockedUntil: { password: 0, send: 0, code: 0 },
+    blockedUntil: { password: 0, send: 0, code: 0, passkey: 0, totp: 0, backup: 0 },
     verified: false,
   };
 }
@@ -81,8 +106,12 @@ export function transition(state, event, options = {}) {
   switch (event.type) {
     case "start":
       return { ...state, busy: step, error: null };
-    case "invalid":
-      return { ...state, error: { step, code: step === "password" ? "EMPTY_PASSWORD" : "INCOMPLETE_CODE" } };
+    case "openBackup":
+      return { ...state, backupOpen: true, error: null };
+    case "invalid": {
+      const code = { password: "EMPTY_PASSWORD", totp: "INCOMPLETE_TOTP", backup: "EMPTY_BACKUP" }[step];
+      return { ...state, error: { step, code: code ?? "INCOMPLETE_CODE" } };
+    }
     case "failure": {
       const message = event.error && typeof event.error.message === "string" ? event.error.message : "";
       return { ...state, busy: null, error: { step, code: "FAILED", message } };
@@ -116,8 +145,12 @@ function settle(state, step, result, now, options) {
       const resendAt = step === "send" ? Math.max(state.resendAt, now + wait) : state.resendAt;
       return { ...state, error, blockedUntil, resendAt };
     }
-    case "METHOD_NOT_AVAILABLE":
-      return { ...state, error, password: false };
+    case "METHOD_NOT_AVAILABLE": {
+      const method = { password: "password", passkey: "passkey", totp: "totp", backup: "backup" }[step];
+      return method ? { ...state, error, [method]: false } : { ...state, error };
+    }
+    case "NO_AUTHENTICATOR":
+      return { ...state, error, passkey: false };
     case "INVALID_CODE":
       error.attemptsLeft = Number.isInteger(result.attemptsLeft) ? result.attemptsLeft : null;
       return { ...state, error };
@@ -132,10 +165,24 @@ export function errorMessage(error, labels = DEFAULT_LABELS) {
     case "INVALID_PASSWORD":
       return text(labels.invalidPassword);
     case "METHOD_NOT_AVAILABLE":
-      return text(labels.methodNotAvailable);
+      return text(error.step === "password" ? labels.methodNotAvailable : labels.notOffered);
+    case "NO_AUTHENTICATOR":
+      return text(labels.noAuthenticator);
+    case "PASSKEY_CANCELLED":
+      return text(labels.passkeyCancelled);
+    case "INVALID_PASSKEY":
+      return text(labels.invalidPasskey);
+    case "CHALLENGE_EXPIRED":
+      return text(labels.challengeExpired);
+    case "INCOMPLETE_TOTP":
+      return text(labels.enterTotp);
+    case "EMPTY_BACKUP":
+      return text(labels.enterBackup);
     case "RATE_LIMITED":
       return text(labels.rateLimited, formatWait(error.retryAfterMs ?? 0));
     case "INVALID_CODE":
+      if (error.step === "totp") return text(labels.invalidTotp);
+      if (error.step === "backup") return text(labels.invalidBackup);
       return error.attemptsLeft === 0 || error.attemptsLeft === null
         ? text(labels.codeUsedUp)
         : text(labels.invalidCode, error.attemptsLeft);
@@ -159,7 +206,7 @@ export function view(state, now, labels = DEFAULT_LABELS) {
   const blocked = (step) => Math.max(0, state.blockedUntil[step] - now);
   const waitText = (step) => (blocked(step) > 0 ? text(labels.tryAgainIn, formatWait(blocked(step))) : "");
   const resendWait = Math.max(0, state.resendAt - now);
-  const deadlines = [state.blockedUntil.password, state.blockedUntil.code, state.blockedUntil.send, state.resendAt]
+  const deadlines = [...Object.values(state.blockedUntil), state.resendAt]
     .filter((at) => at > now)
     .map((at) => now + (((at - now - 1) % 1000) + 1)); // the next whole-second boundary
   const { error } = state;
@@ -174,12 +221,33 @@ export function view(state, now, labels = DEFAULT_LABELS) {
   } else if (state.codeSent && state.sentTo) {
     status = text(labels.codeSent, state.sentTo);
     statusKind = "info";
+  } else if (state.fallback) {
+    status = text(labels.fallback);
+    statusKind = "info";
   }
   const codeUsedUp = (error?.code === "INVALID_CODE" && !error.attemptsLeft) || error?.code === "CODE_EXPIRED";
   return {
     status,
     statusKind,
     busy: state.busy !== null,
+    passkey: {
+      shown: state.passkey,
+      disabled: state.busy !== null || blocked("passkey") > 0,
+      wait: waitText("passkey"),
+    },
+    totp: {
+      shown: state.totp,
+      disabled: state.busy !== null || blocked("totp") > 0,
+      invalid: error?.step === "totp",
+      wait: waitText("totp"),
+    },
+    backupLink: { shown: state.backup && !state.backupOpen },
+    backup: {
+      shown: state.backup && state.backupOpen,
+      disabled: state.busy !== null || blocked("backup") > 0,
+      invalid: error?.step === "backup",
+      wait: waitText("backup"),
+    },
     password: {
       shown: state.password,
       disabled: state.busy !== null || blocked("password") > 0,

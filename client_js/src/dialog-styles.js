@@ -21,13 +21,14 @@ export const STYLES = `
 :where(.sv-label){font-weight:500}
 :where(.sv-input){width:100%;padding:.55rem .7rem;border:1px solid var(--sv-border,#d0d4dc);border-radius:calc(var(--sv-radius,.75rem)*.6);background:var(--sv-bg,#fff);color:inherit}
 :where(.sv-input[aria-invalid=true]){border-color:var(--sv-danger,#b42318)}
-:where(.sv-code){letter-spacing:.35em;font-variant-numeric:tabular-nums}
+:where(.sv-code,.sv-otp-num){letter-spacing:.35em;font-variant-numeric:tabular-nums}
 :where(.sv-button){padding:.55rem 1rem;border:1px solid var(--sv-border,#d0d4dc);border-radius:calc(var(--sv-radius,.75rem)*.6);background:transparent;color:inherit;cursor:pointer}
 :where(.sv-primary){border-color:var(--sv-accent,#2357d9);background:var(--sv-accent,#2357d9);color:var(--sv-accent-fg,#fff)}
 :where(.sv-button[aria-disabled=true]){opacity:.55;cursor:not-allowed}
 :where(.sv-dialog) :where(:focus-visible){outline:2px solid var(--sv-focus,var(--sv-accent,#2357d9));outline-offset:2px}
 :where(.sv-wait){margin:0;color:var(--sv-muted,#5b6270);font-size:.9em}
 :where(.sv-or){margin:1rem 0;text-align:center;color:var(--sv-muted,#5b6270)}
+:where(.sv-link){background:none;border:0;padding:0;margin-top:.75rem;color:inherit;text-decoration:underline;cursor:pointer;font:inherit}
 :where(.sv-actions){display:flex;justify-content:flex-end;margin-top:1.25rem}
 .sv-dialog [hidden]{display:none!important}
 @media (prefers-color-scheme:dark){

@@ -111,6 +111,54 @@ function open(doc, request, labels, options, resolve) {
   );
 
   const or = make("p", { class: "sv-or" }, label(labels.or));
+  const orStrong = make("p", { class: "sv-or" }, label(labels.or));
+
+  // Passkey, authenticator app, backup code: shown only when the server offered them.
+  const passkeyButton = make(
+    "button",
+    { class: "sv-button sv-primary sv-passkey", type: "button", "aria-describedby": `${id}-passkey-wait` },
+    label(labels.passkey),
+  );
+  const passkeyWait = make("p", { class: "sv-wait", id: `${id}-passkey-wait`, hidden: "" });
+  const passkeySection = make("div", { class: "sv-section sv-passkey-section" }, passkeyButton, passkeyWait);
+  const oneTimeField = (name, extra) =>
+    make("input", {
+      class: `sv-input sv-otp sv-${name}-input${name === "totp" ? " sv-otp-num" : ""}`,
+      id: `${id}-${name}`,
+      name,
+      type: "text",
+      required: "",
+      spellcheck: "false",
+      "aria-describedby": `${id}-status ${id}-${name}-wait`,
+      ...extra,
+    });
+  const totpInput = oneTimeField("totp", {
+    inputmode: "numeric",
+    autocomplete: "one-time-code",
+    pattern: `[0-9]{${CODE_LENGTH}}`,
+  });
+  const totpWait = make("p", { class: "sv-wait", id: `${id}-totp-wait`, hidden: "" });
+  const totpButton = make("button", { class: "sv-button sv-primary", type: "submit" }, label(labels.confirmTotp));
+  const totpForm = make(
+    "form",
+    { class: "sv-section sv-totp", novalidate: "" },
+    make("label", { class: "sv-label", for: totpInput.id }, label(labels.totp)),
+    totpInput,
+    totpWait,
+    totpButton,
+  );
+  const backupLink = make("button", { class: "sv-link sv-backup-link", type: "button" }, label(labels.useBackupCode));
+  const backupInput = oneTimeField("backup", { autocomplete: "off", autocapitalize: "none" });
+  const backupWait = make("p", { class: "sv-wait", id: `${id}-backup-wait`, hidden: "" });
+  const backupButton = make("button", { class: "sv-button", type: "submit" }, label(labels.confirmBackup));
+  const backupForm = make(
+    "form",
+    { class: "sv-section sv-backup", novalidate: "" },
+    make("label", { class: "sv-label", for: backupInput.id }, label(labels.backupCode)),
+    backupInput,
+    backupWait,
+    backupButton,
+  );
 
   const sendButton = make(
     "button",
@@ -158,9 +206,14 @@ function open(doc, request, labels, options, resolve) {
     title,
     description,
     status,
+    passkeySection,
+    totpForm,
+    orStrong,
     passwordForm,
     or,
     emailSection,
+    backupLink,
+    backupForm,
     make("div", { class: "sv-actions" }, cancelButton),
   );
 
@@ -171,6 +224,27 @@ function open(doc, request, labels, options, resolve) {
     setText(status, v.status);
     status.setAttribute("data-kind", v.statusKind ?? "");
     dialog.setAttribute("aria-busy", String(v.busy));
+
+    passkeySection.hidden = !v.passkey.shown;
+    setDisabled(passkeyButton, v.passkey.disabled);
+    setText(passkeyWait, v.passkey.wait);
+    passkeyWait.hidden = !v.passkey.wait;
+    totpForm.hidden = !v.totp.shown;
+    totpInput.readOnly = v.totp.disabled;
+    totpInput.setAttribute("aria-invalid", String(v.totp.invalid));
+    setDisabled(totpButton, v.totp.disabled);
+    setText(totpWait, v.totp.wait);
+    totpWait.hidden = !v.totp.wait;
+    backupLink.hidden = !v.backupLink.shown;
+    backupForm.hidden = !v.backup.shown;
+    backupInput.readOnly = v.backup.disabled;
+    backupInput.setAttribute("aria-invalid", String(v.backup.invalid));
+    setDisabled(backupButton, v.backup.disabled);
+    setText(backupWait, v.backup.wait);
+    backupWait.hidden = !v.backup.wait;
+
+    const weaker = v.password.shown || v.sendCode.shown || v.code.shown;
+    orStrong.hidden = !((v.passkey.shown || v.totp.shown) && weaker);
 
     passwordForm.hidden = !v.password.shown;
     emailSection.hidden = !v.sendCode.shown && !v.code.shown;
@@ -217,7 +291,12 @@ function open(doc, request, labels, options, resolve) {
   /** After a failed step, put the focus where the user's next move is. */
   function refocus(step) {
     const v = view(state, clock.now(), labels);
-    if (step === "password") {
+    const own = { passkey: passkeyButton, totp: totpInput, backup: backupInput }[step];
+    if (own) {
+      const fallback = [passkeyButton, totpInput, passwordInput, sendButton].find((n) => !n.hidden && n.offsetParent !== null);
+      focus(own.closest("[hidden]") ? (fallback ?? cancelButton) : own);
+      own.select?.();
+    } else if (step === "password") {
       if (v.password.shown) {
         focus(passwordInput);
         passwordInput.select?.();
@@ -281,6 +360,33 @@ function open(doc, request, labels, options, resolve) {
     return run("code", () => request.verifyEmailCode(code));
   }
 
+  function usePasskey() {
+    if (view(state, clock.now(), labels).passkey.disabled) return;
+    return run("passkey", () => request.verifyPasskey());
+  }
+
+  function submitTotp() {
+    if (view(state, clock.now(), labels).totp.disabled) return;
+    const code = normalizeCode(totpInput.value);
+    if (code.length !== CODE_LENGTH) {
+      dispatch({ type: "invalid", step: "totp" });
+      focus(totpInput);
+      return;
+    }
+    return run("totp", () => request.verifyTotp(code));
+  }
+
+  function submitBackup() {
+    if (view(state, clock.now(), labels).backup.disabled) return;
+    const code = backupInput.value.trim();
+    if (!code) {
+      dispatch({ type: "invalid", step: "backup" });
+      focus(backupInput);
+      return;
+    }
+    return run("backup", () => request.verifyBackupCode(code));
+  }
+
   function finish(verified) {
     if (done) return;
     done = true;
@@ -308,6 +414,24 @@ function open(doc, request, labels, options, resolve) {
     if (codeInput.value !== digits) codeInput.value = digits;
     if (digits.length === CODE_LENGTH && state.busy === null) submitCode();
   });
+  passkeyButton.addEventListener("click", () => usePasskey());
+  totpForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitTotp();
+  });
+  totpInput.addEventListener("input", () => {
+    const digits = normalizeCode(totpInput.value);
+    if (totpInput.value !== digits) totpInput.value = digits;
+    if (digits.length === CODE_LENGTH && state.busy === null) submitTotp();
+  });
+  backupLink.addEventListener("click", () => {
+    dispatch({ type: "openBackup" });
+    focus(backupInput);
+  });
+  backupForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submitBackup();
+  });
   sendButton.addEventListener("click", () => sendCode());
   resendButton.addEventListener("click", () => sendCode());
   cancelButton.addEventListener("click", () => finish(false));
@@ -334,7 +458,9 @@ function open(doc, request, labels, options, resolve) {
   } else {
     dialog.setAttribute("open", "");
   }
-  if (state.password) focus(passwordInput);
+  if (state.passkey) focus(passkeyButton);
+  else if (state.totp) focus(totpInput);
+  else if (state.password) focus(passwordInput);
   else if (state.email) focus(sendButton);
   else focus(cancelButton);
 }

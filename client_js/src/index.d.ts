@@ -1,7 +1,7 @@
 // Types of @stepup/client (hand-written; the source is plain ES modules).
 
 /** A way to verify that the server offers: the account password or a code sent by email. */
-export type VerificationMethod = "password" | "email";
+export type VerificationMethod = "passkey" | "totp" | "password" | "backup_code" | "email";
 
 /** The server's refusal of a protected call: the ConvexError's `data`. */
 export interface VerificationRequiredData {
@@ -71,6 +71,19 @@ export interface VerificationRequest {
   sendEmailCode(): Promise<EmailCodeSent | VerificationFailure>;
   /** Run `sensitive:verifyEmailCode` for this action and resource. */
   verifyEmailCode(code: string): Promise<VerificationPassed | VerificationFailure>;
+  /** Run `sensitive:verifyTotp` with a code from the user's authenticator app. */
+  verifyTotp(code: string): Promise<VerificationPassed | VerificationFailure>;
+  /** Run `sensitive:verifyBackupCode` with one of the user's backup codes (spent on success). */
+  verifyBackupCode(code: string): Promise<VerificationPassed | VerificationFailure>;
+  /**
+   * Get the server's passkey options for this action and resource, ask the browser's
+   * authenticator (`navigator.credentials.get`), and run `sensitive:verifyPasskey`. Answers
+   * `{ok: false, code: "NO_AUTHENTICATOR"}` when the browser has no WebAuthn and
+   * `"PASSKEY_CANCELLED"` when the user declined.
+   */
+  verifyPasskey(navigator?: Navigator): Promise<VerificationPassed | VerificationFailure>;
+  /** True when the action demands a passkey or an app that this user does not have. */
+  readonly fallback: boolean;
 }
 
 /** Resolve `true` once a verification passed (the call is retried), `false` to cancel. */
@@ -172,4 +185,14 @@ export interface VerificationDialogOptions {
 }
 
 /** A handler that asks the user in a native `<dialog>`; themeable with `--sv-*` custom properties. */
+/**
+ * Register a passkey for the signed-in user: the server's creation options, the browser's
+ * authenticator, the server's check. Use a client wrapped by `withSensitiveActions`: adding a
+ * passkey is itself a protected action.
+ */
+export declare function registerPasskey(
+  client: MutationClient,
+  options?: { name?: string; navigator?: Navigator },
+): Promise<{ ok: true; id: string; backupCodes: string[] | null } | VerificationFailure>;
+
 export declare function createVerificationDialog(options?: VerificationDialogOptions): VerificationHandler;

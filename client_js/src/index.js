@@ -5,3 +5,4 @@ export { withSensitiveActions } from "./sensitive-actions.js";
 export { VerificationCancelledError, SENSITIVE_VERIFICATION_REQUIRED, verificationRequired } from "./errors.js";
 export { createVerificationDialog } from "./dialog.js";
 export { DEFAULT_LABELS } from "./dialog-state.js";
+export { registerPasskey } from "./webauthn.js";

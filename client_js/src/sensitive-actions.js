@@ -28,6 +28,7 @@
 // retried.
 
 import { VerificationCancelledError, verificationRequired } from "./errors.js";
+import { askAuthenticator, requestOptions } from "./webauthn.js";
 
 const DEFAULT_MAX_ROUNDS = 3;
 
@@ -38,6 +39,10 @@ const reference = (name) => ({ [FUNCTION_NAME]: name });
 const VERIFY_PASSWORD = reference("sensitive:verifyPassword");
 const SEND_EMAIL_CODE = reference("sensitive:sendEmailCode");
 const VERIFY_EMAIL_CODE = reference("sensitive:verifyEmailCode");
+const VERIFY_TOTP = reference("sensitive:verifyTotp");
+const VERIFY_BACKUP_CODE = reference("sensitive:verifyBackupCode");
+const PASSKEY_OPTIONS = reference("sensitive:passkeyOptions");
+const VERIFY_PASSKEY = reference("sensitive:verifyPasskey");
 
 /** Whose turn it is to show a dialog, for one underlying client. */
 class DialogQueue {
@@ -102,12 +107,24 @@ export function verificationRequest(client, data, error, round = 1) {
     resource: data.resource ?? null,
     description: data.description,
     methods: Object.freeze([...(Array.isArray(data.methods) ? data.methods : [])]),
+    fallback: data.fallback === true,
     round,
     data,
     error,
     verifyPassword: (password) => run(VERIFY_PASSWORD, { password: String(password) }),
     sendEmailCode: () => run(SEND_EMAIL_CODE, {}),
     verifyEmailCode: (code) => run(VERIFY_EMAIL_CODE, { code: String(code) }),
+    verifyTotp: (code) => run(VERIFY_TOTP, { code: String(code) }),
+    verifyBackupCode: (code) => run(VERIFY_BACKUP_CODE, { code: String(code) }),
+    // The server's options for this session, action and resource; the browser's
+    // authenticator signs its challenge; the server checks the assertion.
+    async verifyPasskey(nav) {
+      const options = await run(PASSKEY_OPTIONS, {});
+      if (!options.ok) return options;
+      const asked = await askAuthenticator("get", requestOptions(options.options), nav);
+      if (!asked.ok) return asked;
+      return run(VERIFY_PASSKEY, { credential: asked.credential });
+    },
   });
 }
 

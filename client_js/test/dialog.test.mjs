@@ -344,6 +344,70 @@ describe("createVerificationDialog", TIMEOUT, () => {
     await outcome;
     await assert.rejects(createVerificationDialog()(request), /needs a document/);
   });
+
+  test("a passkey first; a browser without one says so and the other methods stay", async () => {
+    const { request, calls } = scriptedRequest(
+      { passkey: [{ ok: false, code: "NO_AUTHENTICATOR" }] },
+      {
+        methods: ["passkey", "totp", "password", "backup_code", "email"],
+        verifyPasskey: async () => (calls.push(["passkey"]), { ok: false, code: "NO_AUTHENTICATOR" }),
+        verifyTotp: async (code) => (calls.push(["totp", code]), { ok: true, expiresAt: 1 }),
+      },
+    );
+    const { outcome, $ } = show(request);
+    assert.equal($(".sv-passkey-section").hidden, false);
+    assert.equal(document.activeElement, $(".sv-passkey"));
+    assert.equal($(".sv-totp").hidden, false);
+    $(".sv-passkey").click();
+    await settle();
+    assert.deepEqual(calls, [["passkey"]]);
+    assert.equal($(".sv-passkey-section").hidden, true, "no authenticator: the button goes");
+    assert.equal($(".sv-status").textContent, "This browser cannot use passkeys. Confirm another way.");
+    assert.equal($(".sv-totp").hidden, false);
+    const totp = $("input.sv-totp-input");
+    assert.equal(totp.getAttribute("autocomplete"), "one-time-code");
+    assert.equal(totp.getAttribute("inputmode"), "numeric");
+    type(totp, "654 321"); // six digits go at once, as autofill expects
+    await settle();
+    assert.deepEqual(calls.at(-1), ["totp", "654321"]);
+    assert.equal(await outcome, true);
+  });
+
+  test("a wrong app code, then a backup code behind its link", async () => {
+    const { request, calls } = scriptedRequest(
+      {},
+      {
+        methods: ["totp", "backup_code"],
+        verifyTotp: async (code) => (calls.push(["totp", code]), { ok: false, code: "INVALID_CODE" }),
+        verifyBackupCode: async (code) => (calls.push(["backup", code]), { ok: true, expiresAt: 1 }),
+      },
+    );
+    const { outcome, $ } = show(request);
+    assert.equal($(".sv-password").hidden, true);
+    assert.equal($(".sv-email").hidden, true);
+    assert.equal($(".sv-backup").hidden, true, "the backup form waits behind its link");
+    type($("input.sv-totp-input"), "111111");
+    await settle();
+    assert.equal($(".sv-status").textContent, "That code is not right, or was used already. Wait for the next one.");
+    $(".sv-backup-link").click();
+    assert.equal($(".sv-backup").hidden, false);
+    assert.equal($(".sv-backup-link").hidden, true);
+    submit($(".sv-backup"));
+    assert.equal($(".sv-status").textContent, "Enter one of your backup codes.");
+    $("input.sv-backup-input").value = "abcde-fghjk";
+    submit($(".sv-backup"));
+    await settle();
+    assert.deepEqual(calls.at(-1), ["backup", "abcde-fghjk"]);
+    assert.equal(await outcome, true);
+  });
+
+  test("an action demanding a stronger factor says email stands in", async () => {
+    const { request } = scriptedRequest({}, { methods: ["email"], fallback: true });
+    const { outcome, dialog, $ } = show(request);
+    assert.match($(".sv-status").textContent, /passkey or an authenticator app/);
+    $cancel(dialog).click();
+    assert.equal(await outcome, false);
+  });
 });
 
 function $cancel(dialog) {

@@ -44,10 +44,26 @@ export declare const api: {
     rename: FunctionReference<"mutation", "public", { orgId: string; name: string }, null>;
   };
   sensitive: {
+    changeEmail: FunctionReference<"mutation", "public", { newEmail: string }, Record<string, any>>;
+    changePassword: FunctionReference<"mutation", "public", { currentPassword: string; newPassword: string; revokeOtherSessions?: boolean }, Record<string, any>>;
+    confirmTotp: FunctionReference<"mutation", "public", { code: string }, Record<string, any>>;
+    enrolTotp: FunctionReference<"mutation", "public", {}, Record<string, any>>;
+    factors: FunctionReference<"query", "public", {}, Record<string, any>>;
+    listPasskeys: FunctionReference<"query", "public", {}, Array<Record<string, any>>>;
+    passkeyOptions: FunctionReference<"mutation", "public", { action: string; resource?: string | null }, Record<string, any>>;
+    passkeyRegistrationOptions: FunctionReference<"mutation", "public", {}, Record<string, any>>;
+    regenerateBackupCodes: FunctionReference<"mutation", "public", {}, Record<string, any>>;
+    registerPasskey: FunctionReference<"mutation", "public", { credential: Record<string, any>; name?: string | null }, Record<string, any>>;
+    removePasskey: FunctionReference<"mutation", "public", { id: string }, Record<string, any>>;
+    removeTotp: FunctionReference<"mutation", "public", {}, Record<string, any>>;
+    renamePasskey: FunctionReference<"mutation", "public", { id: string; name: string }, Record<string, any>>;
     sendEmailCode: FunctionReference<"mutation", "public", { action: string; resource?: string | null }, Record<string, any>>;
     status: FunctionReference<"query", "public", { action: string; resource?: string | null }, Record<string, any>>;
+    verifyBackupCode: FunctionReference<"mutation", "public", { action: string; code: string; resource?: string | null }, Record<string, any>>;
     verifyEmailCode: FunctionReference<"mutation", "public", { action: string; code: string; resource?: string | null }, Record<string, any>>;
+    verifyPasskey: FunctionReference<"mutation", "public", { action: string; credential: Record<string, any>; resource?: string | null }, Record<string, any>>;
     verifyPassword: FunctionReference<"mutation", "public", { action: string; password: string; resource?: string | null }, Record<string, any>>;
+    verifyTotp: FunctionReference<"mutation", "public", { action: string; code: string; resource?: string | null }, Record<string, any>>;
   };
 };
 

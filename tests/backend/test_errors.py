@@ -67,6 +67,8 @@ def test_step_up_answers_and_http_refusals_are_marked_as_such() -> None:
         "CODE_EXPIRED",
         "METHOD_NOT_AVAILABLE",
         "VERIFICATION_LOCKED",
+        "CHALLENGE_EXPIRED",
+        "INVALID_PASSKEY",
     }
     assert ErrorCode.INVALID_EMAIL_OR_PASSWORD.socket is OnSocket.HTTP_ONLY
     assert ErrorCode.SENSITIVE_VERIFICATION_REQUIRED.socket is OnSocket.REPLY

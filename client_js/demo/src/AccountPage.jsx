@@ -1,13 +1,14 @@
-// My account: who I am and how I sign in (account:me), my activity (audit:list), and deleting
-// the account (account.delete, level 4: always asks).
+// My account: who I am and how I sign in (account:me), its Security section (factors,
+// sessions, and my activity from audit:list), and deleting the account (account.delete,
+// level 4: always asks).
 
 import { useSensitiveMutation } from "@stepup/client/react";
 
 import { api } from "./api.js";
-import { AuditLog } from "./AuditLog.jsx";
 import * as auth from "./auth.js";
 import { errorData, errorMessage } from "./errors.js";
 import { href, useLiveQuery, useTask } from "./hooks.js";
+import { SecuritySection } from "./Security.jsx";
 import { useSession } from "./session.jsx";
 import { Avatar, Button, Card, DangerItem, DangerZone, InlineStatus, SkeletonRows } from "./ui.jsx";
 
@@ -53,9 +54,7 @@ export function AccountPage({ user }) {
         )}
       </Card>
 
-      <Card title="Your activity" description="Confirmations and protected actions on your account, newest first.">
-        <AuditLog emptyText="Nothing yet. Confirmations and protected actions will show up here." />
-      </Card>
+      <SecuritySection />
 
       <DangerZone>
         <DeleteAccount />

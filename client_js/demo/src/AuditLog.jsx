@@ -13,6 +13,13 @@ const ACTIONS = {
   "org.delete": "delete an organization",
   "member.role": "change a member's role",
   "member.remove": "remove a member",
+  "factor.passkey.add": "add a passkey",
+  "factor.passkey.remove": "remove a passkey",
+  "factor.totp.add": "set up an authenticator app",
+  "factor.totp.remove": "remove the authenticator app",
+  "factor.backup_codes.regenerate": "make new backup codes",
+  "account.password.change": "change your password",
+  "account.email.change": "change your email address",
 };
 
 const DONE = {
@@ -23,7 +30,14 @@ const DONE = {
   "member.remove": "Removed a member",
 };
 
-const METHODS = { password: "password", email: "email code", "email-code": "email code" };
+const METHODS = {
+  password: "password",
+  email: "email code",
+  "email-code": "email code",
+  passkey: "a passkey",
+  totp: "an app code",
+  backup_code: "a backup code",
+};
 
 function describe(event) {
   const action = ACTIONS[event.action] ?? event.action ?? "an action";
@@ -51,6 +65,14 @@ function describe(event) {
       };
     case "action.refused":
       return { text: `Asked to confirm before you ${action}`, tone: "neutral" };
+    case "challenge.issued":
+      return { text: `Asked your passkey to confirm: ${action}`, tone: "neutral" };
+    case "factor.added":
+      return { text: event.method === "passkey" ? "Added a passkey" : "Set up an authenticator app", tone: "good" };
+    case "factor.removed":
+      return { text: event.method === "passkey" ? "Removed a passkey" : "Removed the authenticator app", tone: "bad" };
+    case "factor.changed":
+      return { text: `Changed: ${action}`, tone: "neutral" };
     case "rate.limited":
       return { text: "Too many attempts: paused for a while", tone: "bad", detail: event.detail };
     default:

@@ -110,3 +110,13 @@ export async function devOutbox(email) {
 export function devOutboxURL(email) {
   return `/api/dev/outbox?to=${encodeURIComponent(email)}`;
 }
+
+/** The account's live sessions (Better Auth's shape: id, userAgent, ipAddress, createdAt…). */
+export function listSessions() {
+  return call("/api/auth/list-sessions");
+}
+
+/** Sign one of the account's sessions out. */
+export async function revokeSession(id) {
+  await call("/api/auth/revoke-session", { method: "POST", body: { id } });
+}

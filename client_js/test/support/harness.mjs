@@ -62,6 +62,7 @@ export async function startServer(options = {}) {
   if (options.site) args.push("--site");
   if (options.dashboardDir) args.push("--dashboard-dir", path.resolve(options.dashboardDir));
   if (options.productionAdminKey) args.push("--production-admin-key", options.productionAdminKey);
+  if (options.publicHost) args.push("--public-host", options.publicHost);
 
   const child = spawn(PYTHON, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
@@ -108,7 +109,7 @@ export async function startServer(options = {}) {
   try {
     const [, port, schema, sitePort] = await ready;
     server.port = Number(port);
-    server.url = `http://127.0.0.1:${port}`;
+    server.url = `http://${options.publicHost ?? "127.0.0.1"}:${port}`;
     server.siteUrl = sitePort ? `http://127.0.0.1:${sitePort}` : null;
     server.pgSchema = schema === "-" ? null : schema;
   } catch (error) {

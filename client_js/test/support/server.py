@@ -334,6 +334,8 @@ async def serve(args: argparse.Namespace) -> None:
             require_email_verification=args.require_email_verification,
             site_port=0,
             storage_dir=str(files_dir),
+            # passkeys need a host name for their relying party (an IP address is none)
+            public_url=f"http://{args.public_host}:{port}" if args.public_host else None,
         )
         engine = build_engine(settings, database, real_auth=args.real_auth)
         if not args.no_migrate:
@@ -399,6 +401,7 @@ def main() -> None:
         "--dashboard-dir", default=str(DEFAULT_DASHBOARD_DIR), help="the built dashboard"
     )
     parser.add_argument("--production-admin-key", default=None, help="DEV_MODE=0, this ADMIN_KEY")
+    parser.add_argument("--public-host", default=None, help="PUBLIC_URL's host (localhost)")
     args = parser.parse_args()
     args.web_dir = str(Path(args.web_dir).resolve())
     args.dashboard_dir = str(Path(args.dashboard_dir).resolve())

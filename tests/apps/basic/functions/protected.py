@@ -7,6 +7,7 @@ sensitive_actions = SensitiveActions(
     SensitiveAction("thing.poke", 4, "Poke {resource}"),
     SensitiveAction("thing.look", 3, "Look at {resource}"),
     SensitiveAction("thing.quick", 2, "Quickly touch {resource}", fresh_for=None),
+    SensitiveAction("thing.vault", 3, "Open vault {resource}", methods={"passkey", "totp"}),
 )
 
 
@@ -20,6 +21,20 @@ async def poke(ctx: MutationCtx, name: str) -> int:
 @mutation
 async def look(ctx: MutationCtx, name: str) -> int:
     await require_sensitive_action(ctx, "thing.look", resource=name)
+    return await _bump(ctx, name)
+
+
+@mutation
+async def quick(ctx: MutationCtx, name: str) -> int:
+    """Level 2: a session signed in within 10 minutes, or a grant."""
+    await require_sensitive_action(ctx, "thing.quick", resource=name)
+    return await _bump(ctx, name)
+
+
+@mutation
+async def vault(ctx: MutationCtx, name: str) -> int:
+    """Level 3, and only a passkey or an authenticator app (or email, for a user without)."""
+    await require_sensitive_action(ctx, "thing.vault", resource=name)
     return await _bump(ctx, name)
 
 
