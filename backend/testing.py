@@ -66,6 +66,7 @@ from backend.mail import CaptureTransport, Mail, install_seal
 from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
 from backend.runtime import FakeClock, Runtime
 from backend.schema_definition import Schema
+from backend.sensitive.methods import METHODS
 from backend.sensitive.service import SensitiveService
 from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.deploy import DeployRefused, DeployReport
@@ -275,7 +276,11 @@ class TestBackend(Caller):
         self._engine.services.register(
             SensitiveService,
             SensitiveService(
-                self._engine, "test-secret-key", self.passwords, origin="http://testserver"
+                self._engine,
+                "test-secret-key",
+                self.passwords,
+                methods=METHODS,
+                origin="http://testserver",
             ),
         )
         install_seal(self._engine, "test-secret-key")

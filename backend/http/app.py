@@ -51,6 +51,7 @@ from backend.mail import install_seal
 from backend.mail.smtp import transport_from_url
 from backend.runtime import Runtime, to_ms
 from backend.scheduler import SchedulerWorker
+from backend.sensitive.methods import METHODS
 from backend.sensitive.service import SensitiveService
 from backend.storage.health import StoreState
 from backend.storage.store import RETRY_AFTER, Store, StoreUnavailable
@@ -103,7 +104,11 @@ def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing
     engine.services.register(
         SensitiveService,
         SensitiveService(
-            engine, settings.resolved_secret_key(), service.passwords, origin=base_url
+            engine,
+            settings.resolved_secret_key(),
+            service.passwords,
+            methods=METHODS,
+            origin=base_url,
         ),
     )
     install_seal(engine, settings.resolved_secret_key())

@@ -18,6 +18,7 @@ from backend.auth.sessions import SessionInfo
 from backend.errors import ConvexError, ErrorCode
 from backend.ratelimit.limiter import TokenBucket, spend_all
 from backend.sensitive.grants import mint_grant
+from backend.sensitive.offers import offer
 from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import SensitiveService
 from backend.transactions.transaction import SystemDatabase
@@ -102,9 +103,7 @@ async def offered(
     fields: dict[str, Any],
 ) -> Answer | None:
     """``METHOD_NOT_AVAILABLE`` (audited) unless ``method`` is one this caller is offered for
-    this action (``methods.offer``: what they have, what the action permits), else None."""
-    from backend.sensitive.methods import offer  # methods.py imports every method module
-
+    this action (``offers.offer``: what they have, what the action permits), else None."""
     if method in (await offer(system, who, spec, resource)).methods:
         return None
     return await failed(

@@ -12,7 +12,7 @@ The rules (the levels are declared in ``registry.py``):
   refreshes a session's sign-in time, so neither renewing a token nor activity makes it fresh;
 - otherwise the caller needs a grant bound to this very session, action and resource, and
   unexpired, and not proven by the factor the action changes (the methods an action demands
-  are enforced when the grant is minted: ``methods.offer``); at level 4 the call spends it
+  are enforced when the grant is minted: ``offers.offer``); at level 4 the call spends it
   (in its own transaction: a failed call keeps it);
 - otherwise: refuse, and the caller must verify.
 """

@@ -9,7 +9,7 @@ from backend.errors import ConvexError, ErrorCode
 from backend.mail import queue_mail
 from backend.sensitive.changes import client_line, notice
 from backend.sensitive.grants import GRANTS, live_grant
-from backend.sensitive.methods import offer
+from backend.sensitive.offers import offer
 from backend.sensitive.policy import Verdict, decide, is_fresh
 from backend.sensitive.records import Grant, Session
 from backend.sensitive.registry import SensitiveAction

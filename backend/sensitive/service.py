@@ -3,7 +3,8 @@ failure records shared with sign-in, and the app's registry of protected actions
 
 One per engine, registered by the assembly that builds it and found by its class::
 
-    engine.services.register(SensitiveService, SensitiveService(engine, secret, passwords))
+    service = SensitiveService(engine, secret, passwords, methods=methods.METHODS)
+    engine.services.register(SensitiveService, service)
     service = SystemContext.of(ctx).service(SensitiveService)
 """
 
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from backend.auth.lockout import Lockout
@@ -25,6 +27,9 @@ from backend.sensitive import codes
 from backend.sensitive.registry import EMPTY, SensitiveActions
 from backend.udf.system_context import SystemContext
 from backend.values.ids import is_id_of
+
+if TYPE_CHECKING:
+    from backend.sensitive.offers import VerificationMethod
 
 Document = dict[str, Any]
 
@@ -42,12 +47,16 @@ class SensitiveService:
         secret: str,
         passwords: Passwords,
         *,
+        methods: Sequence[VerificationMethod],
         origin: str = "http://localhost",
         site_name: str | None = None,
     ) -> None:
         self.engine = engine
         self._secret = secret.encode("utf-8")
         self.passwords = passwords
+        # the verification methods, strongest first (``methods.METHODS``, handed in by the
+        # assembly: the methods' own modules depend on this one)
+        self.methods = tuple(methods)
         # The same failure records as password sign-in (backend/auth/lockout.py).
         self.lockout = Lockout(secret)
         # TOTP secrets are sealed as mail secrets are, under a key of their own.

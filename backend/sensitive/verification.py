@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.sensitive import factors as stored
-from backend.sensitive import methods
+from backend.sensitive import methods, offers
 from backend.sensitive.attempts import authorize, check_target
 from backend.sensitive.grants import live_grant
 from backend.sensitive.policy import decide
@@ -46,7 +46,7 @@ async def status(ctx: QueryCtx, action: str, resource: str | None = None) -> dic
     answer: dict[str, Any] = {
         "level": spec.level,
         "satisfied": verdict.passes,
-        **(await methods.offer(system, who, spec, resource)).fields(),
+        **(await offers.offer(system, who, spec, resource)).fields(),
     }
     if grant is not None:
         answer["grantExpiresAt"] = grant["expiresAt"]

@@ -139,3 +139,17 @@ async def test_factors_sums_up_what_the_user_has(basic_t: TestBackend, alice: Us
         "totp": True,
         "backupCodesLeft": 10,
     }
+
+
+def test_the_offers_know_emails_name_and_the_service_every_method() -> None:
+    """``offers.py`` names email without importing it (the methods depend on the offers)."""
+    from backend.sensitive import email_code, methods, offers
+
+    assert offers.EMAIL == email_code.NAME == methods.EMAIL
+    assert [m.name for m in methods.METHODS] == [
+        "passkey",
+        "totp",
+        "password",
+        "backup_code",
+        "email",
+    ]
