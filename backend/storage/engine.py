@@ -43,12 +43,10 @@ def normalise_url(url: str) -> str:
 
 
 def create_db_engine(
-    url: str, *, pg_schema: str | None = None, pool_size: int | None = None, committer: bool = False
+    url: str, *, pg_schema: str | None = None, pool_size: int | None = None
 ) -> AsyncEngine:
     """An engine for ``url``; ``pool_size`` bounds its pool (default: 8+8 on SQLite, 10+20 on
-    PostgreSQL). ``committer``: the store's committer, which on SQLite runs its transactions
-    itself on the connection's thread and always ends them (no rollback when a connection goes
-    back to the pool: one thread round trip less per commit)."""
+    PostgreSQL)."""
     url = normalise_url(url)
     kind = kind_of(url)
     if kind is DatabaseKind.SQLITE:
@@ -57,7 +55,6 @@ def create_db_engine(
             pool_size=pool_size or 8,
             max_overflow=0 if pool_size else 8,
             connect_args={"timeout": 30},
-            pool_reset_on_return=None if committer else "rollback",
         )
 
         @event.listens_for(engine.sync_engine, "connect")

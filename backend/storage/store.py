@@ -56,6 +56,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Select, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
@@ -1021,12 +1022,13 @@ class Store:
         self._write_lock = asyncio.Lock()
         # the committer (``commit``): its own connections, so that it never waits in the pool
         # behind the mutations whose commits it is to make
-        commit_engine = create_db_engine(url, pg_schema=pg_schema, pool_size=2, committer=True)
+        # (on SQLite a plain ``sqlite3`` connection of its own: ``_on_sqlite``)
         self._commit_engine = (
-            commit_engine.execution_options(sqlite_begin="IMMEDIATE")
+            self.engine
             if self.kind is DatabaseKind.SQLITE
-            else commit_engine
+            else create_db_engine(url, pg_schema=pg_schema, pool_size=2)
         )
+        self._sqlite_db: sqlite3.Connection | None = None
         self._queue: list[PendingCommit] = []
         self._drainer: asyncio.Task[None] | None = None
         self.recent = RecentWrites()
@@ -1054,7 +1056,11 @@ class Store:
     async def close(self) -> None:
         if self._drainer is not None and not self._drainer.done():
             await asyncio.wait([self._drainer], timeout=30)
-        await self._commit_engine.dispose()
+        if self._commit_engine is not self.engine:
+            await self._commit_engine.dispose()
+        if self._sqlite_db is not None:
+            self._sqlite_db.close()
+            self._sqlite_db = None
         await self.engine.dispose()
 
     # ---- transactions, and what their failures mean ------------------------------------------
@@ -1206,21 +1212,15 @@ class Store:
         after = self._read_after(needed)
         if self.kind is DatabaseKind.SQLITE:
             async with self._write_lock:
-                conn = self._commit_engine.connect()
                 try:
-                    await conn.start()
-                except Exception as exc:
-                    raise self._unavailable(_describe(exc)) from exc
-                try:
-                    accepted = await self._sqlite_batch(conn, batch, after, results)
-                except (DBAPIError, sqlite3.Error) as exc:
+                    accepted = await self._sqlite_batch(batch, after, results)
+                except sqlite3.Error as exc:
                     raise self._failure(exc, write=True) from exc
                 except BaseException:  # cancelled between calls: never keep the write lock
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(_in_worker(conn, _sqlite_rollback))
+                    if self._sqlite_db is not None:
+                        with contextlib.suppress(Exception):
+                            _sqlite_rollback(self._sqlite_db)
                     raise
-                finally:
-                    await conn.close()
                 self.health.succeeded()
         else:
             async with self._transaction(self._commit_engine, write=True) as conn:
@@ -1238,14 +1238,13 @@ class Store:
 
     async def _sqlite_batch(
         self,
-        conn: AsyncConnection,
         batch: Sequence[PendingCommit],
         after: int | None,
         results: dict[PendingCommit, int | BaseException],
     ) -> list[PendingCommit]:
-        """The batch on SQLite, in one call on the connection's thread when this process
-        knows every commit (checked before the lock, written under it if the newest commit is
-        still the one the check assumed); else lock, learn, check and write in three."""
+        """The batch on SQLite, in one call when this process knows every commit (checked
+        before the lock, written under it if the newest commit is still the one the check
+        assumed); else lock, learn, check and write in three (``_on_sqlite``)."""
         through = self.recent.through
         fence = batch[0].fence
         if through is not None and after == through and all(m.fence == fence for m in batch):
@@ -1253,8 +1252,8 @@ class Store:
             if not accepted:
                 self.commit_stats.conflicts += len(batch)
                 return []
-            stamps, newest, current, rows = await _in_worker(
-                conn, _sqlite_begin, accepted, through, fence, after
+            stamps, newest, current, rows = await self._on_sqlite(
+                _sqlite_begin, accepted, through, fence, after
             )
             if stamps is not None:
                 self.commit_stats.conflicts += len(batch) - len(accepted)
@@ -1262,16 +1261,44 @@ class Store:
                 return accepted
             results.clear()
         else:
-            _, newest, current, rows = await _in_worker(conn, _sqlite_begin, [], None, None, after)
+            _, newest, current, rows = await self._on_sqlite(_sqlite_begin, [], None, None, after)
         try:
             self._learn(after, newest, rows)
             accepted = self._validate(batch, current, results)
         except BaseException:
-            await _in_worker(conn, _sqlite_rollback)
+            await self._on_sqlite(_sqlite_rollback)
             raise
-        stamps = await _in_worker(conn, _sqlite_finish, accepted, newest)
+        stamps = await self._on_sqlite(_sqlite_finish, accepted, newest)
         results.update(zip(accepted, stamps, strict=True))
         return accepted
+
+    async def _on_sqlite(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` on the committer's own ``sqlite3`` connection, called
+        right here on the event loop: a commit in WAL mode with ``synchronous=NORMAL`` is a few
+        page writes and no fsync, cheaper than the two thread switches of a call through
+        aiosqlite (which, on a busy machine, cost more than the commit itself). If the file's
+        write lock is held (another process, a maintenance batch of our own is excluded by
+        ``_write_lock``), it is not waited for here: the call is made again on a thread, with the
+        usual busy timeout (every function passed rolls back what it began when it fails)."""
+        db = self._sqlite_db
+        if db is None:
+            path = make_url(self.url).database
+            db = sqlite3.connect(path or "", isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=0")
+            self._sqlite_db = db
+        try:
+            return fn(db, *args)
+        except sqlite3.OperationalError as exc:
+            text_of = str(exc).lower()
+            if "locked" not in text_of and "busy" not in text_of:
+                raise
+        db.execute("PRAGMA busy_timeout=10000")
+        try:
+            return await asyncio.to_thread(fn, db, *args)
+        finally:
+            db.execute("PRAGMA busy_timeout=0")
 
     async def _pg_batch(
         self,
