@@ -1029,6 +1029,9 @@ class Store:
             else create_db_engine(url, pg_schema=pg_schema, pool_size=2)
         )
         self._sqlite_db: sqlite3.Connection | None = None
+        self._autocommit_engine = self._commit_engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
         self._queue: list[PendingCommit] = []
         self._drainer: asyncio.Task[None] | None = None
         self.recent = RecentWrites()
@@ -1223,8 +1226,13 @@ class Store:
                     raise
                 self.health.succeeded()
         else:
-            async with self._transaction(self._commit_engine, write=True) as conn:
-                accepted = await self._pg_batch(conn, batch, after, results)
+            single = await self._pg_single(batch, after, results)
+            if single is not None:
+                accepted = single
+            else:
+                results.clear()
+                async with self._transaction(self._commit_engine, write=True) as conn:
+                    accepted = await self._pg_batch(conn, batch, after, results)
         # committed: later batches check against these too
         for m in accepted:
             ts = results[m]
@@ -1300,6 +1308,47 @@ class Store:
         finally:
             db.execute("PRAGMA busy_timeout=0")
 
+    def _checkable(self, batch: Sequence[PendingCommit], after: int | None) -> bool:
+        """Whether ``batch`` can be checked before the lock: this process knows every commit
+        up to the newest it has seen, and the members follow one deployed schema."""
+        fence = batch[0].fence
+        return (
+            self.recent.through is not None
+            and after == self.recent.through
+            and fence is not None
+            and all(m.fence == fence for m in batch)
+        )
+
+    async def _pg_single(
+        self,
+        batch: Sequence[PendingCommit],
+        after: int | None,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit] | None:
+        """A batch that leaves one commit to write, checked before the lock: written by one
+        statement on its own (no ``BEGIN``, no ``COMMIT``: a statement is a transaction, and
+        the lock it takes is released when it ends), one round trip in all. None when that
+        does not apply or its guard failed (nothing was written)."""
+        if not self._checkable(batch, after):
+            return None
+        fence = batch[0].fence
+        accepted = self._validate(batch, fence, results, count=False)
+        if not accepted:  # every one met a commit this process knows: nothing to write
+            self.commit_stats.conflicts += len(batch)
+            return []
+        if len(accepted) > 1:
+            return None
+        (member,) = accepted
+        params = pg_commit_params(member, self.notify_channel)
+        params.update(lock_key=self._lock_key, expected=self.recent.through, fence=fence)
+        async with self._transaction(self._autocommit_engine, write=True) as conn:
+            _newest, _fence, ts = (await conn.execute(_PG_GUARDED_COMMIT, params)).one()
+        if ts is None:
+            return None
+        self.commit_stats.conflicts += len(batch) - 1
+        results[member] = int(ts)
+        return accepted
+
     async def _pg_batch(
         self,
         conn: AsyncConnection,
@@ -1316,12 +1365,7 @@ class Store:
         lock comes first, then the commits this process does not know, then the check."""
         through = self.recent.through
         fence = batch[0].fence
-        if (
-            through is not None
-            and after == through
-            and fence is not None
-            and all(m.fence == fence for m in batch)
-        ):
+        if through is not None and self._checkable(batch, after):
             accepted = self._validate(batch, fence, results, count=False)
             if not accepted:  # every one met a commit this process knows: nothing to write
                 self.commit_stats.conflicts += len(batch)
