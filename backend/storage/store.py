@@ -55,6 +55,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import Integer, Select, and_, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -80,6 +81,8 @@ from backend.values.convex_json import decode_stored, dumps, to_json
 from backend.values.index_key import KeyRange
 
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
+# what asyncpg raises for a statement sent to it directly (not through SQLAlchemy)
+_ASYNCPG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 T = TypeVar("T")
 
 
@@ -760,12 +763,64 @@ class MutationWriter(StoreReader):
         self.net = NetWrites()
 
     async def _open(self) -> None:
+        """Begin the snapshot. On SQLite learn its timestamp now; on PostgreSQL the first read
+        learns it in the same statement (``_PG_FIRST_GET``, ``_pg_first_scan``)."""
         store = self._store
         self.conn = await self._stack.enter_async_context(
             store._transaction(store._read_engine, write=True)
         )
         self._opened = True
-        self._snapshot_ts = await store._latest_ts(self.conn)
+        if self._sqlite:
+            self._snapshot_ts = await store._latest_ts(self.conn)
+
+    async def _learn_ts(self) -> None:
+        if not self._opened:
+            await self._open()
+        if self._snapshot_ts is None:
+            self._snapshot_ts = await self._store._latest_ts(self.conn)
+
+    async def _driver(self) -> Any:
+        """The transaction's asyncpg connection, for statements sent without SQLAlchemy."""
+        raw = await self.conn.get_raw_connection()
+        return raw.driver_connection
+
+    async def _driver_failure(self, exc: BaseException) -> BaseException:
+        """What an error of a statement sent through asyncpg means; a connection it found
+        dead is taken out of the pool (SQLAlchemy only notices for its own statements)."""
+        if isinstance(exc, OSError | asyncpg.InterfaceError) or unavailable_cause(exc):
+            with contextlib.suppress(Exception):
+                await self.conn.invalidate()
+            return self._store._unavailable(f"connection lost ({_describe(exc)})")
+        return self._store._failure(exc, write=True)
+
+    async def _base_get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
+        if self._snapshot_ts is not None:
+            return await StoreReader.get(self, doc_id)
+        try:
+            row = await (await self._driver()).fetchrow(_PG_FIRST_GET, doc_id)
+        except _ASYNCPG_ERRORS as exc:
+            raise await self._driver_failure(exc) from exc
+        self._snapshot_ts = int(row[0] or 0)
+        return None if row[1] is None else (row[1], decode_doc(row[2]))
+
+    async def _base_scan(
+        self, index_name: str, key_range: KeyRange, descending: bool, limit: int
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        if self._snapshot_ts is not None:
+            return await StoreReader.scan(
+                self, index_name, key_range, descending=descending, limit=limit
+            )
+        lower, upper = bool(key_range.start), key_range.end is not None
+        sql = _pg_first_scan(lower, upper, descending)
+        bounds = (key_range.start,) * lower + (key_range.end,) * upper
+        try:
+            rows = await (await self._driver()).fetch(sql, index_name, *bounds, limit)
+        except _ASYNCPG_ERRORS as exc:
+            raise await self._driver_failure(exc) from exc
+        self._snapshot_ts = int(rows[0][0] or 0)
+        found = [(bytes(r[1]), r[2]) for r in rows if r[1] is not None]
+        docs = decode_docs([value for _key, value in found])
+        return [(key, doc) for (key, _value), doc in zip(found, docs, strict=True)]
 
     @property
     def snapshot_ts(self) -> int:
@@ -775,8 +830,7 @@ class MutationWriter(StoreReader):
 
     async def current_ts(self) -> int:
         """The snapshot's timestamp (opening it if nothing was read yet)."""
-        if not self._opened:
-            await self._open()
+        await self._learn_ts()
         return self.snapshot_ts
 
     # ---- writes (in memory) -----------------------------------------------------------------
@@ -815,7 +869,7 @@ class MutationWriter(StoreReader):
             return None if mine.value is None else (mine.table, decode_doc(mine.value))
         if not self._opened:
             await self._open()
-        return await super().get(doc_id)
+        return await self._base_get(doc_id)
 
     async def scan(
         self, index_name: str, key_range: KeyRange, *, descending: bool, limit: int
@@ -826,14 +880,12 @@ class MutationWriter(StoreReader):
             await self._open()
         own = self.net.by_index.get(index_name)
         if not own and not self.net.docs:
-            return await super().scan(index_name, key_range, descending=descending, limit=limit)
+            return await self._base_scan(index_name, key_range, descending, limit)
         own = own or {}
         # keys this transaction removed may be among the snapshot's first ``limit``: ask for
         # that many more, so that at least ``limit`` remain when the snapshot has them
         hidden = sum(1 for k, v in own.items() if v is None and key_range.contains(k))
-        rows = await super().scan(
-            index_name, key_range, descending=descending, limit=limit + hidden
-        )
+        rows = await self._base_scan(index_name, key_range, descending, limit + hidden)
         docs = self.net.docs
         kept: list[tuple[bytes, dict[str, Any]]] = []
         for key, doc in rows:
@@ -856,8 +908,7 @@ class MutationWriter(StoreReader):
     async def find_outcome(self, session_id: str, request_id: int) -> StoredOutcome | None:
         """The remembered answer to ``(session_id, request_id)`` in this snapshot. (One made
         after it is found by the commit: its row's key is unique, and the retry reads again.)"""
-        if not self._opened:
-            await self._open()
+        await self._learn_ts()
         if self._sqlite:
             key = (session_id, request_id)
             row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_FIND_OUTCOME, key)
@@ -891,6 +942,36 @@ class MutationWriter(StoreReader):
             outcome=outcome,
             fence=fence,
         )
+
+
+# A mutation's first read on PostgreSQL also learns its snapshot's timestamp, in the same
+# statement (one round trip fewer); sent through asyncpg itself, prepared once per connection.
+_PG_FIRST_GET = (
+    "SELECT m.snap, d.table_name, d.value FROM (SELECT max(ts) AS snap FROM commits) AS m"
+    " LEFT JOIN documents AS d ON d.doc_id = $1::text"
+)
+
+
+@cache
+def _pg_first_scan(lower: bool, upper: bool, descending: bool) -> str:
+    """The range scan of ``_scan_statement``, with the snapshot's newest commit in every row
+    (and in the one row of NULLs an empty range gives); parameters: index, [start], [end],
+    limit."""
+    conditions = ["e.index_name = $1::text"]
+    if lower:
+        conditions.append(f"e.key >= ${len(conditions) + 1}::bytea")
+    if upper:
+        conditions.append(f"e.key < ${len(conditions) + 1}::bytea")
+    where = " AND ".join(conditions)
+    limit = f"${len(conditions) + 1}::bigint"
+    order = "DESC" if descending else "ASC"
+    # only constant fragments are put together here; every value is a ``$n`` parameter
+    return (
+        "SELECT m.snap, s.key, s.value FROM (SELECT max(ts) AS snap FROM commits) AS m"  # noqa: S608
+        " LEFT JOIN LATERAL (SELECT e.key, d.value FROM index_entries AS e"
+        f" JOIN documents AS d ON d.doc_id = e.doc_id WHERE {where} ORDER BY e.key {order}"
+        f" LIMIT {limit}) AS s ON true ORDER BY s.key {order}"
+    )
 
 
 def _first(pair: tuple[bytes, Any]) -> bytes:
@@ -1091,9 +1172,13 @@ class Store:
 
     def _unavailable(self, cause: str) -> StoreUnavailable:
         self.health.failed(cause)
+        if self._commit_engine is not self.engine:
+            # the committer's connections may be as dead as the one that failed (SQLAlchemy
+            # drops a whole pool only for a pool it saw fail): start it afresh
+            self._commit_engine.sync_engine.dispose(close=False)
         return StoreUnavailable(cause)
 
-    def _failure(self, exc: DBAPIError | sqlite3.Error, *, write: bool) -> BaseException:
+    def _failure(self, exc: BaseException, *, write: bool) -> BaseException:
         cause = unavailable_cause(exc)
         if cause is not None:
             return self._unavailable(cause)
