@@ -1115,6 +1115,7 @@ class Store:
         )
         self._queue: list[PendingCommit] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._busy = False  # a batch is being committed (by a caller itself, or the drainer)
         self.recent = RecentWrites()
         self.commit_stats = CommitStats()
         self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
@@ -1262,12 +1263,36 @@ class Store:
                 self.commit_stats.conflicts += 1
                 raise ReadSetConflict(ReadConflict(f"retries waiting on {waiting}", waiting), 0)
         member.future = asyncio.get_running_loop().create_future()
+        if not self._queue and not self._busy:
+            # nobody is committing: commit it right here, a batch of one (no task to wake);
+            # whoever queues meanwhile is drained by a task once it is done
+            self._busy = True
+            try:
+                await self._commit_batch([member])
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                member.settle(exc)
+            finally:
+                if self._queue:  # still busy: the drainer takes over
+                    self._drainer = asyncio.create_task(self._drain())
+                else:
+                    self._busy = False
+            return await member.future
         self._queue.append(member)
-        if self._drainer is None or self._drainer.done():
+        if not self._busy:
+            self._busy = True
             self._drainer = asyncio.create_task(self._drain())
         return await member.future
 
     async def _drain(self) -> None:
+        self._busy = True
+        try:
+            await self._drain_queue()
+        finally:
+            self._busy = False
+
+    async def _drain_queue(self) -> None:
         while self._queue:
             batch = self._queue[:MAX_BATCH]
             del self._queue[: len(batch)]
