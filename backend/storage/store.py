@@ -988,9 +988,8 @@ def _sqlite_begin(
         db.execute("ROLLBACK")
     db.execute("BEGIN IMMEDIATE")
     try:
-        (newest,) = db.execute(_SQLITE_LATEST_TS).fetchone()
+        newest, current = db.execute(_SQLITE_NEWEST_AND_FENCE).fetchone()
         newest = int(newest or 0)
-        (current,) = db.execute(_SQLITE_FENCE).fetchone()
         if expected is not None and newest == expected and current == fence:
             stamps = _sqlite_commit_batch(db, members, newest)
             db.execute("COMMIT")
@@ -1030,14 +1029,24 @@ def _sqlite_commit_batch(
     last = newest
     for m in members:
         rows = m.rows
-        db.executemany(_DELETE_DOCUMENT.sqlite_sql, [(i,) for i in rows.deleted_docs])
-        db.executemany(_UPDATE_DOCUMENT.sqlite_sql, rows.updated_docs)
-        db.executemany(_INSERT_DOCUMENT.sqlite_sql, rows.new_docs)
-        db.executemany(_DELETE_KEY.sqlite_sql, rows.deleted_keys)
-        db.executemany(_INSERT_KEY.sqlite_sql, rows.new_keys)
+        if rows.deleted_docs:
+            db.executemany(_DELETE_DOCUMENT.sqlite_sql, [(i,) for i in rows.deleted_docs])
+        if rows.updated_docs:
+            db.executemany(_UPDATE_DOCUMENT.sqlite_sql, rows.updated_docs)
+        if len(rows.new_docs) == 1:
+            db.execute(_INSERT_DOCUMENT.sqlite_sql, rows.new_docs[0])
+        elif rows.new_docs:
+            db.executemany(_INSERT_DOCUMENT.sqlite_sql, rows.new_docs)
+        if rows.deleted_keys:
+            db.executemany(_DELETE_KEY.sqlite_sql, rows.deleted_keys)
+        if rows.new_keys:
+            db.executemany(_INSERT_KEY.sqlite_sql, rows.new_keys)
         ts = max(m.now_ns, last + 1)
         db.execute(_SQLITE_INSERT_COMMIT, (ts, m.function_path, m.identity, m.write_set_json))
-        db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(m.log)])
+        if len(m.log) == 1:
+            db.execute(_SQLITE_INSERT_LOG, (ts, 0, *m.log[0]))
+        else:
+            db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(m.log)])
         if m.outcome is not None:
             db.execute(_SQLITE_INSERT_OUTCOME, _outcome_row(m.outcome, ts))
         stamps.append(ts)
@@ -1046,6 +1055,7 @@ def _sqlite_commit_batch(
 
 
 _SQLITE_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > ? ORDER BY ts"
+_SQLITE_NEWEST_AND_FENCE = "SELECT (SELECT max(ts) FROM commits), (SELECT value FROM schema_fence)"
 _PG_LOCK = text(PG_LOCK)
 _PG_WRITE_SETS_AFTER = text(PG_WRITE_SETS_AFTER)
 _PG_COMMIT_ONE = text(PG_COMMIT_ONE)
