@@ -45,8 +45,9 @@ def normalise_url(url: str) -> str:
 def create_db_engine(
     url: str, *, pg_schema: str | None = None, pool_size: int | None = None
 ) -> AsyncEngine:
-    """An engine for ``url``; ``pool_size`` bounds its pool (default: 8+8 on SQLite, 10+20 on
-    PostgreSQL)."""
+    """An engine for ``url``; ``pool_size`` bounds its pool (default: 8+8 on SQLite; 20+10 on
+    PostgreSQL, so that many concurrent mutations keep their connections instead of opening
+    and closing overflow ones, a new server process each)."""
     url = normalise_url(url)
     kind = kind_of(url)
     if kind is DatabaseKind.SQLITE:
@@ -81,8 +82,8 @@ def create_db_engine(
         connect_args["server_settings"] = {"search_path": pg_schema}
     return create_async_engine(
         url,
-        pool_size=pool_size or 10,
-        max_overflow=0 if pool_size else 20,
+        pool_size=pool_size or 20,
+        max_overflow=0 if pool_size else 10,
         connect_args=connect_args,
     )
 
