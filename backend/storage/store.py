@@ -1638,6 +1638,10 @@ class Store:
                 },
             )
 
+    def has_line(self, key: str) -> bool:
+        """Whether retries are lined up (or running their turn) for ``key``."""
+        return key in self._turns
+
     def _line_for(self, reads: ReadSet, holding: str | None) -> str | None:
         """A key in ``reads`` that retries other than ``holding`` are lined up for."""
         for doc_id in reads.ids:
