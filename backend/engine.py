@@ -169,6 +169,7 @@ class Engine:
         self.retry = retry or RetryPolicy()
         self.commits = 0  # mutations that succeeded (committed, or wrote nothing)
         self.retries = 0  # attempts run again: conflicts on the read set, busy databases
+        self._last_hot: dict[str, str] = {}  # call -> the key its last conflict was on
         self._listeners: list[CommitListener] = []
         self.services = Services()
         """The subsystems an assembly plugs in, by class (``backend/services.py``)."""
@@ -414,6 +415,7 @@ class Engine:
             identity=identity.subject if identity else None,
             request=wire,
             client=client,
+            hint=f"{function.path}:{dumps(to_json(args))}",
         )
 
     async def write(
@@ -425,8 +427,14 @@ class Engine:
         request: WireRequest | tuple[str, int] | None = None,
         client: ClientInfo | None = None,
         remember: Callable[[Any], bool] | None = None,
+        hint: str | None = None,
     ) -> MutationResult:
         """Run ``body`` in a serializable transaction, retrying lost races; commit its writes.
+
+        ``hint`` names the call (function and arguments): when the same call last met a
+        document or range that retries are now lined up for, it joins that line at once
+        instead of running once only to be sent there (scheduling only: the check at commit
+        decides what commits).
 
         With ``request``, a resend of the same ``(sessionId, requestId)`` by its owner is
         answered from the stored outcome (a bare pair belongs to nobody: pass on the
@@ -436,7 +444,12 @@ class Engine:
         """
         policy = self.retry
         attempts: list[Transaction] = []
-        hot: str | None = None  # where the last attempt met a commit: its retry waits its turn
+        # where the last attempt met a commit: its retry waits its turn
+        hot: str | None = None
+        if hint is not None:
+            last = self._last_hot.get(hint)
+            if last is not None and self.store.has_line(last):
+                hot = last
         foreign = False  # ... and whether that commit was another process's
         try:
             for attempt in range(policy.max_attempts):
@@ -465,6 +478,10 @@ class Engine:
                     # line behind the other retries that met the same document or range
                     self.retries += 1
                     hot, foreign = exc.conflict.key, foreign or exc.foreign
+                    if hint is not None:
+                        if len(self._last_hot) > 10_000:
+                            self._last_hot.clear()
+                        self._last_hot[hint] = hot
                     log.info("%s conflicted on %s; attempt %d", function_path, exc, attempt + 1)
                 except RetryableConflict as exc:
                     self.retries += 1

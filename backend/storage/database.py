@@ -43,12 +43,11 @@ def normalise_url(url: str) -> str:
 
 
 def create_db_engine(
-    url: str, *, pg_schema: str | None = None, pool_size: int | None = None, committer: bool = False
+    url: str, *, pg_schema: str | None = None, pool_size: int | None = None
 ) -> AsyncEngine:
-    """An engine for ``url``; ``pool_size`` bounds its pool (default: 8+8 on SQLite, 10+20 on
-    PostgreSQL). ``committer``: the store's committer, which on SQLite runs its transactions
-    itself on the connection's thread and always ends them (no rollback when a connection goes
-    back to the pool: one thread round trip less per commit)."""
+    """An engine for ``url``; ``pool_size`` bounds its pool (default: 8+8 on SQLite; 20+10 on
+    PostgreSQL, so that many concurrent mutations keep their connections instead of opening
+    and closing overflow ones, a new server process each)."""
     url = normalise_url(url)
     kind = kind_of(url)
     if kind is DatabaseKind.SQLITE:
@@ -57,7 +56,6 @@ def create_db_engine(
             pool_size=pool_size or 8,
             max_overflow=0 if pool_size else 8,
             connect_args={"timeout": 30},
-            pool_reset_on_return=None if committer else "rollback",
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -84,8 +82,8 @@ def create_db_engine(
         connect_args["server_settings"] = {"search_path": pg_schema}
     return create_async_engine(
         url,
-        pool_size=pool_size or 10,
-        max_overflow=0 if pool_size else 20,
+        pool_size=pool_size or 20,
+        max_overflow=0 if pool_size else 10,
         connect_args=connect_args,
     )
 

@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import hashlib
 import itertools
+import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
@@ -55,7 +56,9 @@ from datetime import timedelta
 from functools import cache
 from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import Integer, Select, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import Executable
@@ -79,6 +82,8 @@ from backend.values.convex_json import decode_stored, dumps, to_json
 from backend.values.index_key import KeyRange
 
 RETRYABLE_SQLSTATES = {"40001", "40P01", "55P03"}
+# what asyncpg raises for a statement sent to it directly (not through SQLAlchemy)
+_ASYNCPG_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 T = TypeVar("T")
 
 
@@ -759,12 +764,58 @@ class MutationWriter(StoreReader):
         self.net = NetWrites()
 
     async def _open(self) -> None:
+        """Begin the snapshot. On SQLite learn its timestamp now; on PostgreSQL the first read
+        learns it in the same statement (``_PG_FIRST_GET``, ``_pg_first_scan``)."""
         store = self._store
         self.conn = await self._stack.enter_async_context(
             store._transaction(store._read_engine, write=True)
         )
         self._opened = True
-        self._snapshot_ts = await store._latest_ts(self.conn)
+        if self._sqlite:
+            self._snapshot_ts = await store._latest_ts(self.conn)
+
+    async def _learn_ts(self) -> None:
+        if not self._opened:
+            await self._open()
+        if self._snapshot_ts is None:
+            self._snapshot_ts = await self._store._latest_ts(self.conn)
+
+    async def _driver(self) -> Any:
+        """The transaction's asyncpg connection, for statements sent without SQLAlchemy."""
+        raw = await self.conn.get_raw_connection()
+        return raw.driver_connection
+
+    async def _driver_failure(self, exc: BaseException) -> BaseException:
+        return await self._store._driver_failure_on(self.conn, exc)
+
+    async def _base_get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
+        if self._snapshot_ts is not None:
+            return await StoreReader.get(self, doc_id)
+        try:
+            row = await (await self._driver()).fetchrow(_PG_FIRST_GET, doc_id)
+        except _ASYNCPG_ERRORS as exc:
+            raise await self._driver_failure(exc) from exc
+        self._snapshot_ts = int(row[0] or 0)
+        return None if row[1] is None else (row[1], decode_doc(row[2]))
+
+    async def _base_scan(
+        self, index_name: str, key_range: KeyRange, descending: bool, limit: int
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        if self._snapshot_ts is not None:
+            return await StoreReader.scan(
+                self, index_name, key_range, descending=descending, limit=limit
+            )
+        lower, upper = bool(key_range.start), key_range.end is not None
+        sql = _pg_first_scan(lower, upper, descending)
+        bounds = (key_range.start,) * lower + (key_range.end,) * upper
+        try:
+            rows = await (await self._driver()).fetch(sql, index_name, *bounds, limit)
+        except _ASYNCPG_ERRORS as exc:
+            raise await self._driver_failure(exc) from exc
+        self._snapshot_ts = int(rows[0][0] or 0)
+        found = [(bytes(r[1]), r[2]) for r in rows if r[1] is not None]
+        docs = decode_docs([value for _key, value in found])
+        return [(key, doc) for (key, _value), doc in zip(found, docs, strict=True)]
 
     @property
     def snapshot_ts(self) -> int:
@@ -774,8 +825,7 @@ class MutationWriter(StoreReader):
 
     async def current_ts(self) -> int:
         """The snapshot's timestamp (opening it if nothing was read yet)."""
-        if not self._opened:
-            await self._open()
+        await self._learn_ts()
         return self.snapshot_ts
 
     # ---- writes (in memory) -----------------------------------------------------------------
@@ -814,7 +864,7 @@ class MutationWriter(StoreReader):
             return None if mine.value is None else (mine.table, decode_doc(mine.value))
         if not self._opened:
             await self._open()
-        return await super().get(doc_id)
+        return await self._base_get(doc_id)
 
     async def scan(
         self, index_name: str, key_range: KeyRange, *, descending: bool, limit: int
@@ -825,14 +875,12 @@ class MutationWriter(StoreReader):
             await self._open()
         own = self.net.by_index.get(index_name)
         if not own and not self.net.docs:
-            return await super().scan(index_name, key_range, descending=descending, limit=limit)
+            return await self._base_scan(index_name, key_range, descending, limit)
         own = own or {}
         # keys this transaction removed may be among the snapshot's first ``limit``: ask for
         # that many more, so that at least ``limit`` remain when the snapshot has them
         hidden = sum(1 for k, v in own.items() if v is None and key_range.contains(k))
-        rows = await super().scan(
-            index_name, key_range, descending=descending, limit=limit + hidden
-        )
+        rows = await self._base_scan(index_name, key_range, descending, limit + hidden)
         docs = self.net.docs
         kept: list[tuple[bytes, dict[str, Any]]] = []
         for key, doc in rows:
@@ -855,8 +903,7 @@ class MutationWriter(StoreReader):
     async def find_outcome(self, session_id: str, request_id: int) -> StoredOutcome | None:
         """The remembered answer to ``(session_id, request_id)`` in this snapshot. (One made
         after it is found by the commit: its row's key is unique, and the retry reads again.)"""
-        if not self._opened:
-            await self._open()
+        await self._learn_ts()
         if self._sqlite:
             key = (session_id, request_id)
             row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_FIND_OUTCOME, key)
@@ -892,6 +939,36 @@ class MutationWriter(StoreReader):
         )
 
 
+# A mutation's first read on PostgreSQL also learns its snapshot's timestamp, in the same
+# statement (one round trip fewer); sent through asyncpg itself, prepared once per connection.
+_PG_FIRST_GET = (
+    "SELECT m.snap, d.table_name, d.value FROM (SELECT max(ts) AS snap FROM commits) AS m"
+    " LEFT JOIN documents AS d ON d.doc_id = $1::text"
+)
+
+
+@cache
+def _pg_first_scan(lower: bool, upper: bool, descending: bool) -> str:
+    """The range scan of ``_scan_statement``, with the snapshot's newest commit in every row
+    (and in the one row of NULLs an empty range gives); parameters: index, [start], [end],
+    limit."""
+    conditions = ["e.index_name = $1::text"]
+    if lower:
+        conditions.append(f"e.key >= ${len(conditions) + 1}::bytea")
+    if upper:
+        conditions.append(f"e.key < ${len(conditions) + 1}::bytea")
+    where = " AND ".join(conditions)
+    limit = f"${len(conditions) + 1}::bigint"
+    order = "DESC" if descending else "ASC"
+    # only constant fragments are put together here; every value is a ``$n`` parameter
+    return (
+        "SELECT m.snap, s.key, s.value FROM (SELECT max(ts) AS snap FROM commits) AS m"  # noqa: S608
+        " LEFT JOIN LATERAL (SELECT e.key, d.value FROM index_entries AS e"
+        f" JOIN documents AS d ON d.doc_id = e.doc_id WHERE {where} ORDER BY e.key {order}"
+        f" LIMIT {limit}) AS s ON true ORDER BY s.key {order}"
+    )
+
+
 def _first(pair: tuple[bytes, Any]) -> bytes:
     return pair[0]
 
@@ -911,9 +988,8 @@ def _sqlite_begin(
         db.execute("ROLLBACK")
     db.execute("BEGIN IMMEDIATE")
     try:
-        (newest,) = db.execute(_SQLITE_LATEST_TS).fetchone()
+        newest, current = db.execute(_SQLITE_NEWEST_AND_FENCE).fetchone()
         newest = int(newest or 0)
-        (current,) = db.execute(_SQLITE_FENCE).fetchone()
         if expected is not None and newest == expected and current == fence:
             stamps = _sqlite_commit_batch(db, members, newest)
             db.execute("COMMIT")
@@ -953,14 +1029,24 @@ def _sqlite_commit_batch(
     last = newest
     for m in members:
         rows = m.rows
-        db.executemany(_DELETE_DOCUMENT.sqlite_sql, [(i,) for i in rows.deleted_docs])
-        db.executemany(_UPDATE_DOCUMENT.sqlite_sql, rows.updated_docs)
-        db.executemany(_INSERT_DOCUMENT.sqlite_sql, rows.new_docs)
-        db.executemany(_DELETE_KEY.sqlite_sql, rows.deleted_keys)
-        db.executemany(_INSERT_KEY.sqlite_sql, rows.new_keys)
+        if rows.deleted_docs:
+            db.executemany(_DELETE_DOCUMENT.sqlite_sql, [(i,) for i in rows.deleted_docs])
+        if rows.updated_docs:
+            db.executemany(_UPDATE_DOCUMENT.sqlite_sql, rows.updated_docs)
+        if len(rows.new_docs) == 1:
+            db.execute(_INSERT_DOCUMENT.sqlite_sql, rows.new_docs[0])
+        elif rows.new_docs:
+            db.executemany(_INSERT_DOCUMENT.sqlite_sql, rows.new_docs)
+        if rows.deleted_keys:
+            db.executemany(_DELETE_KEY.sqlite_sql, rows.deleted_keys)
+        if rows.new_keys:
+            db.executemany(_INSERT_KEY.sqlite_sql, rows.new_keys)
         ts = max(m.now_ns, last + 1)
         db.execute(_SQLITE_INSERT_COMMIT, (ts, m.function_path, m.identity, m.write_set_json))
-        db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(m.log)])
+        if len(m.log) == 1:
+            db.execute(_SQLITE_INSERT_LOG, (ts, 0, *m.log[0]))
+        else:
+            db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(m.log)])
         if m.outcome is not None:
             db.execute(_SQLITE_INSERT_OUTCOME, _outcome_row(m.outcome, ts))
         stamps.append(ts)
@@ -969,10 +1055,27 @@ def _sqlite_commit_batch(
 
 
 _SQLITE_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > ? ORDER BY ts"
+_SQLITE_NEWEST_AND_FENCE = "SELECT (SELECT max(ts) FROM commits), (SELECT value FROM schema_fence)"
 _PG_LOCK = text(PG_LOCK)
 _PG_WRITE_SETS_AFTER = text(PG_WRITE_SETS_AFTER)
 _PG_COMMIT_ONE = text(PG_COMMIT_ONE)
 _PG_GUARDED_COMMIT = text(PG_GUARDED_COMMIT)
+
+
+def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with its ``:name`` parameters as asyncpg's ``$n``, and the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return re.sub(r"(?<![:\w]):([a-z_]+)\b", number, sql), tuple(names)
+
+
+_PG_GUARDED_SQL, _PG_GUARDED_NAMES = _positional(PG_GUARDED_COMMIT)
 _PG_TURN_LOCK = text("SELECT pg_advisory_lock(CAST(:ns AS integer), CAST(:k AS integer))")
 _PG_TURN_UNLOCK = text("SELECT pg_advisory_unlock(CAST(:ns AS integer), CAST(:k AS integer))")
 
@@ -1021,14 +1124,19 @@ class Store:
         self._write_lock = asyncio.Lock()
         # the committer (``commit``): its own connections, so that it never waits in the pool
         # behind the mutations whose commits it is to make
-        commit_engine = create_db_engine(url, pg_schema=pg_schema, pool_size=2, committer=True)
+        # (on SQLite a plain ``sqlite3`` connection of its own: ``_on_sqlite``)
         self._commit_engine = (
-            commit_engine.execution_options(sqlite_begin="IMMEDIATE")
+            self.engine
             if self.kind is DatabaseKind.SQLITE
-            else commit_engine
+            else create_db_engine(url, pg_schema=pg_schema, pool_size=2)
+        )
+        self._sqlite_db: sqlite3.Connection | None = None
+        self._autocommit_engine = self._commit_engine.execution_options(
+            isolation_level="AUTOCOMMIT"
         )
         self._queue: list[PendingCommit] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._busy = False  # a batch is being committed (by a caller itself, or the drainer)
         self.recent = RecentWrites()
         self.commit_stats = CommitStats()
         self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
@@ -1054,7 +1162,11 @@ class Store:
     async def close(self) -> None:
         if self._drainer is not None and not self._drainer.done():
             await asyncio.wait([self._drainer], timeout=30)
-        await self._commit_engine.dispose()
+        if self._commit_engine is not self.engine:
+            await self._commit_engine.dispose()
+        if self._sqlite_db is not None:
+            self._sqlite_db.close()
+            self._sqlite_db = None
         await self.engine.dispose()
 
     # ---- transactions, and what their failures mean ------------------------------------------
@@ -1080,11 +1192,29 @@ class Store:
             await conn.close()
         self.health.succeeded()
 
+    async def _driver_failure_on(self, conn: AsyncConnection, exc: BaseException) -> BaseException:
+        """What an error of a statement sent through asyncpg itself means; a connection it
+        found dead is taken out of the pool (SQLAlchemy only notices for its own statements)."""
+        if isinstance(exc, OSError | asyncpg.InterfaceError) or unavailable_cause(exc):
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            return self._unavailable(f"connection lost ({_describe(exc)})")
+        state = getattr(exc, "sqlstate", None)
+        if state in RETRYABLE_SQLSTATES:
+            return RetryableConflict(str(state))
+        if state == "23505":  # a unique key claimed concurrently (an outcome): the retry sees it
+            return RetryableConflict("unique violation")
+        return StorageError(_describe(exc))
+
     def _unavailable(self, cause: str) -> StoreUnavailable:
         self.health.failed(cause)
+        if self._commit_engine is not self.engine:
+            # the committer's connections may be as dead as the one that failed (SQLAlchemy
+            # drops a whole pool only for a pool it saw fail): start it afresh
+            self._commit_engine.sync_engine.dispose(close=False)
         return StoreUnavailable(cause)
 
-    def _failure(self, exc: DBAPIError | sqlite3.Error, *, write: bool) -> BaseException:
+    def _failure(self, exc: BaseException, *, write: bool) -> BaseException:
         cause = unavailable_cause(exc)
         if cause is not None:
             return self._unavailable(cause)
@@ -1168,12 +1298,36 @@ class Store:
                 self.commit_stats.conflicts += 1
                 raise ReadSetConflict(ReadConflict(f"retries waiting on {waiting}", waiting), 0)
         member.future = asyncio.get_running_loop().create_future()
+        if not self._queue and not self._busy:
+            # nobody is committing: commit it right here, a batch of one (no task to wake);
+            # whoever queues meanwhile is drained by a task once it is done
+            self._busy = True
+            try:
+                await self._commit_batch([member])
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                member.settle(exc)
+            finally:
+                if self._queue:  # still busy: the drainer takes over
+                    self._drainer = asyncio.create_task(self._drain())
+                else:
+                    self._busy = False
+            return await member.future
         self._queue.append(member)
-        if self._drainer is None or self._drainer.done():
+        if not self._busy:
+            self._busy = True
             self._drainer = asyncio.create_task(self._drain())
         return await member.future
 
     async def _drain(self) -> None:
+        self._busy = True
+        try:
+            await self._drain_queue()
+        finally:
+            self._busy = False
+
+    async def _drain_queue(self) -> None:
         while self._queue:
             batch = self._queue[:MAX_BATCH]
             del self._queue[: len(batch)]
@@ -1206,25 +1360,24 @@ class Store:
         after = self._read_after(needed)
         if self.kind is DatabaseKind.SQLITE:
             async with self._write_lock:
-                conn = self._commit_engine.connect()
                 try:
-                    await conn.start()
-                except Exception as exc:
-                    raise self._unavailable(_describe(exc)) from exc
-                try:
-                    accepted = await self._sqlite_batch(conn, batch, after, results)
-                except (DBAPIError, sqlite3.Error) as exc:
+                    accepted = await self._sqlite_batch(batch, after, results)
+                except sqlite3.Error as exc:
                     raise self._failure(exc, write=True) from exc
                 except BaseException:  # cancelled between calls: never keep the write lock
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(_in_worker(conn, _sqlite_rollback))
+                    if self._sqlite_db is not None:
+                        with contextlib.suppress(Exception):
+                            _sqlite_rollback(self._sqlite_db)
                     raise
-                finally:
-                    await conn.close()
                 self.health.succeeded()
         else:
-            async with self._transaction(self._commit_engine, write=True) as conn:
-                accepted = await self._pg_batch(conn, batch, after, results)
+            single = await self._pg_single(batch, after, results)
+            if single is not None:
+                accepted = single
+            else:
+                results.clear()
+                async with self._transaction(self._commit_engine, write=True) as conn:
+                    accepted = await self._pg_batch(conn, batch, after, results)
         # committed: later batches check against these too
         for m in accepted:
             ts = results[m]
@@ -1238,14 +1391,13 @@ class Store:
 
     async def _sqlite_batch(
         self,
-        conn: AsyncConnection,
         batch: Sequence[PendingCommit],
         after: int | None,
         results: dict[PendingCommit, int | BaseException],
     ) -> list[PendingCommit]:
-        """The batch on SQLite, in one call on the connection's thread when this process
-        knows every commit (checked before the lock, written under it if the newest commit is
-        still the one the check assumed); else lock, learn, check and write in three."""
+        """The batch on SQLite, in one call when this process knows every commit (checked
+        before the lock, written under it if the newest commit is still the one the check
+        assumed); else lock, learn, check and write in three (``_on_sqlite``)."""
         through = self.recent.through
         fence = batch[0].fence
         if through is not None and after == through and all(m.fence == fence for m in batch):
@@ -1253,8 +1405,8 @@ class Store:
             if not accepted:
                 self.commit_stats.conflicts += len(batch)
                 return []
-            stamps, newest, current, rows = await _in_worker(
-                conn, _sqlite_begin, accepted, through, fence, after
+            stamps, newest, current, rows = await self._on_sqlite(
+                _sqlite_begin, accepted, through, fence, after
             )
             if stamps is not None:
                 self.commit_stats.conflicts += len(batch) - len(accepted)
@@ -1262,15 +1414,90 @@ class Store:
                 return accepted
             results.clear()
         else:
-            _, newest, current, rows = await _in_worker(conn, _sqlite_begin, [], None, None, after)
+            _, newest, current, rows = await self._on_sqlite(_sqlite_begin, [], None, None, after)
         try:
             self._learn(after, newest, rows)
             accepted = self._validate(batch, current, results)
         except BaseException:
-            await _in_worker(conn, _sqlite_rollback)
+            await self._on_sqlite(_sqlite_rollback)
             raise
-        stamps = await _in_worker(conn, _sqlite_finish, accepted, newest)
+        stamps = await self._on_sqlite(_sqlite_finish, accepted, newest)
         results.update(zip(accepted, stamps, strict=True))
+        return accepted
+
+    async def _on_sqlite(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(connection, *args)`` on the committer's own ``sqlite3`` connection, called
+        right here on the event loop: a commit in WAL mode with ``synchronous=NORMAL`` is a few
+        page writes and no fsync, cheaper than the two thread switches of a call through
+        aiosqlite (which, on a busy machine, cost more than the commit itself). If the file's
+        write lock is held (another process, a maintenance batch of our own is excluded by
+        ``_write_lock``), it is not waited for here: the call is made again on a thread, with the
+        usual busy timeout (every function passed rolls back what it began when it fails)."""
+        db = self._sqlite_db
+        if db is None:
+            path = make_url(self.url).database
+            db = sqlite3.connect(path or "", isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=0")
+            self._sqlite_db = db
+        try:
+            return fn(db, *args)
+        except sqlite3.OperationalError as exc:
+            text_of = str(exc).lower()
+            if "locked" not in text_of and "busy" not in text_of:
+                raise
+        db.execute("PRAGMA busy_timeout=10000")
+        try:
+            return await asyncio.to_thread(fn, db, *args)
+        finally:
+            db.execute("PRAGMA busy_timeout=0")
+
+    def _checkable(self, batch: Sequence[PendingCommit], after: int | None) -> bool:
+        """Whether ``batch`` can be checked before the lock: this process knows every commit
+        up to the newest it has seen, and the members follow one deployed schema."""
+        fence = batch[0].fence
+        return (
+            self.recent.through is not None
+            and after == self.recent.through
+            and fence is not None
+            and all(m.fence == fence for m in batch)
+        )
+
+    async def _pg_single(
+        self,
+        batch: Sequence[PendingCommit],
+        after: int | None,
+        results: dict[PendingCommit, int | BaseException],
+    ) -> list[PendingCommit] | None:
+        """A batch that leaves one commit to write, checked before the lock: written by one
+        statement on its own (no ``BEGIN``, no ``COMMIT``: a statement is a transaction, and
+        the lock it takes is released when it ends), one round trip in all. None when that
+        does not apply or its guard failed (nothing was written)."""
+        if not self._checkable(batch, after):
+            return None
+        fence = batch[0].fence
+        accepted = self._validate(batch, fence, results, count=False)
+        if not accepted:  # every one met a commit this process knows: nothing to write
+            self.commit_stats.conflicts += len(batch)
+            return []
+        if len(accepted) > 1:
+            return None
+        (member,) = accepted
+        params = pg_commit_params(member, self.notify_channel)
+        params.update(lock_key=self._lock_key, expected=self.recent.through, fence=fence)
+        values = [params[name] for name in _PG_GUARDED_NAMES]
+        async with self._transaction(self._autocommit_engine, write=True) as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            try:  # through asyncpg itself: SQLAlchemy's handling of 25 parameters costs more
+                _newest, _fence, ts = await driver.fetchrow(_PG_GUARDED_SQL, *values)
+            except _ASYNCPG_ERRORS as exc:
+                raise await self._driver_failure_on(conn, exc) from exc
+        if ts is None:
+            return None
+        self.commit_stats.conflicts += len(batch) - 1
+        results[member] = int(ts)
         return accepted
 
     async def _pg_batch(
@@ -1289,12 +1516,7 @@ class Store:
         lock comes first, then the commits this process does not know, then the check."""
         through = self.recent.through
         fence = batch[0].fence
-        if (
-            through is not None
-            and after == through
-            and fence is not None
-            and all(m.fence == fence for m in batch)
-        ):
+        if through is not None and self._checkable(batch, after):
             accepted = self._validate(batch, fence, results, count=False)
             if not accepted:  # every one met a commit this process knows: nothing to write
                 self.commit_stats.conflicts += len(batch)
@@ -1415,6 +1637,10 @@ class Store:
                     "owner": outcome.owner,
                 },
             )
+
+    def has_line(self, key: str) -> bool:
+        """Whether retries are lined up (or running their turn) for ``key``."""
+        return key in self._turns
 
     def _line_for(self, reads: ReadSet, holding: str | None) -> str | None:
         """A key in ``reads`` that retries other than ``holding`` are lined up for."""
