@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
-from backend.errors import ConvexError, ErrorCode, InternalError, invalid_argument
+from backend.errors import SERVER_ERROR, ConvexError, ErrorCode, InternalError, invalid_argument
 from backend.mail.outbox import MailTransport
 from backend.runtime import Runtime, to_ms, to_ns
 from backend.schema import Schema
@@ -54,6 +54,7 @@ from backend.udf.context import (
 )
 from backend.udf.registry import FunctionKind, RegisteredFunction, Visibility
 from backend.udf.system_context import SystemContext
+from backend.udf.validation import ReturnsValidationError
 from backend.values.convex_json import dumps, to_json
 
 log = logging.getLogger("backend.engine")
@@ -259,7 +260,15 @@ class Engine:
             raise
         except Exception as exc:
             raise self._failure(fn, exc) from exc
-        return self._result(fn, result)
+        value = self._result(fn, result)
+        try:
+            fn.validate_returns(value)
+        except ReturnsValidationError as exc:
+            # the function's bug, not the caller's: logged whole, shown only in DEV_MODE; a
+            # mutation's writes go with the failure (this runs inside its transaction)
+            log.error("%s", exc.message)
+            raise FunctionFailed(exc.message if self.dev_mode else SERVER_ERROR) from None
+        return value
 
     def _result(self, fn: AnyFunction, result: Any) -> Any:
         if isinstance(result, BaseModel):

@@ -63,3 +63,15 @@ async def echo(ctx: ActionCtx, value: Any) -> Any:
 @action
 async def refuse_action(ctx: ActionCtx) -> None:
     raise ConvexError("RATE_LIMITED", "slow down", retryAfterMs=1500)
+
+
+@mutation
+async def send_counted(ctx: MutationCtx, channel: str, body: str) -> int:
+    """Declares a count, returns the new message's id: the return check fails the call."""
+    message_id: Any = await ctx.db.insert("messages", {"channel": channel, "body": body})
+    return message_id  # type: ignore[no-any-return]
+
+
+@query
+async def bodies_claimed_numbers(ctx: QueryCtx, channel: str) -> builtins.list[int]:
+    return await list(ctx, channel)  # type: ignore[return-value]
