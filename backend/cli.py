@@ -1,9 +1,10 @@
-"""``python -m backend serve | dev | migrate | migrations | verify-log | compact``."""
+"""``python -m backend serve | dev | migrate | migrations | verify-log | compact | logs``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import re
 import sys
@@ -15,6 +16,7 @@ from backend.storage.engine import DatabaseKind, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.udf.app import App
+from backend.udf.calls import tail
 
 
 def _prepare(settings: Settings) -> None:
@@ -225,6 +227,24 @@ def _batch_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def show_logs(file: str | None, *, history: int, follow: bool, raw: bool) -> int:
+    """``python -m backend logs``: the calls every server process appended to the log file."""
+    path = Path(file or load_settings().function_log)
+    if not str(path) or str(path) == ".":
+        print("error: FUNCTION_LOG is empty: the servers write no call log", file=sys.stderr)
+        return 2
+    if not path.exists() and not follow:
+        print(f"error: no call log at {path} yet", file=sys.stderr)
+        return 1
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the follow
+        tail(path, history=max(history, 0), follow=follow, say=say, raw=raw)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -253,7 +273,16 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", type=duration, help="history to keep before the newest commit (7d, 12h, ...)"
     )
     horizon.add_argument("--before-ts", type=int, help="compact at or before this commit ts")
+    logs = sub.add_parser("logs", help="print the function calls' logs, then follow new ones")
+    logs.add_argument(
+        "--history", type=int, default=10, help="calls to show from before now (default 10)"
+    )
+    logs.add_argument("--no-follow", action="store_true", help="print the history and stop")
+    logs.add_argument("--json", action="store_true", help="each call's line as it is stored")
+    logs.add_argument("--file", help="the log file (default: FUNCTION_LOG)")
     args = parser.parse_args(argv)
+    if args.command == "logs":
+        return show_logs(args.file, history=args.history, follow=not args.no_follow, raw=args.json)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if args.command == "migrate":

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # a client address is the socket's peer, so no client can pick its own address for the
     # per-address rate limits and audit trails.
     forwarded_allow_ips: str | None = None
+    # Where every function call's structured line is appended (``python -m backend logs``
+    # tails it); every server process of a deployment may share one file. Empty: nowhere.
+    function_log: str = str(DATA_DIR / "logs" / "functions.jsonl")
 
     def resolved_secret_key(self) -> str:
         """The server secret; generated once under ``./data/`` in dev, required otherwise."""

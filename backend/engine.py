@@ -11,6 +11,7 @@ the store, and the engine tells its commit listeners (the scheduler, the sync la
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import traceback
@@ -41,7 +42,9 @@ from backend.storage.store import (
 from backend.transactions.limits import Limits
 from backend.transactions.readset import ReadSet, WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.udf import logs
 from backend.udf.app import App, canonical_path
+from backend.udf.calls import function_call
 from backend.udf.context import (
     ActionAuth,
     ActionCtx,
@@ -79,6 +82,7 @@ class QueryResult:
     ts: int
     used_auth: bool
     journal: str | None = None
+    log_lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class QueryOutcome:
     ts: int
     used_auth: bool
     journal: str | None
+    log_lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class MutationResult:
     value: Any
     ts: int
     replayed: bool = False
+    log_lines: tuple[str, ...] = ()
 
 
 class WireRequest(NamedTuple):
@@ -167,6 +173,7 @@ class Engine:
         """The subsystems an assembly plugs in, by class (``backend/services.py``)."""
         if mail_transport is not None:
             self.services.register(MailTransport, mail_transport)
+        logs.install(app.package)  # print() and the app's logging become function logs
 
     # ---- the deployed schema -----------------------------------------------------------
 
@@ -334,8 +341,16 @@ class Engine:
         txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
         txn.journal_in = journal
         auth = Auth(identity, txn, self.identity_resolver)
-        value = await self._invoke(function, QueryCtx(self, txn, auth), args)
-        return QueryResult(value, txn.read_set, reader.snapshot_ts, auth.used, txn.journal_out)
+        with function_call(function.path, "query", identity) as call:
+            value = await self._invoke(function, QueryCtx(self, txn, auth), args)
+        return QueryResult(
+            value,
+            txn.read_set,
+            reader.snapshot_ts,
+            auth.used,
+            txn.journal_out,
+            tuple(call.logs.lines),
+        )
 
     async def subscribe_at(
         self,
@@ -352,14 +367,29 @@ class Engine:
         txn.journal_in = journal
         auth = Auth(identity, txn, self.identity_resolver)
         try:
-            self._check_args(args)
-            value = await self._invoke(function, QueryCtx(self, txn, auth), args)
+            with function_call(function.path, "query", identity) as call:
+                self._check_args(args)
+                value = await self._invoke(function, QueryCtx(self, txn, auth), args)
         except StoreUnavailable:
             raise  # not the query's outcome: nothing it read may be kept, it runs again later
         except (ConvexError, FunctionFailed) as error:
-            return QueryOutcome(None, error, txn.read_set, reader.snapshot_ts, auth.used, None)
+            return QueryOutcome(
+                None,
+                error,
+                txn.read_set,
+                reader.snapshot_ts,
+                auth.used,
+                None,
+                tuple(call.logs.lines),
+            )
         return QueryOutcome(
-            value, None, txn.read_set, reader.snapshot_ts, auth.used, txn.journal_out
+            value,
+            None,
+            txn.read_set,
+            reader.snapshot_ts,
+            auth.used,
+            txn.journal_out,
+            tuple(call.logs.lines),
         )
 
     async def run_query(
@@ -374,12 +404,13 @@ class Engine:
         self._check_args(args)
         # As ``query_at`` does, but only the value is wanted: the snapshot need not learn its
         # timestamp, which saves a statement.
-        async with self.store.snapshot(timestamped=False) as reader:
-            txn = Transaction(
-                reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
-            )
-            auth = Auth(identity, txn, self.identity_resolver)
-            return await self._invoke(function, QueryCtx(self, txn, auth), args)
+        with function_call(function.path, "query", identity):
+            async with self.store.snapshot(timestamped=False) as reader:
+                txn = Transaction(
+                    reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
+                )
+                auth = Auth(identity, txn, self.identity_resolver)
+                return await self._invoke(function, QueryCtx(self, txn, auth), args)
 
     # ---- mutations ----------------------------------------------------------------------
 
@@ -399,24 +430,29 @@ class Engine:
         function = self.resolve(fn, FunctionKind.MUTATION, internal=internal)
         self._check_args(args)
         wire = None if request is None else WireRequest(*request, outcome_owner(identity))
-        runner = getattr(function, "runner", None)
-        if runner is not None:  # an engine function made of several transactions
-            function.validate_args(args)
-            # it hands ``wire`` on to ``write`` as it is, owner and all
-            result: MutationResult = await runner(self, args, identity, request=wire, client=client)
-            return result
+        with function_call(function.path, "mutation", identity) as call:
+            runner = getattr(function, "runner", None)
+            if runner is not None:  # an engine function made of several transactions
+                function.validate_args(args)
+                # it hands ``wire`` on to ``write`` as it is, owner and all
+                result: MutationResult = await runner(
+                    self, args, identity, request=wire, client=client
+                )
+                return result
 
-        async def body(txn: Transaction) -> Any:
-            auth = Auth(identity, txn, self.identity_resolver)
-            return await self._invoke(function, MutationCtx(self, txn, auth), args)
+            async def body(txn: Transaction) -> Any:
+                call.logs.restart()  # a retried attempt's lines replace the lost one's
+                auth = Auth(identity, txn, self.identity_resolver)
+                return await self._invoke(function, MutationCtx(self, txn, auth), args)
 
-        return await self.write(
-            body,
-            function_path=function.path,
-            identity=identity.subject if identity else None,
-            request=wire,
-            client=client,
-        )
+            result = await self.write(
+                body,
+                function_path=function.path,
+                identity=identity.subject if identity else None,
+                request=wire,
+                client=client,
+            )
+        return dataclasses.replace(result, log_lines=tuple(call.logs.lines))
 
     async def write(
         self,
@@ -557,9 +593,10 @@ class Engine:
         function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
         self._check_args(args)
         check = self._live_identity if self.identity_resolver is not None else None
-        return await self._invoke(
-            function, ActionCtx(self, ActionAuth(identity, check), self.runtime.now()), args
-        )
+        with function_call(function.path, "action", identity):
+            return await self._invoke(
+                function, ActionCtx(self, ActionAuth(identity, check), self.runtime.now()), args
+            )
 
     async def _live_identity(self, identity: Identity) -> Identity | None:
         """``identity`` if its session is alive now (the resolver, in a snapshot of its own)."""

@@ -52,6 +52,7 @@ from backend.sync.session import SessionLimits
 from backend.sync.wakeups import PostgresListener
 from backend.system import system_functions, system_schema
 from backend.udf.app import load_app
+from backend.udf.calls import write_calls_to
 from backend.udf.context import Identity
 
 log = logging.getLogger("backend.http")
@@ -62,6 +63,8 @@ def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
     production configuration without a mail transport or secret (``check_can_serve``)."""
     settings.check_can_serve()
     sys.path.insert(0, str(Path.cwd()))
+    if settings.function_log:
+        write_calls_to(Path(settings.function_log))
     app = load_app(settings.app_schema, settings.app_functions)
     runtime = runtime or Runtime()
     return Engine(

@@ -235,3 +235,25 @@ def test_idle_for_35_seconds_without_a_reconnect(
         client.mutation("messages:send", {"channel": channel, "body": "still here"})
         assert next(updates) == ["still here"]
         assert len(watching(server, channel)) == 1
+
+
+def test_a_functions_prints_travel_as_log_lines(server: ServerProcess, channel: str) -> None:
+    client = ConvexClient(server.url)
+    updates = client.subscribe("messages:list_logged", {"channel": channel})
+    assert next(updates) == []
+    client.mutation("messages:send_logged", {"channel": channel, "body": "hi"})
+    assert next(updates) == ["hi"]
+    updates.unsubscribe()
+    (connection,) = watching(server, channel)
+    sent = connection.sent()
+    responses = [m for m in sent if m["type"] == "MutationResponse"]
+    assert responses[-1]["logLines"] == [f"[LOG] sending to {channel}"]
+    query_lines = [
+        change["logLines"]
+        for m in sent
+        if m["type"] == "Transition"
+        for change in m["modifications"]
+        if change["type"] == "QueryUpdated"
+    ]
+    assert [f"[LOG] listing {channel} 0"] in query_lines
+    assert [f"[LOG] listing {channel} 1"] in query_lines

@@ -75,3 +75,16 @@ async def send_counted(ctx: MutationCtx, channel: str, body: str) -> int:
 @query
 async def bodies_claimed_numbers(ctx: QueryCtx, channel: str) -> builtins.list[int]:
     return await list(ctx, channel)  # type: ignore[return-value]
+
+
+@query
+async def list_logged(ctx: QueryCtx, channel: str) -> builtins.list[str]:
+    bodies = await list(ctx, channel)
+    print("listing", channel, len(bodies))
+    return bodies
+
+
+@mutation
+async def send_logged(ctx: MutationCtx, channel: str, body: str) -> str:
+    print("sending to", channel)
+    return await ctx.db.insert("messages", {"channel": channel, "body": body})
