@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
+from backend.environment import Environment
 from backend.errors import SERVER_ERROR, ConvexError, ErrorCode, InternalError, invalid_argument
 from backend.mail.outbox import MailTransport
 from backend.runtime import Runtime, to_ms, to_ns
@@ -174,6 +175,9 @@ class Engine:
         if mail_transport is not None:
             self.services.register(MailTransport, mail_transport)
         logs.install(app.package)  # print() and the app's logging become function logs
+        self.environment = Environment(self)
+        """The deployment's environment variables, as ``ctx.env`` reads them."""
+        self._listeners.append(self.environment.on_commit)
 
     # ---- the deployed schema -----------------------------------------------------------
 
@@ -338,6 +342,7 @@ class Engine:
         journal: str | None = None,
     ) -> QueryResult:
         """Run a resolved query inside an open snapshot (the sync layer runs many in one)."""
+        await self.environment.fresh()
         txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
         txn.journal_in = journal
         auth = Auth(identity, txn, self.identity_resolver)
@@ -363,6 +368,7 @@ class Engine:
     ) -> QueryOutcome:
         """Like ``query_at``, but a failure is an outcome too: a subscription to a query that
         fails must still re-run when what it read changes."""
+        await self.environment.fresh()
         txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
         txn.journal_in = journal
         auth = Auth(identity, txn, self.identity_resolver)
@@ -402,6 +408,7 @@ class Engine:
     ) -> Any:
         function = self.resolve(fn, FunctionKind.QUERY, internal=internal)
         self._check_args(args)
+        await self.environment.fresh()
         # As ``query_at`` does, but only the value is wanted: the snapshot need not learn its
         # timestamp, which saves a statement.
         with function_call(function.path, "query", identity):
@@ -430,6 +437,7 @@ class Engine:
         function = self.resolve(fn, FunctionKind.MUTATION, internal=internal)
         self._check_args(args)
         wire = None if request is None else WireRequest(*request, outcome_owner(identity))
+        await self.environment.fresh()
         with function_call(function.path, "mutation", identity) as call:
             runner = getattr(function, "runner", None)
             if runner is not None:  # an engine function made of several transactions
@@ -593,6 +601,7 @@ class Engine:
         function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
         self._check_args(args)
         check = self._live_identity if self.identity_resolver is not None else None
+        await self.environment.fresh()
         with function_call(function.path, "action", identity):
             return await self._invoke(
                 function, ActionCtx(self, ActionAuth(identity, check), self.runtime.now()), args

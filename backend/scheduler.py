@@ -220,6 +220,7 @@ class SchedulerWorker:
             await db.patch(job_id, {"state": "success", "completedTime": to_ms(txn.now)})
             return True
 
+        await engine.environment.fresh()
         try:
             with function_call(target.path, "mutation", None):
                 await engine.write(body, function_path=target.path)

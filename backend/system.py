@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend import audit, migrator, scheduler
+from backend import audit, environment, migrator, scheduler
 from backend.auth import jwt
 from backend.auth import tables as auth_tables
 from backend.crons import jobs as cron_jobs
@@ -35,6 +35,7 @@ def system_schema() -> Schema:
             **grants.TABLES,
             **migrator.TABLES,
             **cron_jobs.TABLES,
+            **environment.TABLES,
         },
         views=READABLE_BY_APPS,
     )

@@ -171,6 +171,7 @@ class CronTicker:
             await jobs.complete(db, current, "success")
             return True
 
+        await engine.environment.fresh()
         try:
             with function_call(target.path, "mutation", None):
                 ran, _ts = await engine.system_write(run, label=target.path or "_system/crons")

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 
 from backend.auth.jwt import KeyRing
 from backend.auth.oauth import OAuthClient, providers_from_env
+from backend.auth.providers import ProviderSet, providers_of
 from backend.auth.service import AuthConfig, AuthService
 from backend.auth.sessions import resolve_identity
 from backend.auth.verifier import ConvexTokenVerifier
@@ -156,8 +157,11 @@ def create_app(
     settings = settings or load_settings()
     engine = engine or build_engine(settings)
     service, keyring = auth or build_auth(settings, engine)
+    configured = providers_of(engine.app.extensions)
+    providers = ProviderSet(configured, engine.runtime.clock) if configured else None
     if verifier is None:
-        verifier = ConvexTokenVerifier(keyring.verifier())
+        # the engine's own tokens, and the app's outside providers' (functions/auth_config.py)
+        verifier = ConvexTokenVerifier(keyring.verifier(), providers)
     auth_routes = AuthRoutes(service, keyring, dev_mode=settings.dev_mode)
     coordinator = SyncCoordinator(engine)
     listener = PostgresListener(engine.store, coordinator.wake)
@@ -190,6 +194,8 @@ def create_app(
             await coordinator.stop()
             if service.oauth is not None:
                 await service.oauth.aclose()
+            if providers is not None:
+                await providers.close()
             await engine.store.close()
 
     async def bearer_identity(request: Request) -> Identity | None:

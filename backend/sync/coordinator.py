@@ -422,6 +422,8 @@ class SyncCoordinator:
             self._processed_ts = max(after, reader.snapshot_ts)
             return
         writes = WriteSet.union(WriteSet.from_json(c.write_set_json) for c in commits)
+        # a changed environment variable: the re-runs below read it as of this snapshot
+        await self.engine.environment.observe(writes, reader)
         for shared in self._index.affected(writes):
             outcome = await self._run(
                 reader, shared.function, shared.args, shared.identity, shared.journal

@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "backend.udf",
         "backend.engine",
+        "backend.environment",
         "backend.scheduler",
         "backend.crons",
         "backend.migrator",

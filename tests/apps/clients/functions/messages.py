@@ -88,3 +88,8 @@ async def list_logged(ctx: QueryCtx, channel: str) -> builtins.list[str]:
 async def send_logged(ctx: MutationCtx, channel: str, body: str) -> str:
     print("sending to", channel)
     return await ctx.db.insert("messages", {"channel": channel, "body": body})
+
+
+@query
+async def greeting(ctx: QueryCtx) -> str:
+    return ctx.env.get("GREETING", "hello")
