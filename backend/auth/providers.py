@@ -308,9 +308,11 @@ def unverified_issuer(token: str) -> str | None:
 class ProviderSet:
     """Every configured provider's verifier, by issuer, sharing one HTTP client."""
 
-    def __init__(self, configs: Sequence[ProviderConfig], clock: Clock) -> None:
+    def __init__(
+        self, configs: Sequence[ProviderConfig], clock: Clock, *, timeout: float = FETCH_TIMEOUT
+    ) -> None:
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(FETCH_TIMEOUT), follow_redirects=False, trust_env=False
+            timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False
         )
         self.verifiers = {
             c.issuer.rstrip("/"): ProviderVerifier(c, self._client, clock) for c in configs
