@@ -34,8 +34,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from backend.errors import invalid_argument
 from backend.udf.validation import (
+    Check,
     argument_error,
     as_returned,
+    fast_check,
     integral_floats_as_ints,
     returns_error,
     strict_objects,
@@ -91,7 +93,7 @@ class RegisteredFunction(Generic[C, P, R]):
         self.__doc__ = handler.__doc__
         self.__wrapped__ = handler
         self._model, self._single = _args_model(handler)
-        self._returns = _returns_model(handler, returns)
+        self._returns, self._fits = _returns_model(handler, returns)
 
     def __call__(self, ctx: C, /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         return self.handler(ctx, *args, **kwargs)
@@ -123,7 +125,7 @@ class RegisteredFunction(Generic[C, P, R]):
     def validate_returns(self, value: Any) -> None:
         """Check a returned value (as it travels: a model already dumped) against the declared
         return type. Raises ``ReturnsValidationError`` with Convex's wording."""
-        if self._returns is None:
+        if self._returns is None or (self._fits is not None and self._fits(value)):
             return
         checked = as_returned(value)
         try:
@@ -133,22 +135,25 @@ class RegisteredFunction(Generic[C, P, R]):
             raise returns_error(name, self._returns, checked, exc.errors()[0]) from None
 
 
-def _returns_model(handler: Callable[..., Any], returns: Any) -> type[BaseModel] | None:
-    """The model whose one field ``value`` checks what ``handler`` returns; None when nothing
-    is declared (no annotation, or ``Any``)."""
+def _returns_model(
+    handler: Callable[..., Any], returns: Any
+) -> tuple[type[BaseModel] | None, Check | None]:
+    """The model whose one field ``value`` checks what ``handler`` returns (None when nothing
+    is declared: no annotation, or ``Any``), and a cheaper predicate when there is one."""
     if returns is UNSET:
         hints = get_type_hints(handler, include_extras=True)
         if "return" not in hints:
-            return None
+            return None, None
         returns = hints["return"]
     if returns is None:
         returns = type(None)
     if returns is Any or returns is object:
-        return None
+        return None, None
     try:
-        return create_model(
+        model = create_model(
             f"{handler.__name__}_returns", __base__=_ArgsBase, value=(strict_objects(returns), ...)
         )
+        return model, fast_check(returns)
     except Exception as exc:  # pydantic cannot check it: a wiring mistake, said at load time
         raise TypeError(
             f"{handler.__qualname__}: cannot check its return type {returns!r}: {exc}"

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
@@ -354,3 +354,70 @@ def _strict_model(model: type[BaseModel], seen: dict[type, type]) -> type[BaseMo
     strict: type[BaseModel] = type(model.__name__, (model,), namespace)
     seen[model] = strict
     return strict
+
+
+# A fast path for the common return types (``-> list[dict[str, Any]]``, ``-> str | None``):
+# a plain predicate over the value, built once per function, that says "fits" without pydantic
+# (which would cost as much as encoding the result). Only when it says no does pydantic run,
+# to find and word the complaint. Types it cannot judge exactly (models, ids, other classes)
+# have no fast path.
+
+Check = Callable[[Any], bool]
+
+
+def fast_check(annotation: Any) -> Check | None:
+    """A predicate true exactly for values that ``annotation`` accepts (as they travel), or
+    None when there is no such cheap predicate."""
+    if annotation is Any or annotation is object:
+        return lambda _value: True
+    if annotation is None or annotation is type(None):
+        return lambda value: value is None
+    if annotation is bool:
+        return lambda value: type(value) is bool
+    if annotation is str:
+        return lambda value: isinstance(value, str)
+    if annotation is bytes:
+        return lambda value: isinstance(value, bytes)
+    if annotation is int:
+        return _is_integer
+    if annotation is float:
+        return lambda value: isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation in (list, tuple):
+        return lambda value: isinstance(value, list | tuple)
+    if annotation is dict:
+        return lambda value: isinstance(value, dict)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        allowed = [(type(a), a) for a in args]
+        return lambda value: any(type(value) is t and value == a for t, a in allowed)
+    if origin is Union or origin is types.UnionType:
+        members = [fast_check(a) for a in args]
+        if any(m is None for m in members):
+            return None
+        checks = [m for m in members if m is not None]
+        return lambda value: any(check(value) for check in checks)
+    if origin is list and len(args) == 1:
+        if args[0] is dict or get_args(args[0]) == (str, Any):  # list[dict[str, Any]]
+            return lambda value: (
+                isinstance(value, list | tuple) and all(isinstance(v, dict) for v in value)
+            )
+        item = fast_check(args[0])
+        if item is None:
+            return None
+        return lambda value: isinstance(value, list | tuple) and all(item(v) for v in value)
+    if origin is dict and len(args) == 2 and args[0] is str:
+        if args[1] is Any:  # its keys are strings already: the value was encoded before this
+            return lambda value: isinstance(value, dict)
+        inner = fast_check(args[1])
+        if inner is None:
+            return None
+        return lambda value: isinstance(value, dict) and all(inner(v) for v in value.values())
+    return None
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and integral_floats_as_ints(value) is not value

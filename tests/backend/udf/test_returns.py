@@ -4,7 +4,7 @@ Convex ``returns:`` validator is; a mismatch fails the call (a mutation writes n
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy import func, select
@@ -13,6 +13,8 @@ from backend import QueryCtx, query
 from backend.engine import FunctionFailed
 from backend.storage.tables import commits
 from backend.testing import TestBackend
+from backend.udf.validation import ReturnsValidationError, fast_check
+from backend.values.convex_json import Int64
 from tests.conftest import basic_app
 
 
@@ -161,3 +163,54 @@ def test_the_decorator_takes_returns_or_a_function_and_nothing_else() -> None:
         query(returns=int)(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="registered twice"):
         query(listed)
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        int,
+        float,
+        str,
+        bool,
+        bytes,
+        None,
+        list,
+        dict,
+        list[int],
+        list[dict[str, Any]],
+        dict[str, list[float]],
+        str | None,
+        int | str,
+        Literal["a", 1],
+        list[Literal[True]],
+    ],
+)
+def test_the_fast_path_agrees_with_the_full_check(annotation: Any) -> None:
+    """A cheap predicate decides instead of pydantic only where pydantic would accept; where
+    it refuses, pydantic looks (and words the complaint)."""
+    values: list[Any] = [
+        None, True, False, 0, 1, -1, 2.5, 3.0, -0.0, float("nan"), 2**60, Int64(5), "a", "",
+        b"x", [], [1, 2], [1.0], ["a"], [True], (1, 2), {}, {"a": 1}, {"a": [1.5]}, {1: "x"},
+        [{"a": 1}], [{"a": {"b": None}}], {"a": "b"}, 1,
+    ]  # fmt: skip
+
+    @query(returns=annotation)
+    async def probe(ctx: QueryCtx) -> Any: ...
+
+    fast = fast_check(type(None) if annotation is None else annotation)
+    assert fast is not None
+    for value in values:
+        try:
+            probe.validate_returns.__func__(_without_fast_path(probe), value)  # type: ignore[attr-defined]
+        except ReturnsValidationError:
+            full = False
+        else:
+            full = True
+        assert full or not fast(value), (annotation, value)
+
+
+def _without_fast_path(fn: Any) -> Any:
+    clone = object.__new__(type(fn))
+    clone.__dict__.update(fn.__dict__)
+    clone._fits = None
+    return clone
