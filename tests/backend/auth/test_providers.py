@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib
 import json
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from backend import AuthProviders
@@ -24,6 +26,7 @@ from backend.runtime import FakeClock, SystemClock
 from backend.sync.identity import TokenRejected
 from backend.testing import Caller, TestBackend
 from tests.conftest import basic_app
+from tests.support.live_server import live_server
 from tests.support.oidc_provider import OidcProvider, TestUser, run_oidc_provider
 
 AUDIENCE = "convex"
@@ -246,3 +249,44 @@ async def test_a_discovery_document_naming_another_issuer_is_refused(
 def test_a_misconfigured_provider_fails_at_load(entry: Any) -> None:
     with pytest.raises(TypeError):
         AuthProviders([entry])
+
+
+async def test_a_providers_token_as_a_bearer_over_the_http_api(
+    provider: OidcProvider, database_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's own ``auth_config.py`` (``tests/apps/outside_auth``) names the provider; the
+    server routes a Bearer token by its issuer."""
+    monkeypatch.setenv("OUTSIDE_AUTH_ISSUER", provider.issuer)
+    from tests.apps.outside_auth.functions import auth_config
+
+    importlib.reload(auth_config)  # the issuer is read when the module loads
+    async with live_server(
+        database_url,
+        schema_module="tests.apps.outside_auth.schema",
+        functions_package="tests.apps.outside_auth.functions",
+    ) as server:
+        provider.clock = server.clock
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+
+            async def call(kind: str, path: str, token: str, **args: Any) -> httpx.Response:
+                return await http.post(
+                    f"/api/{kind}",
+                    json={"path": path, "args": [args], "format": "convex_encoded_json"},
+                    headers={"authorization": f"Bearer {token}"},
+                )
+
+            good = provider.mint("user_http", email="h@example.com")
+            answer = await call("mutation", "notes:add", good, body="over http")
+            assert answer.status_code == 200, answer.text
+            mine = (await call("query", "notes:mine", good)).json()
+            assert mine["value"] == ["over http"]
+            me = (await call("query", "notes:me", good)).json()["value"]
+            assert me["tokenIdentifier"] == f"{provider.issuer}|user_http"
+            for bad in (
+                provider.mint("user_http", forged=True),
+                provider.mint("user_http", audience="someone-else"),
+            ):
+                refused = await call("query", "notes:me", bad)
+                assert refused.status_code == 401
+                assert refused.json()["code"] == "UNAUTHENTICATED"
+                assert bad not in refused.text
