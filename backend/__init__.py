@@ -12,6 +12,7 @@ in the package is the engine's own.
 """
 
 from backend.audit import list_events
+from backend.auth.providers import AuthProviders
 from backend.auth.users import delete_account, find_by_email, get_profile, has_password
 from backend.crons import Crons, cron_jobs
 from backend.errors import ConvexError, ErrorCode
@@ -38,6 +39,7 @@ __all__ = [
     "DELETE",
     "REMOVE",
     "ActionCtx",
+    "AuthProviders",
     "ClientInfo",
     "ConvexError",
     "Crons",

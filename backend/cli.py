@@ -1,9 +1,11 @@
-"""``python -m backend serve | dev | migrate | migrations | verify-log | compact | codegen``."""
+"""``python -m backend serve | dev | migrate | migrations | verify-log | compact | codegen | env
+| logs``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -16,6 +18,7 @@ from backend.storage.database import DatabaseKind, kind_of
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.udf.app import App
+from backend.udf.calls import tail
 
 
 def _prepare(settings: Settings) -> None:
@@ -248,6 +251,77 @@ def _batch_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+async def env(settings: Settings, action: str, name: str | None, value: str | None) -> int:
+    """``python -m backend env set|get|list|remove``: the deployment's environment variables,
+    sealed under ``SECRET_KEY`` (the servers' own) in the database they share."""
+    from backend.engine import Engine
+    from backend.errors import ConvexError
+    from backend.mail import install_seal
+    from backend.storage.deployment import NotDeployed
+    from backend.system import system_functions, system_schema
+
+    engine = Engine(
+        _store(settings),
+        _app(settings),
+        system_schema=system_schema(),
+        system_functions=system_functions(),
+    )
+    try:
+        try:
+            await engine.load_deployment(require=True)
+        except NotDeployed as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        install_seal(engine, settings.resolved_secret_key())
+        variables = engine.environment
+        if action == "list":
+            for key, found in sorted((await variables.listing()).items()):
+                _say(f"{key}={found}")
+            return 0
+        assert name is not None
+        if action == "get":
+            current = (await variables.listing()).get(name)
+            if current is None:
+                print(f"error: {name} is not set", file=sys.stderr)
+                return 1
+            _say(current)
+            return 0
+        if action == "remove":
+            if not await variables.remove(name):
+                print(f"error: {name} is not set", file=sys.stderr)
+                return 1
+            _say(f"removed {name}")
+            return 0
+        if value is None:  # from stdin: a secret kept out of the shell's history
+            value = sys.stdin.read().removesuffix("\n")
+        await variables.set(name, value)
+        _say(f"set {name}")  # never the value
+        return 0
+    except ConvexError as refused:
+        print(f"error: {refused.message}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.store.close()
+
+
+def show_logs(file: str | None, *, history: int, follow: bool, raw: bool) -> int:
+    """``python -m backend logs``: the calls every server process appended to the log file."""
+    path = Path(file or load_settings().function_log)
+    if not str(path) or str(path) == ".":
+        print("error: FUNCTION_LOG is empty: the servers write no call log", file=sys.stderr)
+        return 2
+    if not path.exists() and not follow:
+        print(f"error: no call log at {path} yet", file=sys.stderr)
+        return 1
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the follow
+        tail(path, history=max(history, 0), follow=follow, say=say, raw=raw)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -282,7 +356,24 @@ def main(argv: list[str] | None = None) -> int:
     generating = sub.add_parser("codegen", help="write the typed client API (convex/_generated)")
     generating.add_argument("--out", type=Path, default=Path("convex") / "_generated")
     generating.add_argument("--check", action="store_true", help="fail if it is not current")
+    variables = sub.add_parser("env", help="the deployment's environment variables")
+    env_sub = variables.add_subparsers(dest="action", required=True)
+    setting = env_sub.add_parser("set", help="set NAME to VALUE (or to what stdin holds)")
+    setting.add_argument("name")
+    setting.add_argument("value", nargs="?")
+    for verb, text in (("get", "print NAME's value"), ("remove", "unset NAME")):
+        env_sub.add_parser(verb, help=text).add_argument("name")
+    env_sub.add_parser("list", help="every variable, NAME=VALUE")
+    logs = sub.add_parser("logs", help="print the function calls' logs, then follow new ones")
+    logs.add_argument(
+        "--history", type=int, default=10, help="calls to show from before now (default 10)"
+    )
+    logs.add_argument("--no-follow", action="store_true", help="print the history and stop")
+    logs.add_argument("--json", action="store_true", help="each call's line as it is stored")
+    logs.add_argument("--file", help="the log file (default: FUNCTION_LOG)")
     args = parser.parse_args(argv)
+    if args.command == "logs":
+        return show_logs(args.file, history=args.history, follow=not args.no_follow, raw=args.json)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if args.command == "migrate":
@@ -308,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
         return codegen(settings, out=args.out, check=args.check)
     if args.command == "verify-log":
         return asyncio.run(verify(settings))
+    if args.command == "env":
+        return asyncio.run(
+            env(settings, args.action, getattr(args, "name", None), getattr(args, "value", None))
+        )
     if args.command == "compact":
         return asyncio.run(compact(settings, keep=args.keep, before_ts=args.before_ts))
     try:

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     storage_backend: str | None = None
     storage_max_bytes: int = 2 * 1024**3
     storage_upload_timeout: float = 600.0
+    # Where every function call's structured line is appended (``python -m backend logs``
+    # tails it); every server process of a deployment may share one file. Empty: nowhere.
+    function_log: str = str(DATA_DIR / "logs" / "functions.jsonl")
 
     def resolved_secret_key(self) -> str:
         """The server secret; generated once under ``./data/`` in dev, required otherwise."""

@@ -15,6 +15,7 @@ layer).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import traceback
@@ -26,7 +27,8 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
-from backend.errors import ConvexError, ErrorCode, InternalError, invalid_argument
+from backend.environment import Environment
+from backend.errors import SERVER_ERROR, ConvexError, ErrorCode, InternalError, invalid_argument
 from backend.mail.outbox import MailTransport
 from backend.runtime import Runtime, to_ms, to_ns
 from backend.schema_definition import Schema
@@ -46,7 +48,9 @@ from backend.storage.store import (
 from backend.transactions.limits import Limits
 from backend.transactions.readset import ReadSet, WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.udf import logs
 from backend.udf.app import App, canonical_path
+from backend.udf.calls import function_call
 from backend.udf.context import (
     ActionAuth,
     ActionCtx,
@@ -60,6 +64,7 @@ from backend.udf.context import (
 from backend.udf.registry import FunctionKind, RegisteredFunction, Visibility
 from backend.udf.steps import SteppedMutation, Steps
 from backend.udf.system_context import SystemContext
+from backend.udf.validation import ReturnsValidationError
 from backend.values.convex_json import dumps, to_json
 
 log = logging.getLogger("backend.engine")
@@ -84,6 +89,7 @@ class QueryResult:
     ts: int
     used_auth: bool
     journal: str | None = None
+    log_lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class QueryOutcome:
     ts: int
     used_auth: bool
     journal: str | None
+    log_lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class MutationResult:
     value: Any
     ts: int
     replayed: bool = False
+    log_lines: tuple[str, ...] = ()
 
 
 class WireRequest(NamedTuple):
@@ -175,6 +183,10 @@ class Engine:
         """The subsystems an assembly plugs in, by class (``backend/services.py``)."""
         if mail_transport is not None:
             self.services.register(MailTransport, mail_transport)
+        logs.install(app.package)  # print() and the app's logging become function logs
+        self.environment = Environment(self)
+        """The deployment's environment variables, as ``ctx.env`` reads them."""
+        self._listeners.append(self.environment.on_commit)
 
     # ---- the deployed schema -----------------------------------------------------------
 
@@ -268,7 +280,15 @@ class Engine:
             raise
         except Exception as exc:
             raise self._failure(fn, exc) from exc
-        return self._result(fn, result)
+        value = self._result(fn, result)
+        try:
+            fn.validate_returns(value)
+        except ReturnsValidationError as exc:
+            # the function's bug, not the caller's: logged whole, shown only in DEV_MODE; a
+            # mutation's writes go with the failure (this runs inside its transaction)
+            log.error("%s", exc.message)
+            raise FunctionFailed(exc.message if self.dev_mode else SERVER_ERROR) from None
+        return value
 
     def _result(self, fn: AnyFunction, result: Any) -> Any:
         if isinstance(result, BaseModel):
@@ -331,11 +351,20 @@ class Engine:
         journal: str | None = None,
     ) -> QueryResult:
         """Run a resolved query inside an open snapshot (the sync layer runs many in one)."""
+        await self.environment.fresh()
         txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
         txn.journal_in = journal
         auth = Auth(identity, txn, self.identity_resolver)
-        value = await self._invoke(function, QueryCtx(self, txn, auth), args)
-        return QueryResult(value, txn.read_set, reader.snapshot_ts, auth.used, txn.journal_out)
+        with function_call(function.path, "query", identity) as call:
+            value = await self._invoke(function, QueryCtx(self, txn, auth), args)
+        return QueryResult(
+            value,
+            txn.read_set,
+            reader.snapshot_ts,
+            auth.used,
+            txn.journal_out,
+            tuple(call.logs.lines),
+        )
 
     async def subscribe_at(
         self,
@@ -348,18 +377,34 @@ class Engine:
     ) -> QueryOutcome:
         """Like ``query_at``, but a failure is an outcome too: a subscription to a query that
         fails must still re-run when what it read changes."""
+        await self.environment.fresh()
         txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
         txn.journal_in = journal
         auth = Auth(identity, txn, self.identity_resolver)
         try:
-            self._check_args(args)
-            value = await self._invoke(function, QueryCtx(self, txn, auth), args)
+            with function_call(function.path, "query", identity) as call:
+                self._check_args(args)
+                value = await self._invoke(function, QueryCtx(self, txn, auth), args)
         except StoreUnavailable:
             raise  # not the query's outcome: nothing it read may be kept, it runs again later
         except (ConvexError, FunctionFailed) as error:
-            return QueryOutcome(None, error, txn.read_set, reader.snapshot_ts, auth.used, None)
+            return QueryOutcome(
+                None,
+                error,
+                txn.read_set,
+                reader.snapshot_ts,
+                auth.used,
+                None,
+                tuple(call.logs.lines),
+            )
         return QueryOutcome(
-            value, None, txn.read_set, reader.snapshot_ts, auth.used, txn.journal_out
+            value,
+            None,
+            txn.read_set,
+            reader.snapshot_ts,
+            auth.used,
+            txn.journal_out,
+            tuple(call.logs.lines),
         )
 
     async def run_query(
@@ -372,14 +417,16 @@ class Engine:
     ) -> Any:
         function = self.resolve(fn, FunctionKind.QUERY, internal=internal)
         self._check_args(args)
+        await self.environment.fresh()
         # As ``query_at`` does, but only the value is wanted: the snapshot need not learn its
         # timestamp, which saves a statement.
-        async with self.store.snapshot(timestamped=False) as reader:
-            txn = Transaction(
-                reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
-            )
-            auth = Auth(identity, txn, self.identity_resolver)
-            return await self._invoke(function, QueryCtx(self, txn, auth), args)
+        with function_call(function.path, "query", identity):
+            async with self.store.snapshot(timestamped=False) as reader:
+                txn = Transaction(
+                    reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
+                )
+                auth = Auth(identity, txn, self.identity_resolver)
+                return await self._invoke(function, QueryCtx(self, txn, auth), args)
 
     # ---- mutations ----------------------------------------------------------------------
 
@@ -399,24 +446,29 @@ class Engine:
         function = self.resolve(fn, FunctionKind.MUTATION, internal=internal)
         self._check_args(args)
         wire = None if request is None else WireRequest(*request, outcome_owner(identity))
-        if isinstance(function, SteppedMutation):  # several transactions (udf/steps.py)
-            positional, named = function.validate_args(args)
-            assert function.path is not None
-            steps = Steps(self, function.path, identity=identity, request=wire, client=client)
-            return await steps.run(function.handler, *positional, **named)
+        await self.environment.fresh()
+        with function_call(function.path, "mutation", identity) as call:
+            if isinstance(function, SteppedMutation):  # several transactions (udf/steps.py)
+                positional, named = function.validate_args(args)
+                assert function.path is not None
+                steps = Steps(self, function.path, identity=identity, request=wire, client=client)
+                result = await steps.run(function.handler, *positional, **named)
+                return dataclasses.replace(result, log_lines=tuple(call.logs.lines))
 
-        async def body(txn: Transaction) -> Any:
-            auth = Auth(identity, txn, self.identity_resolver)
-            return await self._invoke(function, MutationCtx(self, txn, auth), args)
+            async def body(txn: Transaction) -> Any:
+                call.logs.restart()  # a retried attempt's lines replace the lost one's
+                auth = Auth(identity, txn, self.identity_resolver)
+                return await self._invoke(function, MutationCtx(self, txn, auth), args)
 
-        return await self.write(
-            body,
-            function_path=function.path,
-            identity=identity.subject if identity else None,
-            request=wire,
-            client=client,
-            hint=f"{function.path}:{dumps(to_json(args))}",
-        )
+            result = await self.write(
+                body,
+                function_path=function.path,
+                identity=identity.subject if identity else None,
+                request=wire,
+                client=client,
+                hint=f"{function.path}:{dumps(to_json(args))}",
+            )
+        return dataclasses.replace(result, log_lines=tuple(call.logs.lines))
 
     async def write(
         self,
@@ -599,7 +651,9 @@ class Engine:
         it runs get the identity as claimed and check it themselves."""
         function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
         self._check_args(args)
-        return await self._invoke(function, self.action_context(identity), args)
+        await self.environment.fresh()
+        with function_call(function.path, "action", identity):
+            return await self._invoke(function, self.action_context(identity), args)
 
     def action_context(self, identity: Identity | None) -> ActionCtx:
         """The ``ctx`` of an action run by ``identity`` (an HTTP action's too)."""

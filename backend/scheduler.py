@@ -36,6 +36,8 @@ from backend.runtime import from_ms, to_ms
 from backend.storage.store import StoreUnavailable
 from backend.transactions.readset import WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
+from backend.udf import logs
+from backend.udf.calls import function_call
 from backend.udf.context import Auth, MutationCtx
 from backend.udf.jobs import (
     TABLE,
@@ -138,6 +140,7 @@ class SchedulerWorker:
         engine = self.engine
 
         async def body(txn: Transaction) -> bool:
+            logs.restart()  # a retried attempt's lines replace the lost one's
             db = SystemDatabase(txn)
             current = await db.get(job_id)
             if current is None or current["state"] != "pending":
@@ -146,8 +149,10 @@ class SchedulerWorker:
             await db.patch(job_id, {"state": "success", "completedTime": to_ms(txn.now)})
             return True
 
+        await engine.environment.fresh()
         try:
-            await engine.write(body, function_path=target.path)
+            with function_call(target.path, "mutation", None):
+                await engine.write(body, function_path=target.path)
         except StoreUnavailable:
             raise  # not the job's failure: it stays pending, and runs once the database is back
         except Exception as exc:  # the job's own failure: record it, keep the worker alive

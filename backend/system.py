@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend import audit, dashboard, migrator, scheduler
+from backend import audit, dashboard, environment, migrator, scheduler
 from backend.auth import jwt
 from backend.auth import tables as auth_tables
 from backend.crons import jobs as cron_jobs
@@ -41,6 +41,7 @@ def system_schema() -> Schema:
             **migrator.TABLES,
             **cron_jobs.TABLES,
             **file_tables.TABLES,
+            **environment.TABLES,
         },
         views=READABLE_BY_APPS,
     )

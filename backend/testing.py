@@ -543,6 +543,13 @@ class TestBackend(Caller):
             await self._after_call()
         return holder[-1]
 
+    async def set_env(self, name: str, value: str) -> None:
+        """Set a deployment environment variable, as ``python -m backend env set`` does."""
+        await self.engine.environment.set(name, value)
+
+    async def remove_env(self, name: str) -> bool:
+        return await self.engine.environment.remove(name)
+
     async def run_scheduled(self) -> int:
         """Run every scheduled job and every cron tick that is due by the fake clock (and the
         jobs those schedule for now). Returns how many ran."""

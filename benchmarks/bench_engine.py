@@ -610,6 +610,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--only", choices=("sqlite", "postgres"), help="measure one database")
     parser.add_argument("--seed", type=int, default=1, help="seed of the data (default 1)")
+    parser.add_argument(
+        "--call-log",
+        action="store_true",
+        help="write every call's structured line, as a server does (INFO, and FUNCTION_LOG)",
+    )
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.rounds < 1:
         parser.error("--seconds must be positive and --rounds at least 1")
@@ -630,6 +635,18 @@ async def main(args: argparse.Namespace) -> int:
             return 2
         targets.append(lambda: postgres_target(args.postgres_url))
     print(describe_setup(args, versions), flush=True)
+    if args.call_log:
+        # as a server logs: the line on the root's handler (here a file, not the terminal)
+        # and on FUNCTION_LOG
+        import logging
+        import tempfile
+
+        from backend.udf.calls import write_calls_to
+
+        where = Path(tempfile.mkdtemp(prefix="bench-calls-"))
+        logging.basicConfig(level=logging.INFO, filename=where / "server.log")
+        write_calls_to(where / "functions.jsonl")
+        print(f"call log: {where}", flush=True)
     started = time.perf_counter()
     results: list[Comparison] = []
     for make_target in targets:

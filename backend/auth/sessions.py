@@ -134,6 +134,10 @@ async def resolve_identity(txn: Transaction, identity: Identity) -> Identity | N
     ``email``, ``emailVerified``, ``pictureUrl`` (the account's image) and ``updatedAt``. A
     renamed user is seen renamed by every live query that read the identity.
     """
+    if identity.external:
+        # an outside provider's token, checked when it was presented and dropped when it
+        # expires: no session or account of ours is behind it (``auth/providers.py``)
+        return identity
     db = SystemDatabase(txn)
     session = await live_session(db, identity.session_id, to_ms(txn.now))
     if session is None or session["userId"] != identity.subject:

@@ -22,6 +22,8 @@ from backend.scheduler import describe_failure
 from backend.storage.store import StoreUnavailable
 from backend.transactions.readset import WriteSet
 from backend.transactions.transaction import SystemDatabase
+from backend.udf import logs
+from backend.udf.calls import function_call
 from backend.udf.context import Auth, MutationCtx
 from backend.udf.registry import FunctionKind, RegisteredFunction
 
@@ -160,6 +162,7 @@ class CronTicker:
         engine, cron_id, tick = self.engine, cron["_id"], cron["nextRun"]
 
         async def run(db: SystemDatabase) -> bool:
+            logs.restart()  # a retried attempt's lines replace the lost one's
             current = await db.get(cron_id)
             if current is None or not jobs.still_due(current, tick):
                 return False  # another process ran it, or the cron was removed
@@ -168,8 +171,10 @@ class CronTicker:
             await jobs.complete(db, current, "success")
             return True
 
+        await engine.environment.fresh()
         try:
-            ran, _ts = await engine.system_write(run, label=target.path or "_system/crons")
+            with function_call(target.path, "mutation", None):
+                ran, _ts = await engine.system_write(run, label=target.path or "_system/crons")
         except StoreUnavailable:
             raise
         except Exception as exc:  # the mutation's own failure: nothing of it was kept

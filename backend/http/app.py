@@ -25,6 +25,7 @@ from starlette.websockets import WebSocket
 
 from backend.auth.jwt import KeyRing
 from backend.auth.oauth import OAuthClient, providers_from_env
+from backend.auth.providers import ProviderSet, providers_of
 from backend.auth.service import AuthConfig, AuthService
 from backend.auth.sessions import resolve_identity
 from backend.auth.verifier import ConvexTokenVerifier
@@ -62,6 +63,7 @@ from backend.sync.session import SessionLimits
 from backend.sync.wakeups import PostgresListener
 from backend.system import system_functions, system_schema
 from backend.udf.app import load_app
+from backend.udf.calls import write_calls_to
 from backend.udf.context import Identity
 
 log = logging.getLogger("backend.http")
@@ -72,6 +74,8 @@ def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
     production configuration without a mail transport or secret (``check_can_serve``)."""
     settings.check_can_serve()
     sys.path.insert(0, str(Path.cwd()))
+    if settings.function_log:
+        write_calls_to(Path(settings.function_log))
     app = load_app(settings.app_schema, settings.app_functions)
     runtime = runtime or Runtime()
     return Engine(
@@ -201,8 +205,11 @@ def create_app(
     service, keyring = auth or build_auth(settings, engine)
     if FileStorage not in engine.services:  # an assembly that brought its own auth
         install_file_storage(settings, engine)
+    configured = providers_of(engine.app.extensions)
+    providers = ProviderSet(configured, engine.runtime.clock) if configured else None
     if verifier is None:
-        verifier = ConvexTokenVerifier(keyring.verifier())
+        # the engine's own tokens, and the app's outside providers' (functions/auth_config.py)
+        verifier = ConvexTokenVerifier(keyring.verifier(), providers)
     site = HttpActions(engine, verifier, max_body=settings.http_action_max_body)
     site_listener = SiteListener(site, settings) if serve_site and settings.site_port else None
     auth_routes = AuthRoutes(service, keyring, dev_mode=settings.dev_mode)
@@ -242,6 +249,8 @@ def create_app(
             await coordinator.stop()
             if service.oauth is not None:
                 await service.oauth.aclose()
+            if providers is not None:
+                await providers.close()
             await engine.store.close()
 
     async def bearer_identity(request: Request) -> Identity | None:

@@ -93,8 +93,9 @@ def numbers_as_floats(data: Any) -> Any:
     return data
 
 
-def function_failure(error: BaseException) -> JSONResponse:
-    """The answer of a function call that raised ``error`` (see the module's docstring)."""
+def function_failure(error: BaseException, log_lines: list[str] | None = None) -> JSONResponse:
+    """The answer of a function call that raised ``error`` (see the module's docstring), with
+    the function's log lines when it wrote any."""
     if isinstance(error, ConvexError) and error.code == ErrorCode.UNAVAILABLE:
         return error_response(error)  # no answer from the function: the store's
     failure = failure_of(error)
@@ -104,6 +105,8 @@ def function_failure(error: BaseException) -> JSONResponse:
     body: dict[str, Any] = {"status": "error", "errorMessage": failure.message}
     if failure.has_data:
         body["errorData"] = numbers_as_floats(failure.data)
+    if log_lines:
+        body["logLines"] = log_lines
     return JSONResponse(body, status_code=FUNCTION_ERROR_STATUS)
 
 

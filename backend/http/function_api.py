@@ -33,6 +33,7 @@ from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
 from backend.http.bodies import read_json
 from backend.http.errors import error_response, function_failure, numbers_as_floats
+from backend.udf import logs
 from backend.udf.context import ClientInfo, Identity
 from backend.values.convex_json import from_json, to_json
 
@@ -61,17 +62,21 @@ async def handle_call(
         path, args = _parse_call(await read_json(request))
     except ConvexError as error:
         return error_response(error)
-    try:
-        if kind == "query":
-            value = await engine.run_query(path, args, identity)
-        elif kind == "mutation":
-            client = ClientInfo(
-                ip_address=request.client.host if request.client else None,
-                user_agent=request.headers.get("user-agent"),
-            )
-            value = (await engine.run_mutation(path, args, identity, client=client)).value
-        else:
-            value = await engine.run_action(path, args, identity)
-    except Exception as error:
-        return function_failure(error)
-    return JSONResponse({"status": "success", "value": numbers_as_floats(to_json(value))})
+    with logs.capture() as captured:
+        try:
+            if kind == "query":
+                value = await engine.run_query(path, args, identity)
+            elif kind == "mutation":
+                client = ClientInfo(
+                    ip_address=request.client.host if request.client else None,
+                    user_agent=request.headers.get("user-agent"),
+                )
+                value = (await engine.run_mutation(path, args, identity, client=client)).value
+            else:
+                value = await engine.run_action(path, args, identity)
+        except Exception as error:
+            return function_failure(error, captured.lines)
+    body: dict[str, Any] = {"status": "success", "value": numbers_as_floats(to_json(value))}
+    if captured.lines:
+        body["logLines"] = captured.lines
+    return JSONResponse(body)

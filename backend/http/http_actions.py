@@ -38,6 +38,7 @@ from backend.errors import SERVER_ERROR, ConvexError, ErrorCode
 from backend.http.errors import error_response, refused
 from backend.storage.store import StoreUnavailable
 from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
+from backend.udf.calls import function_call
 from backend.udf.context import Identity
 from backend.udf.http_router import router_of
 
@@ -131,7 +132,10 @@ class HttpActions:
             return error_response(error)
         ctx = self.engine.action_context(identity)
         try:
-            response = await match.action(ctx, request)
+            await self.engine.environment.fresh()
+            # logged as every function call is (``python -m backend logs``), by its route
+            with function_call(f"{method} {match.route}", "httpAction", identity):
+                response = await match.action(ctx, request)
         except _BodyTooLarge:
             return self._too_large()
         except StoreUnavailable as outage:  # not the handler's bug: the caller may retry

@@ -88,17 +88,19 @@ class SharedQuery:
         journal = outcome.journal if outcome.journal is not None else self.journal
         self.journal = journal
         journal_text = dumps(journal)
+        lines = dumps(list(outcome.log_lines))  # sent with a changed result, never compared
         if outcome.error is None:
             value = dumps(to_json(outcome.value))
             text = f"ok:{value}"
-            suffix = f',"value":{value},"logLines":[],"journal":{journal_text}}}'
+            suffix = f',"value":{value},"logLines":{lines},"journal":{journal_text}}}'
             kind = "QueryUpdated"
         else:
             message, data = _describe(outcome.error)
             text = f"err:{message}:{data}"
             extra = "" if data is None else f',"errorData":{data}'
             suffix = (
-                f',"errorMessage":{dumps(message)},"logLines":[],"journal":{journal_text}{extra}}}'
+                f',"errorMessage":{dumps(message)},"logLines":{lines},"journal":{journal_text}'
+                f"{extra}}}"
             )
             kind = "QueryFailed"
         changed = text != self.result_text
@@ -458,6 +460,8 @@ class SyncCoordinator:
             self._processed_ts = max(after, reader.snapshot_ts)
             return
         writes = WriteSet.union(known)
+        # a changed environment variable: the re-runs below read it as of this snapshot
+        await self.engine.environment.observe(writes, reader)
         for shared in self._index.affected(writes):
             outcome = await self._run(
                 reader, shared.function, shared.args, shared.identity, shared.journal

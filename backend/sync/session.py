@@ -24,6 +24,7 @@ from backend.sync.admin import ADMIN, AdminKey, is_admin
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
 from backend.sync.versions import VersionChain
+from backend.udf import logs
 from backend.udf.context import ClientInfo, Identity
 from backend.values.convex_json import to_json
 
@@ -332,18 +333,25 @@ class SyncSession:
 
     async def _run_mutation(self, message: protocol.Mutation, caller: Identity | None) -> None:
         assert self.session_id is not None
-        try:
-            result = await self.engine.run_mutation(
-                message.udf_path,
-                message.args,
-                caller,
-                internal=is_admin(caller),
-                request=(self.session_id, message.request_id),
-                client=self.client,
+        with logs.capture() as captured:
+            try:
+                result = await self.engine.run_mutation(
+                    message.udf_path,
+                    message.args,
+                    caller,
+                    internal=is_admin(caller),
+                    request=(self.session_id, message.request_id),
+                    client=self.client,
+                )
+            except Exception as error:
+                failed: Exception | None = error
+            else:
+                failed = None
+        if failed is not None:
+            text, data = _failure(failed)
+            self._enqueue(
+                protocol.mutation_response_failure(message.request_id, text, data, captured.lines)
             )
-        except Exception as error:
-            text, data = _failure(error)
-            self._enqueue(protocol.mutation_response_failure(message.request_id, text, data))
             # As Convex's sync worker does, a Transition follows every mutation result, even a
             # failure: the Rust client (and so the Python client) settles a mutation that
             # failed with a ConvexError only when the next Transition arrives. The round's
@@ -351,21 +359,30 @@ class SyncSession:
             self.coordinator.transition_after(self, 0)
             return
         self._enqueue(
-            protocol.mutation_response_success(message.request_id, to_json(result.value), result.ts)
+            protocol.mutation_response_success(
+                message.request_id, to_json(result.value), result.ts, captured.lines
+            )
         )
         self.coordinator.transition_after(self, result.ts)
 
     async def _run_action(self, message: protocol.Action, caller: Identity | None) -> None:
         async with self._actions:
-            try:
-                value = await self.engine.run_action(
-                    message.udf_path, message.args, caller, internal=is_admin(caller)
-                )
-            except Exception as error:
-                text, data = _failure(error)
-                self._enqueue(protocol.action_response_failure(message.request_id, text, data))
-                return
-            self._enqueue(protocol.action_response_success(message.request_id, to_json(value)))
+            with logs.capture() as captured:
+                try:
+                    value = await self.engine.run_action(
+                        message.udf_path, message.args, caller, internal=is_admin(caller)
+                    )
+                except Exception as error:
+                    text, data = _failure(error)
+                    self._enqueue(
+                        protocol.action_response_failure(
+                            message.request_id, text, data, captured.lines
+                        )
+                    )
+                    return
+            self._enqueue(
+                protocol.action_response_success(message.request_id, to_json(value), captured.lines)
+            )
 
 
 def _failure(error: Exception) -> tuple[str, Any]:

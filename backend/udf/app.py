@@ -24,6 +24,7 @@ class App:
     # ``__app_extension__`` name (e.g. the registry of sensitive actions).
     extensions: dict[str, Any] = field(default_factory=dict)
     migrations: dict[str, Migration] = field(default_factory=dict)  # by path, ``mod:name``
+    package: str | None = None  # the functions package, whose loggers are function logs
 
 
 def canonical_path(path: str) -> str:
@@ -81,4 +82,10 @@ def load_app(schema_module: str = "schema", functions_package: str = "functions"
     extensions: dict[str, Any] = {}
     migrations: dict[str, Migration] = {}
     functions = collect_functions(functions_package, extensions, migrations)
-    return App(schema=schema, functions=functions, extensions=extensions, migrations=migrations)
+    return App(
+        schema=schema,
+        functions=functions,
+        extensions=extensions,
+        migrations=migrations,
+        package=functions_package,
+    )

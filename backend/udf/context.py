@@ -97,6 +97,9 @@ class Identity(Mapping[str, Any]):
     session_id: str | None = None
     issuer: str = ""
     claims: Mapping[str, Any] = field(default_factory=dict)
+    external: bool = False
+    """True for an outside provider's token (``AuthProviders``): no session of ours is behind
+    it, and its claims are the token's."""
 
     @property
     def token_identifier(self) -> str:
@@ -266,10 +269,19 @@ class _BaseCtx:
         self.auth = auth
         self.now = now
         """The time, frozen for the whole transaction (from the engine's clock)."""
+        self._env_values = engine.environment.values  # as they are now, for the whole call
 
     @property
     def now_ms(self) -> float:
         return self.now.timestamp() * 1000.0
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """The deployment's environment variables (``python -m backend env set NAME VALUE``),
+        read-only: ``ctx.env["NAME"]`` (``KeyError`` when unset), ``ctx.env.get("NAME")``. A
+        change is seen by the next call; a live query that read a variable re-runs when it
+        changes."""
+        return self._engine.environment.view(self._env_values, getattr(self, "_txn", None))
 
 
 class QueryCtx(_BaseCtx):

@@ -14,6 +14,11 @@ class RenameArgs(BaseModel): ...
 async def rename(ctx: MutationCtx, args: RenameArgs) -> None: ...
 ```
 
+Its declared return type is checked on the way out, as a Convex ``returns:`` validator is: the
+return annotation, or ``returns=`` on the decorator, which wins (``@query(returns=list[Org])``);
+no annotation, or ``Any``, checks nothing. A value that does not fit fails the call with
+``ReturnsValidationError`` (``validation.py``), and a mutation's writes go with it.
+
 A function's path (``orgs:rename``) comes from the module it is defined in, relative to the
 app's functions package, and is assigned when the app is loaded.
 """
@@ -23,12 +28,20 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, get_type_hints
+from typing import Any, Concatenate, Final, Generic, ParamSpec, TypeVar, get_type_hints, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from backend.errors import invalid_argument
-from backend.udf.validation import argument_error, integral_floats_as_ints
+from backend.udf.validation import (
+    Check,
+    argument_error,
+    as_returned,
+    fast_check,
+    integral_floats_as_ints,
+    returns_error,
+    strict_objects,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,6 +63,14 @@ class _ArgsBase(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET: Final = _Unset.UNSET
+"""``returns=`` not given: the return annotation, if any, is the declared type."""
+
+
 class RegisteredFunction(Generic[C, P, R]):
     """A function the engine can run. Calling it directly calls the plain Python function."""
 
@@ -58,6 +79,7 @@ class RegisteredFunction(Generic[C, P, R]):
         handler: Callable[Concatenate[C, P], Awaitable[R]],
         kind: FunctionKind,
         visibility: Visibility,
+        returns: Any = UNSET,
     ) -> None:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(f"{handler.__qualname__} must be an async function")
@@ -71,6 +93,7 @@ class RegisteredFunction(Generic[C, P, R]):
         self.__doc__ = handler.__doc__
         self.__wrapped__ = handler
         self._model, self._single = _args_model(handler)
+        self._returns, self._fits = _returns_model(handler, returns)
 
     def __call__(self, ctx: C, /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         return self.handler(ctx, *args, **kwargs)
@@ -94,6 +117,47 @@ class RegisteredFunction(Generic[C, P, R]):
         if self._single is not None:
             return (parsed,), {}
         return (), {name: getattr(parsed, name) for name in type(parsed).model_fields}
+
+    @property
+    def validates_returns(self) -> bool:
+        return self._returns is not None
+
+    def validate_returns(self, value: Any) -> None:
+        """Check a returned value (as it travels: a model already dumped) against the declared
+        return type. Raises ``ReturnsValidationError`` with Convex's wording."""
+        if self._returns is None or (self._fits is not None and self._fits(value)):
+            return
+        checked = as_returned(value)
+        try:
+            self._returns.model_validate({"value": checked}, strict=True)
+        except ValidationError as exc:
+            name = self.path or self.__qualname__
+            raise returns_error(name, self._returns, checked, exc.errors()[0]) from None
+
+
+def _returns_model(
+    handler: Callable[..., Any], returns: Any
+) -> tuple[type[BaseModel] | None, Check | None]:
+    """The model whose one field ``value`` checks what ``handler`` returns (None when nothing
+    is declared: no annotation, or ``Any``), and a cheaper predicate when there is one."""
+    if returns is UNSET:
+        hints = get_type_hints(handler, include_extras=True)
+        if "return" not in hints:
+            return None, None
+        returns = hints["return"]
+    if returns is None:
+        returns = type(None)
+    if returns is Any or returns is object:
+        return None, None
+    try:
+        model = create_model(
+            f"{handler.__name__}_returns", __base__=_ArgsBase, value=(strict_objects(returns), ...)
+        )
+        return model, fast_check(returns)
+    except Exception as exc:  # pydantic cannot check it: a wiring mistake, said at load time
+        raise TypeError(
+            f"{handler.__qualname__}: cannot check its return type {returns!r}: {exc}"
+        ) from exc
 
 
 def _args_model(handler: Callable[..., Any]) -> tuple[type[BaseModel], str | None]:
@@ -128,20 +192,39 @@ def _args_model(handler: Callable[..., Any]) -> tuple[type[BaseModel], str | Non
     return create_model(f"{handler.__name__}_args", __base__=_ArgsBase, **fields), None
 
 
-def _decorator(
-    kind: FunctionKind, visibility: Visibility
-) -> Callable[[Callable[Concatenate[C, P], Awaitable[R]]], RegisteredFunction[C, P, R]]:
-    def register(fn: Callable[Concatenate[C, P], Awaitable[R]]) -> RegisteredFunction[C, P, R]:
+class _Decorator:
+    """``@query`` (the return annotation is the declared type) or ``@query(returns=T)``."""
+
+    def __init__(self, kind: FunctionKind, visibility: Visibility) -> None:
+        self.kind = kind
+        self.visibility = visibility
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[C, P], Awaitable[R]], /
+    ) -> RegisteredFunction[C, P, R]: ...
+
+    @overload
+    def __call__(
+        self, *, returns: Any
+    ) -> Callable[[Callable[Concatenate[C, P], Awaitable[R]]], RegisteredFunction[C, P, R]]: ...
+
+    def __call__(self, fn: Any = None, /, *, returns: Any = UNSET) -> Any:  # type: ignore[misc]
+        if fn is None:
+            return lambda inner: self._register(inner, returns)
+        return self._register(fn, returns)
+
+    def _register(self, fn: Any, returns: Any) -> RegisteredFunction[Any, Any, Any]:
         if isinstance(fn, RegisteredFunction):
             raise TypeError(f"{fn.__qualname__} is registered twice")
-        return RegisteredFunction(fn, kind, visibility)
+        if not callable(fn):
+            raise TypeError(f"@{self.kind.value} decorates a function, not {fn!r}")
+        return RegisteredFunction(fn, self.kind, self.visibility, returns)
 
-    return register
 
-
-query = _decorator(FunctionKind.QUERY, Visibility.PUBLIC)
-mutation = _decorator(FunctionKind.MUTATION, Visibility.PUBLIC)
-action = _decorator(FunctionKind.ACTION, Visibility.PUBLIC)
-internal_query = _decorator(FunctionKind.QUERY, Visibility.INTERNAL)
-internal_mutation = _decorator(FunctionKind.MUTATION, Visibility.INTERNAL)
-internal_action = _decorator(FunctionKind.ACTION, Visibility.INTERNAL)
+query = _Decorator(FunctionKind.QUERY, Visibility.PUBLIC)
+mutation = _Decorator(FunctionKind.MUTATION, Visibility.PUBLIC)
+action = _Decorator(FunctionKind.ACTION, Visibility.PUBLIC)
+internal_query = _Decorator(FunctionKind.QUERY, Visibility.INTERNAL)
+internal_mutation = _Decorator(FunctionKind.MUTATION, Visibility.INTERNAL)
+internal_action = _Decorator(FunctionKind.ACTION, Visibility.INTERNAL)

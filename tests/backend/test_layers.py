@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "backend.udf",
         "backend.engine",
+        "backend.environment",
         "backend.scheduler",
         "backend.crons",
         "backend.files",

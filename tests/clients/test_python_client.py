@@ -144,6 +144,24 @@ def test_a_crash_is_a_plain_error_without_data(server: ServerProcess, channel: s
     assert client.query("messages:list", {"channel": channel}) == []
 
 
+def test_a_return_value_of_the_wrong_type_fails_the_call_and_writes_nothing(
+    server: ServerProcess, channel: str
+) -> None:
+    client = ConvexClient(server.url)
+    with pytest.raises(Exception) as info:  # noqa: PT011 - the client raises a bare Exception
+        client.mutation("messages:send_counted", {"channel": channel, "body": "x"})
+    assert not isinstance(info.value, ConvexError)
+    # the server runs in DEV_MODE, so the caller is shown the whole check
+    assert str(info.value).startswith("ReturnsValidationError: Value does not match validator.")
+    assert "Validator: v.number() (an integer)" in str(info.value)
+    assert "Function: messages:send_counted" in str(info.value)
+    assert client.query("messages:list", {"channel": channel}) == []
+    client.mutation("messages:send", {"channel": channel, "body": "y"})
+    with pytest.raises(Exception) as info:  # noqa: PT011
+        client.query("messages:bodies_claimed_numbers", {"channel": channel})
+    assert "Path: [0]" in str(info.value)
+
+
 def test_the_client_never_sees_a_float_where_convex_types_an_integer(
     server: ServerProcess, channel: str
 ) -> None:
@@ -217,3 +235,25 @@ def test_idle_for_35_seconds_without_a_reconnect(
         client.mutation("messages:send", {"channel": channel, "body": "still here"})
         assert next(updates) == ["still here"]
         assert len(watching(server, channel)) == 1
+
+
+def test_a_functions_prints_travel_as_log_lines(server: ServerProcess, channel: str) -> None:
+    client = ConvexClient(server.url)
+    updates = client.subscribe("messages:list_logged", {"channel": channel})
+    assert next(updates) == []
+    client.mutation("messages:send_logged", {"channel": channel, "body": "hi"})
+    assert next(updates) == ["hi"]
+    updates.unsubscribe()
+    (connection,) = watching(server, channel)
+    sent = connection.sent()
+    responses = [m for m in sent if m["type"] == "MutationResponse"]
+    assert responses[-1]["logLines"] == [f"[LOG] sending to {channel}"]
+    query_lines = [
+        change["logLines"]
+        for m in sent
+        if m["type"] == "Transition"
+        for change in m["modifications"]
+        if change["type"] == "QueryUpdated"
+    ]
+    assert [f"[LOG] listing {channel} 0"] in query_lines
+    assert [f"[LOG] listing {channel} 1"] in query_lines

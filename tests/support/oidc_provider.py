@@ -105,6 +105,8 @@ class OidcProvider:
             ("client_secret_basic", "client_secret_post") if client_secret else ("none",)
         )
         self.requests: Counter[str] = Counter()  # by path
+        self.jwks_delay = 0.0  # seconds the JWKS takes to answer
+        self.jwks_padding = 0  # extra keys in the JWKS
         self.token_auth_used: list[str] = []
         self._grants: dict[str, _Grant] = {}
         self._access_tokens: dict[str, TestUser] = {}
@@ -116,6 +118,7 @@ class OidcProvider:
                 Route("/authorize", self._authorize),
                 Route("/token", self._token, methods=["POST"]),
                 Route("/userinfo", self._userinfo),
+                Route("/test/mint", self._test_mint, methods=["POST"]),
             ]
         )
 
@@ -127,6 +130,38 @@ class OidcProvider:
     @property
     def discovery_url(self) -> str:
         return f"{self.base_url}/.well-known/openid-configuration"
+
+    def mint(
+        self,
+        sub: str,
+        *,
+        audience: str | None = None,
+        lifetime: timedelta = timedelta(hours=1),
+        issued_ago: timedelta = timedelta(0),
+        kid: str | None = None,
+        forged: bool = False,
+        **claims: Any,
+    ) -> str:
+        """A JWT this provider signs for ``sub`` (the token Clerk or Auth0 hands a browser to
+        pass to Convex's ``setAuth``): ``aud`` is ``audience`` (the client id by default),
+        ``iss`` the issuer; ``forged`` signs with another key under the published kid."""
+        now = int(self.clock.now().timestamp()) - int(issued_ago.total_seconds())
+        payload: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": audience or self.client_id,
+            "iat": now,
+            "exp": now + int(lifetime.total_seconds()),
+            **claims,
+        }
+        key = _shared_key("forging") if forged else self._key
+        return pyjwt.encode(payload, key, algorithm="RS256", headers={"kid": kid or self._kid})
+
+    def public_jwk(self) -> dict[str, Any]:
+        """The published signing key, as in the JWKS."""
+        jwk = RSAAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
+        assert isinstance(jwk, dict)
+        return {**jwk, "kid": self._kid, "alg": "RS256", "use": "sig"}
 
     def rotate_key(self) -> None:
         """Sign from now on with a new key under a new kid, publishing only that one."""
@@ -155,9 +190,24 @@ class OidcProvider:
 
     async def _jwks(self, request: Request) -> Response:
         self.requests[request.url.path] += 1
-        jwk = RSAAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
-        assert isinstance(jwk, dict)
-        return JSONResponse({"keys": [{**jwk, "kid": self._kid, "alg": "RS256", "use": "sig"}]})
+        if self.jwks_delay:
+            await asyncio.sleep(self.jwks_delay)
+        keys: list[dict[str, Any]] = [self.public_jwk()]
+        if self.jwks_padding:  # a JWKS too big to take: many more (copies of) keys
+            keys += [{**self.public_jwk(), "kid": f"pad-{i}"} for i in range(self.jwks_padding)]
+        return JSONResponse({"keys": keys})
+
+    async def _test_mint(self, request: Request) -> Response:
+        # For tests in another process (the JS client's): what ``mint`` returns. Only this
+        # test provider has it.
+        body = await request.json()
+        token = self.mint(
+            body["sub"],
+            audience=body.get("aud"),
+            forged=bool(body.get("forged")),
+            **body.get("claims", {}),
+        )
+        return JSONResponse({"token": token})
 
     async def _authorize(self, request: Request) -> Response:
         self.requests[request.url.path] += 1
@@ -379,3 +429,19 @@ def _profile_claims(user: TestUser) -> dict[str, Any]:
 
 def _oauth_error(error: str, status: int = 400) -> Response:
     return JSONResponse({"error": error}, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+async def _serve_until_stopped(client_id: str) -> None:
+    users = {"ada": TestUser("user_ada", "ada@example.com", name="Ada")}
+    async with run_oidc_provider(users, client_id=client_id) as provider:
+        print(f"READY {provider.issuer}", flush=True)
+        await asyncio.Event().wait()  # until the process is terminated
+
+
+if __name__ == "__main__":
+    # ``python -m tests.support.oidc_provider [CLIENT_ID]``: the provider as a process of its
+    # own, for the JS tests; prints ``READY <issuer>``, mints with ``POST /test/mint``.
+    import sys
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_until_stopped(sys.argv[1] if len(sys.argv) > 1 else CLIENT_ID))

@@ -56,3 +56,10 @@ async def job_mutation(ctx: MutationCtx) -> None:
 async def schedule_both(ctx: MutationCtx, seconds: float) -> None:
     await ctx.scheduler.run_after(seconds, job_action, {})
     await ctx.scheduler.run_after(seconds, job_mutation, {})
+
+
+@query
+async def identity(ctx: QueryCtx) -> dict[str, Any] | None:
+    """Convex's ``UserIdentity`` object, as ``ctx.auth.getUserIdentity()`` returns it."""
+    found = await ctx.auth.get_user_identity()
+    return None if found is None else dict(found)

@@ -63,3 +63,33 @@ async def echo(ctx: ActionCtx, value: Any) -> Any:
 @action
 async def refuse_action(ctx: ActionCtx) -> None:
     raise ConvexError("RATE_LIMITED", "slow down", retryAfterMs=1500)
+
+
+@mutation
+async def send_counted(ctx: MutationCtx, channel: str, body: str) -> int:
+    """Declares a count, returns the new message's id: the return check fails the call."""
+    message_id: Any = await ctx.db.insert("messages", {"channel": channel, "body": body})
+    return message_id  # type: ignore[no-any-return]
+
+
+@query
+async def bodies_claimed_numbers(ctx: QueryCtx, channel: str) -> builtins.list[int]:
+    return await list(ctx, channel)  # type: ignore[return-value]
+
+
+@query
+async def list_logged(ctx: QueryCtx, channel: str) -> builtins.list[str]:
+    bodies = await list(ctx, channel)
+    print("listing", channel, len(bodies))
+    return bodies
+
+
+@mutation
+async def send_logged(ctx: MutationCtx, channel: str, body: str) -> str:
+    print("sending to", channel)
+    return await ctx.db.insert("messages", {"channel": channel, "body": body})
+
+
+@query
+async def greeting(ctx: QueryCtx) -> str:
+    return ctx.env.get("GREETING", "hello")
