@@ -15,6 +15,7 @@ layer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -496,21 +497,27 @@ class Engine:
         """
         policy = self.retry
         attempts: list[Transaction] = []
-        # where the last attempt met a commit: its retry waits its turn
-        hot: str | None = None
+        # where earlier attempts met commits: a retry waits its turn on every one of them (a
+        # mutation that reads two hot documents, a rate limit and a failure record say, would
+        # otherwise queue on one and keep losing on the other)
+        hot: set[str] = set()
         if hint is not None:
             last = self._last_hot.get(hint)
             if last is not None and self.store.has_line(last):
-                hot = last
-        foreign = False  # ... and whether that commit was another process's
+                hot.add(last)
+        foreign = False  # ... and whether one of those commits was another process's
         try:
             for attempt in range(policy.max_attempts):
                 try:
-                    if hot is None:
+                    if not hot:
                         return await self._attempt(
                             body, function_path, identity, request, client, remember, attempts
                         )
-                    async with self.store.turn(hot, across_processes=foreign):
+                    async with contextlib.AsyncExitStack() as turns:
+                        for key in sorted(hot):  # one order for all: no two wait on each other
+                            await turns.enter_async_context(
+                                self.store.turn(key, across_processes=foreign)
+                            )
                         return await self._attempt(
                             body,
                             function_path,
@@ -519,7 +526,7 @@ class Engine:
                             client,
                             remember,
                             attempts,
-                            holding=hot,
+                            holding=frozenset(hot),
                         )
                 except SchemaFenceMoved:
                     # a deploy went live since we last looked: follow it, then try again
@@ -529,11 +536,12 @@ class Engine:
                     # a commit after our snapshot wrote what we read: run again at once, in
                     # line behind the other retries that met the same document or range
                     self.retries += 1
-                    hot, foreign = exc.conflict.key, foreign or exc.foreign
+                    hot.add(exc.conflict.key)
+                    foreign = foreign or exc.foreign
                     if hint is not None:
                         if len(self._last_hot) > 10_000:
                             self._last_hot.clear()
-                        self._last_hot[hint] = hot
+                        self._last_hot[hint] = exc.conflict.key
                     log.info("%s conflicted on %s; attempt %d", function_path, exc, attempt + 1)
                 except RetryableConflict as exc:
                     self.retries += 1
@@ -575,7 +583,7 @@ class Engine:
         client: ClientInfo | None = None,
         remember: Callable[[Any], bool] | None = None,
         attempts: list[Transaction] | None = None,
-        holding: str | None = None,
+        holding: frozenset[str] = frozenset(),
     ) -> MutationResult:
         wire = None if request is None else WireRequest(*request)
         pending = None

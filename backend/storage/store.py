@@ -49,7 +49,7 @@ import hashlib
 import itertools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -1277,7 +1277,7 @@ class Store:
         async with AsyncExitStack() as stack:
             yield MutationWriter(self, stack)
 
-    async def commit(self, member: PendingCommit, *, holding: str | None = None) -> int:
+    async def commit(self, member: PendingCommit, *, holding: Collection[str] = ()) -> int:
         """Commit a mutation that has run: its timestamp, or ``ReadSetConflict`` if a commit
         after its snapshot wrote what it read (nothing was written; run it again), or
         ``SchemaFenceMoved``.
@@ -1288,7 +1288,7 @@ class Store:
         transaction, each under a timestamp of its own (group commit: one lock, one fsync).
 
         A mutation whose read set touches a document or range that retries are lined up for
-        (``turn``) joins that line instead (``holding``: the turn this attempt holds)."""
+        (``turn``) joins that line instead (``holding``: the turns this attempt holds)."""
         if self._turns:
             waiting = self._line_for(member.read_set, holding)
             if waiting is not None:
@@ -1642,16 +1642,17 @@ class Store:
         """Whether retries are lined up (or running their turn) for ``key``."""
         return key in self._turns
 
-    def _line_for(self, reads: ReadSet, holding: str | None) -> str | None:
-        """A key in ``reads`` that retries other than ``holding`` are lined up for."""
+    def _line_for(self, reads: ReadSet, holding: Collection[str]) -> str | None:
+        """A key in ``reads``, other than those ``holding`` has the turn of, that retries are
+        lined up for."""
         for doc_id in reads.ids:
             key = f"doc:{doc_id}"
-            if key != holding and key in self._turns:
+            if key not in holding and key in self._turns:
                 return key
         for index_name, ranges in reads.ranges.items():
             for r in ranges:
                 key = f"range:{index_name}:{r.start.hex()}"
-                if key != holding and key in self._turns:
+                if key not in holding and key in self._turns:
                     return key
         return None
 
