@@ -81,18 +81,12 @@ async def migrations(
     batch_pause: float = 0.0,
 ) -> int:
     """Run data migrations (one, or every one not done yet), or list them."""
-    from backend.engine import Engine
+    from backend.assembly import assemble
     from backend.errors import ConvexError
     from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
     from backend.storage.deployment import NotDeployed
-    from backend.system import system_functions, system_schema
 
-    engine = Engine(
-        _store(settings),
-        _app(settings),
-        system_schema=system_schema(),
-        system_functions=system_functions(),
-    )
+    engine = assemble(settings, store=_store(settings), app=_app(settings)).engine
     migrator = Migrator(engine)
     try:
         try:
@@ -254,25 +248,17 @@ def _batch_options(parser: argparse.ArgumentParser) -> None:
 async def env(settings: Settings, action: str, name: str | None, value: str | None) -> int:
     """``python -m backend env set|get|list|remove``: the deployment's environment variables,
     sealed under ``SECRET_KEY`` (the servers' own) in the database they share."""
-    from backend.engine import Engine
+    from backend.assembly import assemble
     from backend.errors import ConvexError
-    from backend.mail import install_seal
     from backend.storage.deployment import NotDeployed
-    from backend.system import system_functions, system_schema
 
-    engine = Engine(
-        _store(settings),
-        _app(settings),
-        system_schema=system_schema(),
-        system_functions=system_functions(),
-    )
+    engine = assemble(settings, store=_store(settings), app=_app(settings)).engine
     try:
         try:
             await engine.load_deployment(require=True)
         except NotDeployed as exc:
             print(exc, file=sys.stderr)
             return 2
-        install_seal(engine, settings.resolved_secret_key())
         variables = engine.environment
         if action == "list":
             for key, found in sorted((await variables.listing()).items()):

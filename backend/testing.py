@@ -53,27 +53,25 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from backend.auth.jwt import KeyRing
+from backend.assembly import assemble
 from backend.auth.oauth import VerifiedProfile
 from backend.auth.passwords import Passwords
-from backend.auth.service import AuthConfig, AuthService, SignedIn, Unverified
-from backend.auth.sessions import resolve_identity
+from backend.auth.service import SignedIn, Unverified
 from backend.auth.verifier import ConvexTokenVerifier
+from backend.config import Settings
 from backend.engine import Engine, MutationResult
 from backend.files.blobs import LocalDiskBlobs
-from backend.files.service import DEFAULT_MAX_BYTES, install_storage
-from backend.mail import CaptureTransport, Mail, install_seal
+from backend.files.service import DEFAULT_MAX_BYTES
+from backend.mail import CaptureTransport, Mail
 from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
 from backend.runtime import FakeClock, Runtime
 from backend.schema_definition import Schema
-from backend.sensitive.methods import METHODS
-from backend.sensitive.service import SensitiveService
 from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.deploy import DeployRefused, DeployReport
 from backend.storage.deploy import deploy as deploy_schema
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
-from backend.system import system_functions, system_schema
+from backend.system import system_schema
 from backend.transactions.limits import Limits
 from backend.transactions.transaction import SystemDatabase, Transaction
 from backend.udf.app import App, load_app
@@ -243,17 +241,26 @@ class TestBackend(Caller):
             await store.close()
             await self._cleanup()
             raise
-        self._engine = Engine(
-            store,
-            self.app,
-            system_schema=system_schema(),
-            system_functions=system_functions(),
+        self._files_dir = Path(tempfile.mkdtemp(prefix="backend-files-", dir=_MEMORY_DIR))
+        parts = assemble(
+            # the harness's settings, and nothing from the environment or a .env file
+            Settings.model_construct(
+                secret_key="test-secret-key",  # noqa: S106
+                public_url=TEST_ORIGIN,
+                dev_mode=self.dev_mode,
+                require_email_verification=self.require_email_verification,
+                storage_max_bytes=self.max_file_bytes,
+            ),
+            store=store,
+            app=self.app,
             runtime=Runtime(clock=self.clock),
-            limits=self.limits,
-            dev_mode=self.dev_mode,
-            identity_resolver=resolve_identity,
             mail_transport=self._mail,
+            passwords=self.passwords,
+            limits=self.limits,
+            blobs=LocalDiskBlobs(self._files_dir),
         )
+        self._engine = parts.engine
+        self.auth, self.files, self.keyring = parts.auth, parts.files, parts.keyring
         await self._engine.load_deployment()
         self.worker = SchedulerWorker(self._engine)
         self.crons = CronTicker(self._engine)
@@ -264,35 +271,6 @@ class TestBackend(Caller):
                 await self._engine.store.close()
                 await self._cleanup()
                 raise
-        self.auth = AuthService(
-            self._engine,
-            AuthConfig(
-                secret="test-secret-key",  # noqa: S106
-                base_url=TEST_ORIGIN,
-                require_email_verification=self.require_email_verification,
-            ),
-            passwords=self.passwords,
-        )
-        self._engine.services.register(
-            SensitiveService,
-            SensitiveService(
-                self._engine,
-                "test-secret-key",
-                self.passwords,
-                methods=METHODS,
-                origin="http://testserver",
-            ),
-        )
-        install_seal(self._engine, "test-secret-key")
-        self._files_dir = Path(tempfile.mkdtemp(prefix="backend-files-", dir=_MEMORY_DIR))
-        self.files = install_storage(
-            self._engine,
-            "test-secret-key",
-            TEST_ORIGIN,
-            blobs=LocalDiskBlobs(self._files_dir),
-            max_bytes=self.max_file_bytes,
-        )
-        self.keyring = KeyRing(self._engine, "test-secret-key", issuer=TEST_ORIGIN)
         return self
 
     async def __aexit__(

@@ -51,8 +51,9 @@ THROUGHPUT_GOAL = 0.5
 def serve_engine(port: int, directory: Path) -> None:
     import uvicorn
 
+    from backend.assembly import assemble
     from backend.config import Settings
-    from backend.http.app import build_engine, create_app
+    from backend.http.app import create_app
     from backend.http.serve import server_options, tune_gc
     from backend.storage.deploy import deploy
     from backend.storage.migrate import upgrade
@@ -70,7 +71,8 @@ def serve_engine(port: int, directory: Path) -> None:
         site_port=0,
         storage_dir=str(directory / "engine-files"),
     )
-    engine = build_engine(settings)
+    parts = assemble(settings, serving=True)
+    engine = parts.engine
 
     async def prepare() -> None:
         await upgrade(engine.store.engine)
@@ -78,7 +80,7 @@ def serve_engine(port: int, directory: Path) -> None:
         assert report.ok, report.format()
 
     asyncio.run(prepare())
-    app = create_app(settings, engine=engine)
+    app = create_app(settings, parts=parts)
     tune_gc()
     uvicorn.run(app, host=HOST, port=port, log_level="warning", **server_options(settings))
 

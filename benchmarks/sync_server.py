@@ -37,8 +37,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from backend.assembly import assemble
 from backend.config import Settings
-from backend.http.app import build_engine, create_app
+from backend.http.app import create_app
 from backend.http.serve import server_options, tune_gc
 from backend.storage.database import create_db_engine
 from backend.storage.deploy import deploy
@@ -84,7 +85,7 @@ async def prepare_database(settings: Settings, docs: int) -> list[str]:
         await upgrade(migrator)
     finally:
         await migrator.dispose()
-    engine = build_engine(settings)
+    engine = assemble(settings, serving=True).engine
     report = await deploy(engine.store, engine.code_schema)
     if not report.ok:
         raise RuntimeError(report.format())
@@ -107,8 +108,9 @@ async def prepare_database(settings: Settings, docs: int) -> list[str]:
 
 def convex_app(settings: Settings, ids: list[str]) -> Starlette:
     """The real app, plus the benchmark's routes."""
-    engine = build_engine(settings)
-    app = create_app(settings, engine=engine)
+    parts = assemble(settings, serving=True)
+    engine = parts.engine
+    app = create_app(settings, parts=parts)
     coordinator: SyncCoordinator = app.state.coordinator
 
     async def stats(_request: Request) -> Response:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-import os
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,18 +20,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from backend.auth.jwt import KeyRing
-from backend.auth.oauth import OAuthClient, providers_from_env
+from backend.assembly import Assembly, assemble
 from backend.auth.providers import ProviderSet, providers_of
-from backend.auth.service import AuthConfig, AuthService
-from backend.auth.sessions import resolve_identity
 from backend.auth.verifier import ConvexTokenVerifier
-from backend.config import ConfigurationError, Settings, load_settings
+from backend.config import Settings, load_settings
 from backend.crons.ticker import CronTicker
 from backend.engine import Engine
 from backend.errors import ConvexError, ErrorCode
-from backend.files.blobs import BlobStore, LocalDiskBlobs
-from backend.files.service import FileStorage, install_storage
 from backend.files.sweeper import sweep_forever
 from backend.http.auth_routes import AuthRoutes
 from backend.http.cors import CorsByPath
@@ -48,102 +40,18 @@ from backend.http.security_headers import SecurityHeaders
 from backend.http.site import SiteListener
 from backend.http.storage_routes import StorageRoutes
 from backend.http.websocket import serve_session
-from backend.mail import install_seal
-from backend.mail.smtp import transport_from_url
-from backend.runtime import Runtime, to_ms
+from backend.runtime import to_ms
 from backend.scheduler import SchedulerWorker
-from backend.sensitive.methods import METHODS
-from backend.sensitive.service import SensitiveService
 from backend.storage.health import StoreState
-from backend.storage.store import RETRY_AFTER, Store, StoreUnavailable
+from backend.storage.store import RETRY_AFTER, StoreUnavailable
 from backend.sync.admin import AdminKey
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
 from backend.sync.session import SessionLimits
 from backend.sync.wakeups import PostgresListener
-from backend.system import system_functions, system_schema
-from backend.udf.app import load_app
-from backend.udf.calls import write_calls_to
 from backend.udf.context import Identity
 
 log = logging.getLogger("backend.http")
-
-
-def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
-    """The engine a server runs, from its settings. Raises ``ConfigurationError`` for a
-    production configuration without a mail transport or secret (``check_can_serve``)."""
-    settings.check_can_serve()
-    sys.path.insert(0, str(Path.cwd()))
-    if settings.function_log:
-        write_calls_to(Path(settings.function_log))
-    app = load_app(settings.app_schema, settings.app_functions)
-    runtime = runtime or Runtime()
-    return Engine(
-        Store(settings.database_url, pg_schema=settings.database_schema),
-        app,
-        system_schema=system_schema(),
-        system_functions=system_functions(),
-        runtime=runtime,
-        dev_mode=settings.dev_mode,
-        identity_resolver=resolve_identity,
-        mail_transport=transport_from_url(settings.smtp_url, runtime=runtime),
-    )
-
-
-def build_auth(settings: Settings, engine: Engine) -> tuple[AuthService, KeyRing]:
-    """The auth service and the JWT key ring, configured from the settings."""
-    base_url = settings.origin()
-    keyring = KeyRing(engine, settings.resolved_secret_key(), issuer=base_url)
-    providers = providers_from_env(os.environ)
-    service = AuthService(
-        engine,
-        AuthConfig(
-            secret=settings.resolved_secret_key(),
-            base_url=base_url,
-            trusted_origins=list(settings.allowed_origins),
-            require_email_verification=settings.require_email_verification,
-        ),
-        oauth=OAuthClient(providers, engine.runtime) if providers else None,
-    )
-    engine.services.register(
-        SensitiveService,
-        SensitiveService(
-            engine,
-            settings.resolved_secret_key(),
-            service.passwords,
-            methods=METHODS,
-            origin=base_url,
-        ),
-    )
-    install_seal(engine, settings.resolved_secret_key())
-    if FileStorage not in engine.services:
-        install_file_storage(settings, engine)
-    return service, keyring
-
-
-def blob_store(settings: Settings) -> BlobStore:
-    """The blob store the settings name: ``STORAGE_BACKEND`` (``module:factory``, called with
-    the settings), or files on local disk under ``STORAGE_DIR``."""
-    if not settings.storage_backend:
-        return LocalDiskBlobs(settings.storage_dir)
-    module_name, _, factory_name = settings.storage_backend.partition(":")
-    if not module_name or not factory_name:
-        raise ConfigurationError("STORAGE_BACKEND must be 'package.module:factory'")
-    factory = getattr(importlib.import_module(module_name), factory_name)
-    store = factory(settings)
-    if not isinstance(store, BlobStore):
-        raise ConfigurationError(f"STORAGE_BACKEND {settings.storage_backend} made no BlobStore")
-    return store
-
-
-def install_file_storage(settings: Settings, engine: Engine) -> FileStorage:
-    return install_storage(
-        engine,
-        settings.resolved_secret_key(),
-        settings.origin(),
-        blobs=blob_store(settings),
-        max_bytes=settings.storage_max_bytes,
-    )
 
 
 # A client resends its unanswered mutations after a reconnect, within seconds; ten minutes of
@@ -190,21 +98,19 @@ class CollapseSlashes:
 def create_app(
     settings: Settings | None = None,
     *,
-    engine: Engine | None = None,
+    parts: Assembly | None = None,
     verifier: TokenVerifier | None = None,
-    auth: tuple[AuthService, KeyRing] | None = None,
     session_limits: SessionLimits | None = None,
     serve_site: bool = False,
 ) -> Starlette:
-    """The whole server. ``verifier`` replaces the key ring's token check (tests of the sync
-    layer use a test key); ``auth`` replaces the auth service built from the settings.
-    ``serve_site`` also opens the site origin's listener on ``SITE_PORT`` while the app
-    runs (``python -m backend serve`` does; an app built for a test does not, unless asked)."""
+    """The whole server, over ``parts`` (``backend/assembly.py``; by default a serving
+    assembly from the settings). ``verifier`` replaces the key ring's token check (tests of
+    the sync layer use a test key). ``serve_site`` also opens the site origin's listener on
+    ``SITE_PORT`` while the app runs (``python -m backend serve`` does; an app built for a
+    test does not, unless asked)."""
     settings = settings or load_settings()
-    engine = engine or build_engine(settings)
-    service, keyring = auth or build_auth(settings, engine)
-    if FileStorage not in engine.services:  # an assembly that brought its own auth
-        install_file_storage(settings, engine)
+    parts = parts or assemble(settings, serving=True)
+    engine, service, keyring = parts.engine, parts.auth, parts.keyring
     configured = providers_of(engine.app.extensions)
     providers = ProviderSet(configured, engine.runtime.clock) if configured else None
     if verifier is None:

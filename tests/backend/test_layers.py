@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.ratelimit",
     ),
     ("backend.sync", "backend.auth", "backend.sensitive", "backend.audit"),
-    ("backend.system", "backend.codegen", "backend.dashboard"),
+    ("backend.system", "backend.assembly", "backend.codegen", "backend.dashboard"),
     # the harness drives the HTTP side too (HTTP actions, file URLs: ``t.fetch``)
     ("backend.http", "backend.cli", "backend.__main__", "backend.testing"),
 ]

@@ -26,19 +26,15 @@ from typing import IO, Any
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.assembly import assemble
 from backend.auth.passwords import Passwords
-from backend.auth.sessions import resolve_identity
 from backend.config import Settings
-from backend.engine import Engine
-from backend.http.app import build_auth, create_app
+from backend.http.app import create_app
 from backend.http.serve import server_options
 from backend.mail import CaptureTransport
-from backend.runtime import Runtime
-from backend.sensitive.service import SensitiveService
 from backend.storage.deploy import deploy
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
-from backend.system import system_functions, system_schema
 from backend.udf.app import load_app
 
 SCHEMA = "tests.apps.clients.schema"
@@ -103,23 +99,17 @@ async def build(args: argparse.Namespace, record: IO[str]) -> uvicorn.Server:
         app_functions=FUNCTIONS,
         web_dir=str(Path(args.record).parent / "no-web"),
     )
-    engine = Engine(
-        store,
-        load_app(SCHEMA, FUNCTIONS),
-        system_schema=system_schema(),
-        system_functions=system_functions(),
-        runtime=Runtime(),
-        dev_mode=True,
-        identity_resolver=resolve_identity,
+    parts = assemble(
+        config,
+        store=store,
+        app=load_app(SCHEMA, FUNCTIONS),
         mail_transport=CaptureTransport(),
+        passwords=Passwords(time_cost=1, memory_cost=1024),  # fast sign-ups, tests only
     )
-    report = await deploy(store, engine.code_schema)
+    report = await deploy(store, parts.engine.code_schema)
     if not report.ok:
         raise SystemExit(report.format())
-    service, keyring = build_auth(config, engine)
-    service.passwords = Passwords(time_cost=1, memory_cost=1024)  # fast sign-ups, tests only
-    engine.services.get(SensitiveService).passwords = service.passwords
-    app = create_app(config, engine=engine, auth=(service, keyring))
+    app = create_app(config, parts=parts)
     options = server_options(config)
     return uvicorn.Server(
         uvicorn.Config(

@@ -17,20 +17,18 @@ import uvicorn
 from sqlalchemy import text
 from starlette.applications import Starlette
 
+from backend.assembly import assemble
 from backend.auth.passwords import Passwords
-from backend.auth.sessions import resolve_identity
 from backend.config import Settings
 from backend.engine import Engine
-from backend.http.app import build_auth, create_app
+from backend.http.app import create_app
 from backend.http.serve import server_options
 from backend.mail import CaptureTransport
 from backend.runtime import FakeClock, Runtime
-from backend.sensitive.service import SensitiveService
 from backend.storage.database import create_db_engine
 from backend.storage.deploy import deploy
 from backend.storage.migrate import upgrade
 from backend.storage.store import Store
-from backend.system import system_functions, system_schema
 from backend.udf.app import load_app
 
 
@@ -88,22 +86,18 @@ async def live_server(
         )
         clock = clock or FakeClock()
         mail = CaptureTransport(runtime=Runtime(clock=clock))
-        engine = Engine(
-            store,
-            load_app(schema_module, functions_package),
-            system_schema=system_schema(),
-            system_functions=system_functions(),
+        parts = assemble(
+            config,
+            store=store,
+            app=load_app(schema_module, functions_package),
             runtime=Runtime(clock=clock),
-            dev_mode=config.dev_mode,
-            identity_resolver=resolve_identity,
             mail_transport=mail,
+            passwords=Passwords(time_cost=1, memory_cost=1024),  # fast sign-ups, tests only
         )
+        engine = parts.engine
         report = await deploy(store, engine.code_schema)
         assert report.ok, report.format()
-        service, keyring = build_auth(config, engine)
-        service.passwords = Passwords(time_cost=1, memory_cost=1024)
-        engine.services.get(SensitiveService).passwords = service.passwords
-        app = create_app(config, engine=engine, auth=(service, keyring))
+        app = create_app(config, parts=parts)
         options = server_options(config)
         server = uvicorn.Server(
             uvicorn.Config(

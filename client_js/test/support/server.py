@@ -63,9 +63,8 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse, PlainTextResponse, Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from backend.auth.sessions import resolve_identity  # noqa: E402
+from backend.assembly import Assembly, assemble  # noqa: E402
 from backend.config import Settings  # noqa: E402
-from backend.engine import Engine  # noqa: E402
 from backend.http.app import create_app  # noqa: E402
 from backend.http.site import SiteListener  # noqa: E402
 from backend.http.websocket import StarletteTransport  # noqa: E402
@@ -76,8 +75,6 @@ from backend.storage.deploy import deploy  # noqa: E402
 from backend.storage.migrate import upgrade  # noqa: E402
 from backend.storage.store import Store  # noqa: E402
 from backend.sync.identity import TokenRejected, VerifiedToken  # noqa: E402
-from backend.system import system_functions, system_schema  # noqa: E402
-from backend.udf.app import load_app  # noqa: E402
 from backend.udf.context import Identity  # noqa: E402
 
 DEFAULT_WEB_DIR = REPO / "client_js" / "demo" / "dist"
@@ -271,19 +268,15 @@ class Database:
             await admin.dispose()
 
 
-def build_engine(settings: Settings, database: Database, *, real_auth: bool) -> Engine:
-    app = load_app(settings.app_schema, settings.app_functions)
-    return Engine(
-        Store(database.url, pg_schema=database.pg_schema),
-        app,
-        system_schema=system_schema(),
-        system_functions=system_functions(),
+def build(settings: Settings, database: Database, *, real_auth: bool) -> Assembly:
+    # With real auth, ctx.auth checks the session behind each token (revocation works);
+    # test tokens name no real session, so the test verifier's mode skips that check.
+    return assemble(
+        settings,
+        store=Store(database.url, pg_schema=database.pg_schema),
         runtime=Runtime(clock=CLOCK),
-        dev_mode=settings.dev_mode,
-        # With real auth, ctx.auth checks the session behind each token (revocation works);
-        # test tokens name no real session, so the test verifier's mode skips that check.
-        identity_resolver=resolve_identity if real_auth else None,
         mail_transport=DevOutboxTransport(),
+        test_tokens=not real_auth,
     )
 
 
@@ -337,7 +330,8 @@ async def serve(args: argparse.Namespace) -> None:
             # passkeys need a host name for their relying party (an IP address is none)
             public_url=f"http://{args.public_host}:{port}" if args.public_host else None,
         )
-        engine = build_engine(settings, database, real_auth=args.real_auth)
+        parts = build(settings, database, real_auth=args.real_auth)
+        engine = parts.engine
         if not args.no_migrate:
             await upgrade(engine.store.engine)
             report = await deploy(engine.store, engine.code_schema)
@@ -345,7 +339,7 @@ async def serve(args: argparse.Namespace) -> None:
                 raise SystemExit(report.format())
         verifier = TestVerifier()
         # --real-auth: tokens come from /api/auth/convex/token and the key ring checks them.
-        app = create_app(settings, engine=engine, verifier=None if args.real_auth else verifier)
+        app = create_app(settings, parts=parts, verifier=None if args.real_auth else verifier)
         # First, ahead of the web app mounted at "/", which would answer them with a 404.
         for path, endpoint, methods in reversed(test_routes(verifier)):
             app.router.routes.insert(0, Route(path, endpoint, methods=methods))

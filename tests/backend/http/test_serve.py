@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.assembly import assemble
 from backend.config import ConfigurationError, Settings
-from backend.http.app import build_engine
 from backend.http.serve import RedactSecrets, redact_query
 from tests.support.live_server import free_port
 
@@ -196,9 +196,9 @@ def test_a_production_server_without_a_mail_transport_refuses_to_start(workdir: 
 
 def test_building_a_production_engine_without_a_mail_transport_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="SMTP_URL"):
-        build_engine(Settings(dev_mode=False, secret_key="k", smtp_url=None))
+        assemble(Settings(dev_mode=False, secret_key="k", smtp_url=None), serving=True)
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
-        build_engine(Settings(dev_mode=False, secret_key=None, smtp_url="smtp://mail:25"))
+        assemble(Settings(dev_mode=False, secret_key=None, smtp_url="smtp://mail:25"), serving=True)
     with pytest.raises(ConfigurationError, match="SMTP_URL"):
         Settings(dev_mode=False, secret_key="k", smtp_url="  ").check_can_serve()
     Settings(dev_mode=False, secret_key="k", smtp_url="smtp://mail:25").check_can_serve()
