@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.ratelimit",
     ),
     ("backend.sync", "backend.auth", "backend.sensitive", "backend.audit"),
-    ("backend.system", "backend.testing"),
+    ("backend.system", "backend.testing", "backend.pytest_plugin"),
     ("backend.http", "backend.cli", "backend.__main__"),
 ]
 
