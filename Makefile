@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 JS_STAMP := client_js/node_modules/.installed-stamp
 export TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: run test install lint typecheck pytest jstest bench clean js-build
+.PHONY: run dev test install lint typecheck pytest jstest bench clean js-build
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ run: install js-build
 	mkdir -p data
 	DEV_MODE=$${DEV_MODE:-1} $(PY) -m backend migrate
 	DEV_MODE=$${DEV_MODE:-1} exec $(PY) -m backend serve
+
+# serve and redeploy on every save (the forgiving dev server: backend/http/dev.py)
+dev: install js-build
+	mkdir -p data
+	DEV_MODE=$${DEV_MODE:-1} exec $(PY) -m backend dev
 
 lint: install
 	$(VENV)/bin/ruff check .

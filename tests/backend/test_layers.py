@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.migrator",
         "backend.mail",
         "backend.ratelimit",
+        "backend.snapshot",
     ),
     ("backend.sync", "backend.auth", "backend.sensitive", "backend.audit"),
     ("backend.system", "backend.testing", "backend.pytest_plugin"),
