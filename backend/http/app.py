@@ -51,18 +51,22 @@ from backend.sync.identity import NO_TOKENS, TokenRejected, TokenVerifier
 from backend.sync.session import SessionLimits
 from backend.sync.wakeups import PostgresListener
 from backend.system import system_functions, system_schema
-from backend.udf.app import load_app
+from backend.udf.app import App, load_app
 from backend.udf.context import Identity
 
 log = logging.getLogger("backend.http")
 
 
-def build_engine(settings: Settings, runtime: Runtime | None = None) -> Engine:
-    """The engine a server runs, from its settings. Raises ``ConfigurationError`` for a
-    production configuration without a mail transport or secret (``check_can_serve``)."""
+def build_engine(
+    settings: Settings, runtime: Runtime | None = None, *, app: App | None = None
+) -> Engine:
+    """The engine a server runs, from its settings (serving ``app``, by default the one the
+    settings name). Raises ``ConfigurationError`` for a production configuration without a
+    mail transport or secret (``check_can_serve``)."""
     settings.check_can_serve()
-    sys.path.insert(0, str(Path.cwd()))
-    app = load_app(settings.app_schema, settings.app_functions)
+    if app is None:
+        sys.path.insert(0, str(Path.cwd()))
+        app = load_app(settings.app_schema, settings.app_functions)
     runtime = runtime or Runtime()
     return Engine(
         Store(settings.database_url, pg_schema=settings.database_schema),
