@@ -13,11 +13,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.backend.test_cli import Database, db
 from tests.support.live_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+# pytest, a server and node as processes of their own
+pytestmark = pytest.mark.timeout(600)
 NODE_MODULES = ROOT / "client_js" / "node_modules"
 PATIENCE = 120.0
 __all__ = ["db"]

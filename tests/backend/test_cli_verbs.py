@@ -20,6 +20,8 @@ from tests.backend.sensitive.conftest import PASSWORD, cheap_passwords
 from tests.conftest import BASIC_FUNCTIONS, BASIC_SCHEMA, basic_app
 
 ROOT = Path(__file__).resolve().parents[2]
+# a dozen CLI processes a test: minutes on a loaded machine
+pytestmark = pytest.mark.timeout(600)
 VERBS = [
     "serve",
     "dev",

@@ -10,9 +10,13 @@ import textwrap
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import backend
 
 REPO = Path(backend.__file__).resolve().parents[1]
+# a pytest run of its own
+pytestmark = pytest.mark.timeout(600)
 
 SCHEMA = """
 from pydantic import BaseModel

@@ -51,6 +51,8 @@ async def by_label(ctx: QueryCtx) -> int:
 
 
 ROOT = Path(__file__).resolve().parents[3]
+# real dev processes, each save spawning a server: minutes on a loaded machine
+pytestmark = pytest.mark.timeout(600)
 PATIENCE = 60.0  # seconds: a slow machine may take a while to deploy and restart
 
 
