@@ -185,6 +185,7 @@ class Supervisor:
         warm = process.next_event(START_PATIENCE)
         explain = self.serving is None
         flags = (["explain"] if explain else []) + ([] if self.upgraded else ["upgrade"])
+        warmed = time.monotonic()
         if warm.get("event") == "warm":
             process.go(*flags)
             event = process.next_event(START_PATIENCE)
@@ -195,9 +196,10 @@ class Supervisor:
             self.upgraded = True
             self._replace(process)
             seconds = time.monotonic() - started
-            _say(
-                f"dev: {'serving' if first else 'deployed; serving the new code'} ({seconds:.2f} s)"
-            )
+            what = "serving" if first else "deployed; serving the new code"
+            waited = warmed - started
+            warming = f", {waited:.2f} s of it waiting for a warm server" if waited > 0.05 else ""
+            _say(f"dev: {what} ({seconds:.2f} s{warming})")
         elif kind in ("broken", "refused") and explain:
             # nothing good to keep: this process answers 503 with the reason meanwhile
             if kind == "broken":
