@@ -1,16 +1,14 @@
 """``python -m backend dev``: serve, and on every save deploy the app and serve the new code.
 
-The supervisor holds the listening socket and keeps one server process (``dev_server.py``)
-waiting warm beside the one that serves. On a save it first compiles the app's files: a syntax
-error is reported at once (file, line, the offending line) and nothing else happens. Otherwise
-the waiting process is told to go: it imports the app, deploys the schema and starts serving
-on the same socket; once it answers, the old one is stopped. An app that does not import, or a
-deploy that is refused, is reported the same short way, and the server that was serving keeps
-serving the last good app; the next save tries again. With no good app yet, the port answers
-``503`` with the reason instead of leaving requests hanging.
-
-A change to the engine's own files (``backend/``) starts a fresh process, since the waiting
-one has the old engine imported.
+The supervisor holds the listening socket and has the engine and the web stack imported
+(never the app). On a save it first compiles the app's files: a syntax error is reported at
+once (file, line, the offending line) and nothing else happens. Otherwise it forks: the child
+imports the app, deploys the schema and starts serving on the same socket; once it answers,
+the old one is stopped. An app that does not import, or a deploy that is refused, is reported
+the same short way, and the server that was serving keeps serving the last good app; the next
+save tries again. With no good app yet, the port answers ``503`` with the reason instead of
+leaving requests hanging. A change to the engine's own files (``backend/``) re-executes the
+supervisor on the same socket, since what it forks from is the old engine.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -84,31 +81,40 @@ def _say(line: str) -> None:
 
 
 class _Process:
-    """A server process, from warm to stopped."""
+    """A server forked from this process, from loading the app to stopped."""
 
-    def __init__(self, listener: socket.socket) -> None:
+    def __init__(self, listener: socket.socket, *, explain: bool, upgrade_first: bool) -> None:
+        from backend.http import dev_server
+
         read, write = os.pipe()
-        self.popen = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [
-                sys.executable,
-                "-m",
-                "backend.http.dev_server",
-                "--fd",
-                str(listener.fileno()),
-                "--events",
-                str(write),
-            ],
-            stdin=subprocess.PIPE,
-            pass_fds=(listener.fileno(), write),
-        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: serve, then leave without unwinding the supervisor's stack
+            code = 1
+            try:
+                os.close(read)
+                code = dev_server.run(
+                    listener.fileno(), write, explain=explain, upgrade_first=upgrade_first
+                )
+            except BaseException:  # noqa: S110 - reported already, or an interrupt
+                pass
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
         os.close(write)
+        self.pid = pid
+        self.returncode: int | None = None
         self._events = os.fdopen(read, "r")
         self.stopping_since: float | None = None
 
-    def go(self, *flags: str) -> None:
-        assert self.popen.stdin is not None
-        self.popen.stdin.write((" ".join(("go", *flags)) + "\n").encode())
-        self.popen.stdin.flush()
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
 
     def next_event(self, timeout: float) -> dict[str, Any]:
         """The next event it reports (``{"event": "died"}`` if it exits first)."""
@@ -125,34 +131,36 @@ class _Process:
                 event: dict[str, Any] = json.loads(line)
                 return event
 
+    def _signal(self, signum: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
     def stop(self) -> None:
         """Ask it to stop (uvicorn's clean shutdown); ``reap`` finishes the job."""
-        if self.popen.poll() is None and self.stopping_since is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGINT)
+        if self.stopping_since is None:
+            self._signal(signal.SIGINT)
             self.stopping_since = time.monotonic()
 
     def reap(self, patience: float = 10.0) -> bool:
         """True once it has exited (killed if it took longer than ``patience``)."""
-        if self.popen.poll() is not None:
+        if self.poll() is not None:
             self._close()
             return True
         if self.stopping_since is not None and time.monotonic() - self.stopping_since > patience:
-            self.popen.kill()
+            self._signal(signal.SIGKILL)
         return False
 
     def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait()
+        self._signal(signal.SIGKILL)
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
         self._close()
 
     def _close(self) -> None:
         with contextlib.suppress(OSError):
             self._events.close()
-        if self.popen.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.popen.stdin.close()
 
 
 class Supervisor:
@@ -162,44 +170,21 @@ class Supervisor:
         self.listener = listener
         self.app_paths = app_roots(settings)
         self.serving: _Process | None = None
-        self.waiting: _Process | None = _Process(listener)
         self.retiring: list[_Process] = []
         self.upgraded = False  # the system migrations ran for this engine's code
 
-    def _standby(self) -> _Process:
-        if self.waiting is None or self.waiting.popen.poll() is not None:
-            self.waiting = _Process(self.listener)
-        return self.waiting
-
-    def engine_changed(self) -> None:
-        if self.waiting is not None:
-            self.waiting.kill()
-            self.waiting = None
-        self.upgraded = False
-
     def reload(self, *, first: bool = False) -> bool:
-        """Have the waiting process load the code on disk; True once it serves it."""
+        """Serve the code on disk in a new process; True once it serves it."""
         started = time.monotonic()
-        process = self._standby()
-        self.waiting = None
-        warm = process.next_event(START_PATIENCE)
         explain = self.serving is None
-        flags = (["explain"] if explain else []) + ([] if self.upgraded else ["upgrade"])
-        warmed = time.monotonic()
-        if warm.get("event") == "warm":
-            process.go(*flags)
-            event = process.next_event(START_PATIENCE)
-        else:
-            event = warm
+        process = _Process(self.listener, explain=explain, upgrade_first=not self.upgraded)
+        event = process.next_event(START_PATIENCE)
         kind = event.get("event")
         if kind == "ready":
             self.upgraded = True
             self._replace(process)
-            seconds = time.monotonic() - started
             what = "serving" if first else "deployed; serving the new code"
-            waited = warmed - started
-            warming = f", {waited:.2f} s of it waiting for a warm server" if waited > 0.05 else ""
-            _say(f"dev: {what} ({seconds:.2f} s{warming})")
+            _say(f"dev: {what} ({time.monotonic() - started:.2f} s)")
         elif kind in ("broken", "refused") and explain:
             # nothing good to keep: this process answers 503 with the reason meanwhile
             if kind == "broken":
@@ -213,14 +198,12 @@ class Supervisor:
         else:
             if kind == "broken":
                 _say(str(event.get("message")))
+                _say("dev: the last good app keeps serving")
             elif kind == "refused":
                 _say("dev: deploy refused; the last good app keeps serving")
             else:
                 _say(f"dev: the new server did not start ({kind}); the last good app keeps serving")
             process.kill()
-            if kind == "broken":
-                _say("dev: the last good app keeps serving")
-        self.waiting = _Process(self.listener)
         return kind == "ready"
 
     def _replace(self, process: _Process) -> None:
@@ -233,20 +216,25 @@ class Supervisor:
         self.retiring = [p for p in self.retiring if not p.reap()]
 
     def close(self) -> None:
-        for process in (self.serving, *self.retiring):
-            if process is not None:
-                process.stop()
-        if self.waiting is not None:
-            self.waiting.kill()
+        every = [p for p in (self.serving, *self.retiring) if p is not None]
+        for process in every:
+            process.stop()
         deadline = time.monotonic() + 15
-        for process in (self.serving, *self.retiring):
-            if process is None:
-                continue
+        for process in every:
             while not process.reap(patience=10) and time.monotonic() < deadline:
                 time.sleep(0.05)
+        self.serving, self.retiring = None, []
+
+
+_INHERITED = "BACKEND_DEV_LISTENER_FD"
 
 
 def _listen(host: str, port: int) -> socket.socket:
+    inherited = os.environ.pop(_INHERITED, None)
+    if inherited is not None:  # this supervisor was re-executed for a change to the engine
+        listener = socket.socket(fileno=int(inherited))
+        listener.set_inheritable(True)
+        return listener
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -272,6 +260,8 @@ def develop(
         print(f"error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
         return 2
     paths = watched_paths(settings)
+    import backend.http.dev_server  # noqa: F401 - what every server forked from here needs
+
     supervisor = Supervisor(settings, listener)
     seen = snapshot(paths)
     try:
@@ -298,7 +288,13 @@ def develop(
                 )
                 continue
             if any(path.is_relative_to(ENGINE) for path in changed):
-                supervisor.engine_changed()
+                # the engine this process forks from is the old one: start afresh, on the
+                # same socket (requests wait in its queue meanwhile)
+                _say("dev: the engine changed; restarting")
+                supervisor.close()
+                os.environ[_INHERITED] = str(listener.fileno())
+                command = [sys.executable, "-m", "backend", "dev", "--host", host]
+                os.execv(sys.executable, [*command, "--port", str(port)])  # noqa: S606
             supervisor.reload()
     except KeyboardInterrupt:
         return 0

@@ -1,26 +1,26 @@
-"""One server process of ``python -m backend dev``: started warm, told when to load the app.
+"""One server of ``python -m backend dev``: a process forked from the supervisor on a save.
 
-The supervisor (``dev.py``) keeps one of these waiting with the engine, the database drivers and
-the web stack already imported. On a save it writes ``go`` to the waiting process's stdin;
-the process then imports the app, deploys its schema and serves on the listening socket the
-supervisor holds (handed down as a file descriptor, so the old and the new server share one
-port and no request finds it closed). It reports on its events pipe, one JSON object a line:
-``warm``, then ``ready`` once it serves, or ``broken`` (the app does not import: the file, line
-and offending line) or ``refused`` (the deploy was refused; the report went to stdout).
+The supervisor (``dev.py``) has the engine, the database drivers and the web stack imported
+(this module imports them) and never the app; on a save it forks, and the child imports the
+app, deploys its schema and serves on the listening socket the supervisor holds, so the old
+and the new server share one port and no request finds it closed. The child reports on its
+events pipe, one JSON object a line: ``ready`` once it serves, or ``broken`` (the app does not
+import: the file, line and offending line) or ``refused`` (the deploy was refused; the report
+went to stdout).
 
-Told ``go explain`` (no good app is serving yet), a process whose app does not load serves an
+With ``explain`` (no good app is serving yet), a child whose app does not load serves an
 explanation instead, ``503 {code: "UNAVAILABLE", message}``, so that requests never hang on a
 port nobody answers.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import socket
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import IO, Any
@@ -148,18 +148,15 @@ async def _serve(asgi: Any, settings: Settings, sock: socket.socket, events: _Ev
         announcing.cancel()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend.http.dev_server")
-    parser.add_argument("--fd", type=int, required=True, help="the listening socket")
-    parser.add_argument("--events", type=int, required=True, help="where to report")
-    args = parser.parse_args(argv)
-    events = _Events(args.events)
-    sock = socket.socket(fileno=args.fd)
-    events.send("warm")
-    order = sys.stdin.readline().split()
-    if not order or order[0] != "go":
-        return 0
-    explain, upgrade_first = "explain" in order, "upgrade" in order
+def run(listener_fd: int, events_fd: int, *, explain: bool, upgrade_first: bool) -> int:
+    """Load the app on disk, deploy it and serve it on the socket ``listener_fd`` (until
+    SIGINT), reporting on ``events_fd``; called in a process forked from the supervisor."""
+    events = _Events(events_fd)
+    sock = socket.socket(fileno=os.dup(listener_fd))
+    # the app's files are read from source: a bytecode cache can miss a save made within
+    # the second of the one before it (it keys on the whole-second mtime and the size)
+    sys.dont_write_bytecode = True
+    sys.pycache_prefix = os.path.join(tempfile.gettempdir(), "backend-dev-reads-no-bytecode")
     settings = load_settings()
     sys.path.insert(0, str(Path.cwd()))
     asgi: Any
@@ -183,7 +180,3 @@ def main(argv: list[str] | None = None) -> int:
             asgi = create_app(settings, engine=build_engine(settings, app=app))
     asyncio.run(_serve(asgi, settings, sock, events))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
