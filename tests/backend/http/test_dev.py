@@ -245,3 +245,18 @@ async def test_an_app_broken_from_the_start_answers_with_the_reason_until_fixed(
         (tmp_path / "devapp" / "functions" / "items.py").write_text(COUNTED)
         await dev.said("dev: deployed; serving the new code")
         assert await dev.call("query", "items:count", {}) == 0
+
+
+async def test_an_engine_change_restarts_dev_on_the_same_port(dev: Dev) -> None:
+    await dev.call("mutation", "items:add", {"name": "kept"})
+    engine_file = ROOT / "backend" / "__main__.py"
+    stat = engine_file.stat()
+    os.utime(engine_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a save
+    await dev.said("dev: the engine changed; restarting")
+    restarted = dev.lines.index("dev: the engine changed; restarting")
+    deadline = asyncio.get_running_loop().time() + PATIENCE
+    while not any(line.startswith("dev: serving") for line in dev.lines[restarted:]):
+        assert asyncio.get_running_loop().time() < deadline, "\n".join(dev.lines)
+        await asyncio.sleep(0.05)
+    assert await dev.call("query", "items:names", {}) == ["kept"]
+    assert dev.proc.returncode is None  # the same process, re-executed
