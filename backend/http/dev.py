@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,10 @@ class _Process:
                 code = dev_server.run(
                     listener.fileno(), write, explain=explain, upgrade_first=upgrade_first
                 )
-            except BaseException:  # noqa: S110 - reported already, or an interrupt
+            except KeyboardInterrupt:
                 pass
+            except BaseException:  # a bug of the engine's: show it, the supervisor goes on
+                traceback.print_exc()
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
