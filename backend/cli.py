@@ -1,5 +1,4 @@
-"""``python -m backend serve | dev | migrate | migrations | verify-log | compact | codegen | env
-| logs``."""
+"""``python -m backend VERB``: ``python -m backend --help`` lists every verb."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from backend.config import DATA_DIR, ConfigurationError, Settings, load_settings
 from backend.storage.database import DatabaseKind, kind_of
@@ -236,6 +236,139 @@ def codegen(settings: Settings, *, out: Path, check: bool) -> int:
     return 0
 
 
+async def _engine(settings: Settings) -> Any:
+    """The engine a server would run (its services too), on the deployed schema."""
+    from backend.assembly import assemble
+
+    engine = assemble(settings, store=_store(settings), app=_app(settings)).engine
+    await engine.load_deployment(require=True)
+    return engine
+
+
+async def run_function(settings: Settings, path: str, raw_args: str, as_email: str | None) -> int:
+    """``run``: call any function (internal ones too) as nobody or as the user ``as_email``
+    (on a session opened for the call and revoked after it); print its value as JSON."""
+    import json
+
+    from backend.auth import sessions
+    from backend.auth.service import normalise_email
+    from backend.auth.tables import USERS
+    from backend.errors import ConvexError
+    from backend.storage.deployment import NotDeployed
+    from backend.udf.context import Identity
+    from backend.udf.registry import FunctionKind
+    from backend.values.convex_json import from_json, to_json
+
+    try:
+        args = from_json(json.loads(raw_args))
+    except (ValueError, ConvexError) as exc:
+        print(f"error: the arguments are not a JSON object: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(args, dict):
+        print(
+            'error: the arguments must be a JSON object, like \'{"name": "Acme"}\'', file=sys.stderr
+        )
+        return 2
+    try:
+        engine = await _engine(settings)
+    except (ConfigurationError, NotDeployed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    session_id: str | None = None
+    try:
+        function = engine.functions.get(path if ":" in path else f"{path}:default")
+        if function is None:
+            print(f"error: no function {path!r}", file=sys.stderr)
+            return 2
+        identity = None
+        if as_email is not None:
+            address = normalise_email(as_email)
+
+            async def open_session(db: Any) -> tuple[str, str] | None:
+                user = await db.query(USERS).with_index("by_email", email=address).first()
+                if user is None:
+                    return None
+                _token, session = await sessions.create_session(
+                    db,
+                    engine.runtime,
+                    user["_id"],
+                    now_ms=db.now_ms,
+                    user_agent="python -m backend run",
+                )
+                return str(user["_id"]), str(session["_id"])
+
+            opened, _ = await engine.system_write(open_session, label="_system/cli:run")
+            if opened is None:
+                print(f"error: no user has the email {as_email!r}", file=sys.stderr)
+                return 2
+            session_id = opened[1]
+            identity = Identity(subject=opened[0], session_id=session_id)
+        try:
+            if function.kind is FunctionKind.QUERY:
+                value = await engine.run_query(path, args, identity, internal=True)
+            elif function.kind is FunctionKind.MUTATION:
+                value = (await engine.run_mutation(path, args, identity, internal=True)).value
+            else:
+                value = await engine.run_action(path, args, identity, internal=True)
+        except ConvexError as exc:
+            print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+            print(json.dumps(to_json(exc.data)), file=sys.stderr)
+            return 1
+        print(json.dumps(to_json(value), indent=2))
+        return 0
+    finally:
+        if session_id is not None:
+            closing = session_id
+            await engine.system_write(
+                lambda db: sessions.revoke(db, closing), label="_system/cli:run"
+            )
+        await engine.store.close()
+
+
+async def export_data(settings: Settings, path: Path) -> int:
+    from backend.engine import Engine
+    from backend.snapshot import export_snapshot
+    from backend.system import system_functions, system_schema
+
+    engine = Engine(
+        _store(settings),
+        _app(settings),
+        system_schema=system_schema(),
+        system_functions=system_functions(),
+    )
+    try:
+        report = await export_snapshot(engine, path)
+    finally:
+        await engine.store.close()
+    _say(report.format())
+    return 0
+
+
+async def import_data(settings: Settings, path: Path, *, replace_tables: bool) -> int:
+    from backend.engine import Engine
+    from backend.snapshot import import_snapshot
+    from backend.storage.deployment import NotDeployed
+    from backend.system import system_functions, system_schema
+
+    engine = Engine(
+        _store(settings),
+        _app(settings),
+        system_schema=system_schema(),
+        system_functions=system_functions(),
+    )
+    try:
+        try:
+            await engine.load_deployment(require=True)
+        except NotDeployed as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        report = await import_snapshot(engine, path, replace_tables=replace_tables)
+    finally:
+        await engine.store.close()
+    print(report.format(), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
 def _batch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size", type=_positive, help="documents per transaction (default: 2000 / 500)"
@@ -308,9 +441,26 @@ def show_logs(file: str | None, *, history: int, follow: bool, raw: bool) -> int
     return 0
 
 
+class _VerbsHelp(argparse.HelpFormatter):
+    """Lists each verb on one line: argparse measures the verbs without their indent."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30, width=100)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action.choices, dict):  # the verbs, listed one indent further in
+            longest = max(map(len, action.choices)) + self._current_indent
+            self._action_max_length = max(self._action_max_length, longest + 2 * 2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backend")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="python -m backend",
+        description="The backend's command line: serve the app, deploy it, look at its data.",
+        formatter_class=_VerbsHelp,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="VERB", title="verbs")
     serve = sub.add_parser("serve", help="serve the API and the demo app")
     dev = sub.add_parser("dev", help="serve, deploying and restarting on code changes")
     for p in (serve, dev):
@@ -357,6 +507,17 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--no-follow", action="store_true", help="print the history and stop")
     logs.add_argument("--json", action="store_true", help="each call's line as it is stored")
     logs.add_argument("--file", help="the log file (default: FUNCTION_LOG)")
+    running = sub.add_parser("run", help='call a function: run orgs:create \'{"name": "Acme"}\'')
+    running.add_argument("path", help="module:function (internal functions too)")
+    running.add_argument("args", nargs="?", default="{}", help="its arguments, a JSON object")
+    running.add_argument("--as", dest="as_email", metavar="EMAIL", help="call as this user")
+    exporting = sub.add_parser("export", help="write the app's tables to a ZIP of JSON lines")
+    exporting.add_argument("--path", type=Path, required=True, help="the ZIP file to write")
+    importing = sub.add_parser(
+        "import", help="load a ZIP made by export; refused whole if any of it breaks the schema"
+    )
+    importing.add_argument("path", type=Path, help="the ZIP file to read")
+    importing.add_argument("--replace", action="store_true", help="empty the imported tables first")
     args = parser.parse_args(argv)
     if args.command == "logs":
         return show_logs(args.file, history=args.history, follow=not args.no_follow, raw=args.json)
@@ -391,6 +552,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.command == "compact":
         return asyncio.run(compact(settings, keep=args.keep, before_ts=args.before_ts))
+    if args.command == "run":
+        return asyncio.run(run_function(settings, args.path, args.args, args.as_email))
+    if args.command == "export":
+        return asyncio.run(export_data(settings, args.path))
+    if args.command == "import":
+        return asyncio.run(import_data(settings, args.path, replace_tables=args.replace))
     try:
         settings.check_can_serve()
     except ConfigurationError as refused:

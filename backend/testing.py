@@ -13,7 +13,14 @@ temporary, memory-backed directory by default, or a fresh schema in PostgreSQL w
 ``clock``. Scheduled work, mail included, runs before each call returns unless
 ``hold_scheduled=True``; then ``await t.run_scheduled()`` runs what is due. Cron jobs run when
 the test says: ``t.clock.advance(minutes=1)``, then ``await t.run_crons()`` (or
-``run_scheduled()``, which runs both).
+``run_scheduled()``, which runs both). ``finish_scheduled()`` runs held work to the end,
+moving the clock to each job's time; ``finish_in_progress()`` runs what is due now.
+
+Rate limits are off unless ``rate_limits=True`` (to test them). ``await t.with_identity(
+name=..., email=...)`` is a cheap caller with a real session; ``await user.step_up(action,
+resource, via="password" | "email")`` verifies through the step-up functions as a person
+would, reading the mailed code. Any function, internal ones included, is callable from a test.
+The pytest plugin (``backend/pytest_plugin.py``) makes ``backend`` and ``user`` fixtures.
 
 HTTP actions and file storage are driven over HTTP, in process: ``await t.fetch("/postMessage",
 method="POST", body=b"...", headers={...})`` calls the app's HTTP actions at the site origin
@@ -37,15 +44,17 @@ async with TestBackend(app=v1) as t:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import unquote
 
 import httpx
@@ -53,18 +62,22 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from backend import scheduler
 from backend.assembly import assemble
+from backend.auth import sessions
 from backend.auth.oauth import VerifiedProfile
 from backend.auth.passwords import Passwords
 from backend.auth.service import SignedIn, Unverified
+from backend.auth.tables import USERS
 from backend.auth.verifier import ConvexTokenVerifier
 from backend.config import Settings
 from backend.engine import Engine, MutationResult
 from backend.files.blobs import LocalDiskBlobs
 from backend.files.service import DEFAULT_MAX_BYTES
 from backend.mail import CaptureTransport, Mail
+from backend.mail.outbox import DELIVER_PATH
 from backend.migrator import BATCH_SIZE, MigrationProgress, Migrator
-from backend.runtime import FakeClock, Runtime
+from backend.runtime import FakeClock, Runtime, from_ms, to_ms
 from backend.schema_definition import Schema
 from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.deploy import DeployRefused, DeployReport
@@ -80,11 +93,13 @@ from backend.udf.context import Auth, ClientInfo, Identity, MutationCtx
 T = TypeVar("T")
 _CLIENT = ClientInfo(ip_address="127.0.0.1", user_agent="TestBackend")
 _MAGIC_LINK = re.compile(r"/api/auth/magic-link/verify\?(?:\S*&)?token=([^&\s]+)")
+_CODE = re.compile(r"\b(\d{6})\b")
 _VERIFY_LINK = re.compile(r"/api/auth/verify-email\?(?:\S*&)?token=([^&\s]+)")
 _template: dict[str, Path] = {}
 TEST_HOST = "testserver"
 TEST_ORIGIN = f"http://{TEST_HOST}"  # the main origin: the API, upload and file URLs
 TEST_SITE_ORIGIN = "http://site.testserver"  # the site origin: HTTP actions
+_identities = itertools.count(1)
 # Test databases live in a memory-backed directory where there is one (private mkdtemp dirs).
 _MEMORY_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 
@@ -111,11 +126,13 @@ class Caller:
         return self.identity.session_id if self.identity else None
 
     async def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        """Run a query (public or internal: a test may call any function)."""
         return await self._backend.engine.run_query(
-            path, ({} if args is None else args), self.identity
+            path, ({} if args is None else args), self.identity, internal=True
         )
 
     async def mutation(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        """Run a mutation (public or internal), then the scheduled work it left due."""
         return (await self.mutation_result(path, args)).value
 
     async def mutation_result(
@@ -123,30 +140,71 @@ class Caller:
     ) -> MutationResult:
         try:
             return await self._backend.engine.run_mutation(
-                path, ({} if args is None else args), self.identity, client=_CLIENT
+                path, ({} if args is None else args), self.identity, internal=True, client=_CLIENT
             )
         finally:
             await self._backend._after_call()
 
     async def action(self, path: str, args: dict[str, Any] | None = None) -> Any:
+        """Run an action (public or internal), then the scheduled work it left due."""
         try:
             return await self._backend.engine.run_action(
-                path, ({} if args is None else args), self.identity
+                path, ({} if args is None else args), self.identity, internal=True
             )
         finally:
             await self._backend._after_call()
 
 
 class UserHandle(Caller):
-    """A signed-in user: calls run as this session (``t.sign_up(...)``, ``t.sign_in(...)``)."""
+    """A signed-in user: calls run as this session (``t.sign_up(...)``, ``t.sign_in(...)``,
+    ``t.with_identity(...)``)."""
 
-    def __init__(self, backend: TestBackend, signed_in: SignedIn) -> None:
+    def __init__(
+        self, backend: TestBackend, signed_in: SignedIn, *, password: str | None = None
+    ) -> None:
         super().__init__(
             backend, Identity(subject=signed_in.user["_id"], session_id=signed_in.session["_id"])
         )
         self.token = signed_in.token
         self.user = signed_in.user
         self.session = signed_in.session
+        self.password = password
+
+    async def step_up(
+        self,
+        action: str,
+        resource: str | None = None,
+        *,
+        via: Literal["password", "email"] | None = None,
+    ) -> dict[str, Any]:
+        """Verify for ``action`` (on ``resource``) the way a person would: through
+        ``sensitive:verifyPassword`` with this user's password, or ``sensitive:sendEmailCode``
+        and ``sensitive:verifyEmailCode`` with the code read from the mail it sent. ``via``
+        defaults to the password where this handle knows one, else the email. Returns the
+        answer (``{ok: True, expiresAt}``); raises ``AssertionError`` with the server's code
+        when the verification fails."""
+        target: dict[str, Any] = {"action": action}
+        if resource is not None:
+            target["resource"] = resource
+        method = via or ("password" if self.password is not None else "email")
+        if method == "password":
+            if self.password is None:
+                raise TypeError("this user's password is unknown: sign them up with one")
+            answer = await self.mutation(
+                "sensitive:verifyPassword", {**target, "password": self.password}
+            )
+        elif method == "email":
+            sent = await self.mutation("sensitive:sendEmailCode", target)
+            if not sent.get("ok"):
+                raise AssertionError(f"no code was sent: {sent}")
+            await self._backend._deliver_mail()
+            code = self._backend._newest_code(self.email)
+            answer = await self.mutation("sensitive:verifyEmailCode", {**target, "code": code})
+        else:
+            raise TypeError(f"via must be 'password' or 'email', not {via!r}")
+        if not answer.get("ok"):
+            raise AssertionError(f"step-up for {action} via {method} failed: {answer}")
+        return dict(answer)
 
     @property
     def user_id(self) -> str:
@@ -177,6 +235,7 @@ class TestBackend(Caller):
         functions_package: str = "functions",
         clock: FakeClock | None = None,
         limits: Limits | None = None,
+        rate_limits: bool = False,
         hold_scheduled: bool = False,
         dev_mode: bool = True,
         passwords: Passwords | None = None,
@@ -201,7 +260,8 @@ class TestBackend(Caller):
         self.deploy_on_open = deploy
         self.app = app or load_app(schema_module, functions_package)
         self.clock = clock or FakeClock()
-        self.limits = limits
+        self.rate_limits = rate_limits
+        self.limits = replace(limits or Limits(), rate_limits=rate_limits)
         self.hold_scheduled = hold_scheduled
         self.dev_mode = dev_mode
         self.passwords = passwords or Passwords()
@@ -398,6 +458,7 @@ class TestBackend(Caller):
         options.setdefault("dev_mode", self.dev_mode)
         options.setdefault("passwords", self.passwords)
         options.setdefault("hold_scheduled", self.hold_scheduled)
+        options.setdefault("rate_limits", self.rate_limits)
         return TestBackend(
             self.url,
             app=app or self.app,
@@ -448,8 +509,10 @@ class TestBackend(Caller):
         finally:
             await self._after_call()
         if isinstance(created, Unverified):
-            return await self.verify_email(email)
-        return UserHandle(self, created)
+            verified = await self.verify_email(email)
+            verified.password = password
+            return verified
+        return UserHandle(self, created, password=password)
 
     async def sign_in(self, email: str, password: str) -> UserHandle:
         """A new, fresh session for an existing password user."""
@@ -457,7 +520,7 @@ class TestBackend(Caller):
             signed_in = await self.auth.sign_in(email, password, _CLIENT)
         finally:
             await self._after_call()
-        return UserHandle(self, signed_in)
+        return UserHandle(self, signed_in, password=password)
 
     async def sign_in_magic_link(self, email: str) -> UserHandle:
         """Request a magic link, read it from the captured mail, follow it (creates the user).
@@ -479,6 +542,82 @@ class TestBackend(Caller):
         if verified.signed_in is None:
             raise AssertionError(f"the address {email} was verified already")
         return UserHandle(self, verified.signed_in)
+
+    async def with_identity(
+        self,
+        *,
+        subject: str | None = None,
+        name: str | None = None,
+        email: str | None = None,
+    ) -> UserHandle:
+        """A caller with a real session, made cheaply (no password, no mail, no rate limit):
+        ``ctx.auth`` sees them, with their ``name`` and ``email`` among the claims, as
+        convex-test's ``withIdentity`` gives a function an identity.
+
+        ``subject`` names an existing user (their ``_users`` id): a new session of theirs.
+        Otherwise the user with ``email`` is found, or created (verified address; ``name``
+        defaults to the address's local part, the address to one made up from ``name``)."""
+        engine = self.engine
+        counter = next(_identities)
+
+        async def open_session(db: SystemDatabase) -> SignedIn:
+            user: dict[str, Any] | None
+            if subject is not None:
+                is_user = db.txn.schema.table_of_id(subject) == USERS
+                user = await db.get(subject) if is_user else None
+                if user is None:
+                    raise TypeError(f"subject {subject!r} is not the id of an existing user")
+            else:
+                address = (email or f"{_slug(name) or 'user'}{counter}@example.test").lower()
+                user = await db.query(USERS).with_index("by_email", email=address).first()
+                if user is None:
+                    fields = {
+                        "email": address,
+                        "name": name or address.split("@")[0],
+                        "emailVerified": True,
+                        "image": None,
+                        "createdAt": db.now_ms,
+                        "updatedAt": db.now_ms,
+                    }
+                    user = {"_id": await db.insert(USERS, fields), **fields}
+            token, session = await sessions.create_session(
+                db,
+                engine.runtime,
+                user["_id"],
+                now_ms=db.now_ms,
+                ip_address=_CLIENT.ip_address,
+                user_agent=_CLIENT.user_agent,
+            )
+            return SignedIn(token, session, user)
+
+        signed_in, _ = await engine.system_write(open_session, label="_test:withIdentity")
+        return UserHandle(self, signed_in)
+
+    def _newest_code(self, email: str) -> str:
+        address = email.strip().lower()
+        for mail in reversed(self._mail.sent):
+            match = _CODE.search(mail.text)
+            if mail.to == address and mail.subject.startswith("Your verification code") and match:
+                return match.group(1)
+        raise AssertionError(f"no verification code was mailed to {email}")
+
+    async def _deliver_mail(self) -> None:
+        """Send the mail that is due, even while other scheduled work is held."""
+        now = self.clock.now()
+
+        async def due(db: SystemDatabase) -> list[dict[str, Any]]:
+            return await (
+                db.query(scheduler.TABLE)
+                .with_index(
+                    "by_state",
+                    lambda q: q.eq("state", "pending").lte("scheduledTime", to_ms(now)),
+                )
+                .collect()
+            )
+
+        for job in await self.engine.system_read(due):
+            if job["name"] == DELIVER_PATH:
+                await self.worker.run_job(job["_id"])
 
     def _newest_link(self, email: str, pattern: re.Pattern[str]) -> str:
         address = email.strip().lower()
@@ -534,6 +673,34 @@ class TestBackend(Caller):
         ran = await self.crons.run_due()
         return ran + await self.worker.run_due()
 
+    async def finish_in_progress(self) -> int:
+        """Run the scheduled work that is due now and the work it schedules for now, leaving
+        the clock where it is (convex-test's ``finishInProgressScheduledFunctions``); for a
+        test that holds scheduled work. Returns how many jobs ran."""
+        return await self.worker.run_due()
+
+    async def finish_scheduled(self, *, max_iterations: int = 100) -> int:
+        """Run every scheduled job to the end, moving the fake clock to each one's time, and
+        the jobs those schedule, until none is pending (convex-test's
+        ``finishAllScheduledFunctions``). Cron ticks are left alone: they never run out.
+        Returns how many jobs ran; raises ``RuntimeError`` after ``max_iterations`` rounds
+        (a job that keeps scheduling itself)."""
+        ran = 0
+        for _ in range(max_iterations):
+            next_ms = await self.worker.next_due_ms()
+            if next_ms is None:
+                return ran
+            when = from_ms(next_ms)
+            if when > self.clock.now():
+                self.clock.set(when)
+            ran += await self.worker.run_due()
+        if await self.worker.next_due_ms() is None:
+            return ran
+        raise RuntimeError(
+            f"finish_scheduled: still scheduled work after {max_iterations} rounds; does a "
+            "function schedule itself for ever? (or raise max_iterations)"
+        )
+
     async def run_crons(self) -> int:
         """Run every cron tick due by the fake clock (``t.clock.advance(minutes=1)`` first);
         returns how many ran. The jobs they schedule run too, unless ``hold_scheduled``."""
@@ -545,6 +712,10 @@ class TestBackend(Caller):
     async def _after_call(self) -> None:
         if not self.hold_scheduled:
             await self.worker.run_due()
+
+
+def _slug(name: str | None) -> str:
+    return re.sub(r"[^a-z0-9]+", "", (name or "").lower())[:32]
 
 
 async def _deployed_template(schema: Schema) -> Path:

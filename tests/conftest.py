@@ -36,8 +36,16 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
     return None if request.param == "sqlite" else POSTGRES_URL
 
 
+def rate_limited(request: pytest.FixtureRequest) -> bool:
+    """Whether the test is marked ``@pytest.mark.rate_limits``: the harness enforces rate
+    limits only when asked."""
+    return request.node.get_closest_marker("rate_limits") is not None
+
+
 @pytest.fixture
-async def basic(database_url: str | None) -> AsyncIterator[TestBackend]:
+async def basic(
+    database_url: str | None, request: pytest.FixtureRequest
+) -> AsyncIterator[TestBackend]:
     """The engine with the small test app of tests/apps/basic, on each database."""
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=rate_limited(request)) as t:
         yield t

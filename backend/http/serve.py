@@ -119,11 +119,46 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
+def announce(settings: Settings, host: str, port: int) -> None:
+    """The last lines a starting server prints: where the demo is, and in dev the dashboard and
+    the dev outbox."""
+    origin = (settings.public_url or f"http://{host}:{port}").rstrip("/")
+    lines = [f"the demo:       {origin}/"]
+    if settings.dev_mode:
+        lines += [
+            f"the dashboard:  {origin}/_dashboard",
+            f"the dev outbox: {origin}/api/dev/outbox",
+        ]
+    print("\n".join(["ready.", *lines]), flush=True)
+
+
+class _AnnouncingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, settings: Settings) -> None:
+        super().__init__(config)
+        self.settings = settings
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            announce(self.settings, self.config.host, self.config.port)
+
+
 def serve_forever(
     settings: Settings, *, host: str | None = None, port: int | None = None, reload: bool = False
 ) -> int:
     """Serve until interrupted; Ctrl-C stops cleanly (the scheduler and database close)."""
     tune_gc()
+    if not reload:
+        config = uvicorn.Config(
+            "backend.http.asgi:app",
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="info",
+            log_config=log_config(),
+            **server_options(settings),
+        )
+        _AnnouncingServer(config, settings).run()
+        return 0
     uvicorn.run(
         "backend.http.asgi:app",
         host=host or settings.host,

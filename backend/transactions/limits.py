@@ -14,3 +14,6 @@ class Limits:
     max_args_bytes: int = 8 << 20
     max_result_bytes: int = 8 << 20
     max_take: int = 16_384
+    rate_limits: bool = True
+    """Whether rate limits (the engine's and ``RateLimiter``'s) are enforced. The test
+    harness turns them off unless a test asks for them; a server always enforces them."""

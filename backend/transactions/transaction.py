@@ -196,6 +196,29 @@ class Transaction:
         self._by_id[doc_id] = (table, document)
         return doc_id
 
+    async def restore(self, table: str, document: Mapping[str, Any]) -> None:
+        """Engine-internal (snapshot import): insert ``document`` as a snapshot kept it, with
+        its own ``_id`` (which must be an id of ``table`` that is not in use) and
+        ``_creationTime``. Validated as any insert; ``INVALID_ARGUMENT`` otherwise."""
+        writer = self._require_writer()
+        self.check_table(table, system=False)
+        doc_id, creation = document.get("_id"), document.get("_creationTime")
+        if not isinstance(doc_id, str) or self.schema.table_of_id(doc_id) != table:
+            raise invalid_argument(f"{str(doc_id)[:64]!r} is not an id of {table}", "_id")
+        if isinstance(creation, bool) or not isinstance(creation, int | float):
+            raise invalid_argument("_creationTime must be a number", "_creationTime")
+        if await self.get(doc_id, system=False) is not None:
+            raise invalid_argument(f"{doc_id} is in use already", "_id")
+        fields = {k: v for k, v in document.items() if k not in ("_id", "_creationTime")}
+        self._checked(table, fields)
+        self._count_write()
+        restored: Document = {"_id": doc_id, "_creationTime": float(creation), **fields}
+        encoded = self._encode_checked(restored)
+        keys = self._keys(table, restored)
+        await writer.insert(table, restored, keys, encoded=encoded)
+        self._note_writes(doc_id, keys)
+        self._by_id[doc_id] = (table, restored)
+
     async def _existing(self, doc_id: Any, *, system: bool) -> tuple[str, Document]:
         table = self.table_of(doc_id, system=system)
         current = await self.get(doc_id, system=system)

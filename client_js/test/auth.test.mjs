@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 
@@ -20,7 +21,7 @@ import {
 
 const TIMEOUT = { timeout: 15_000 };
 
-describe("setAuth", TIMEOUT, () => {
+describe("setAuth", SUITE, () => {
   let server;
   const clients = [];
 

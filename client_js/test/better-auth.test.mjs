@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { createAuthClient } from "better-auth/client";
 import { magicLinkClient } from "better-auth/client/plugins";
@@ -33,7 +34,7 @@ const TIMEOUT = { timeout: 15_000 };
 const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const PASSWORD = "correct horse battery staple";
 
-describe("the Better Auth client", TIMEOUT, () => {
+describe("the Better Auth client", SUITE, () => {
   let server;
 
   before(async () => {
@@ -443,7 +444,7 @@ describe("the Better Auth client", TIMEOUT, () => {
   );
 });
 
-describe("the Better Auth client, with email verification required", TIMEOUT, () => {
+describe("the Better Auth client, with email verification required", SUITE, () => {
   let server;
 
   before(async () => {

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 
@@ -17,7 +18,7 @@ async function advanceClock(url, seconds) {
 }
 
 for (const database of ["sqlite", "postgres"]) {
-  describe(`cron jobs on ${database}`, TIMEOUT, () => {
+  describe(`cron jobs on ${database}`, SUITE, () => {
     const clients = [];
 
     after(async () => {

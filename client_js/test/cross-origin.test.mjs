@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 import WebSocket from "ws";
@@ -33,7 +34,7 @@ function fromOrigin(origin, trace) {
   };
 }
 
-describe("a frontend on another origin", TIMEOUT, () => {
+describe("a frontend on another origin", SUITE, () => {
   let server;
 
   before(async () => {

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 import WebSocket from "ws";
@@ -45,7 +46,7 @@ async function closeAfter(url, frames) {
   return { outcome, received };
 }
 
-describe("hostile input", TIMEOUT, () => {
+describe("hostile input", SUITE, () => {
   let server;
   let good;
 

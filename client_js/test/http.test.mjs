@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 import { ConvexError } from "convex/values";
@@ -18,7 +19,7 @@ async function rejection(promise) {
   );
 }
 
-describe("ConvexHttpClient", TIMEOUT, () => {
+describe("ConvexHttpClient", SUITE, () => {
   let server;
 
   before(async () => {

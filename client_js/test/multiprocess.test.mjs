@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 
@@ -18,7 +19,7 @@ import {
 
 const TIMEOUT = { timeout: 30_000 };
 
-describe("two processes, one PostgreSQL database", TIMEOUT, () => {
+describe("two processes, one PostgreSQL database", SUITE, () => {
   let serverA;
   let serverB;
   const clients = [];

@@ -8,6 +8,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { build } from "esbuild";
 
@@ -29,7 +30,7 @@ async function bundle(entry) {
   return { code: output.contents, imports };
 }
 
-describe("the package", { timeout: 30_000 }, () => {
+describe("the package", SUITE, () => {
   test("the main entry has no runtime dependency and is under 10 KB minified + gzipped", async () => {
     const { code, imports } = await bundle("src/index.js");
     assert.deepEqual(imports, [], "not even convex");
@@ -60,7 +61,7 @@ describe("the package", { timeout: 30_000 }, () => {
     ]);
   });
 
-  test("the hand-written types compile against convex's own (tsc -p test/types)", async () => {
+  test("the hand-written types compile against convex's own (tsc -p test/types)", { timeout: 120_000 }, async () => {
     const tsc = path.join(ROOT, "node_modules", "typescript", "bin", "tsc");
     const { stdout, stderr } = await run(process.execPath, [tsc, "-p", "test/types"], { cwd: ROOT }).catch(
       (error) => error,

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 
@@ -12,7 +13,7 @@ const TIMEOUT = { timeout: 20_000 };
 const EXISTING = 23;
 const PAGE_SIZE = 5;
 
-describe("pagination", TIMEOUT, () => {
+describe("pagination", SUITE, () => {
   let server;
   const clients = [];
 

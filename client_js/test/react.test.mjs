@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { ConvexProvider, ConvexReactClient, useMutation } from "convex/react";
 import { anyApi as api } from "convex/server";
@@ -34,7 +35,7 @@ async function rejection(promise) {
   );
 }
 
-describe("useSensitiveMutation", TIMEOUT, () => {
+describe("useSensitiveMutation", SUITE, () => {
   let server;
   const cleanups = [];
 

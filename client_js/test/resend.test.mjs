@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 
@@ -21,7 +22,7 @@ import {
 
 const TIMEOUT = { timeout: 20_000 };
 
-describe("mutation resend after a lost reply", TIMEOUT, () => {
+describe("mutation resend after a lost reply", SUITE, () => {
   let server;
   const clients = [];
 

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 
@@ -18,7 +19,7 @@ async function post(url, path, body, token) {
   return { status: response.status, body: await response.json() };
 }
 
-describe("sessions and Convex tokens", TIMEOUT, () => {
+describe("sessions and Convex tokens", SUITE, () => {
   let server;
   const clients = [];
 

@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 
@@ -23,7 +24,7 @@ const CHAT = "tests.apps.chat";
 const FIRST_PAGE = { paginationOpts: { numItems: 5, cursor: null } };
 
 for (const postgres of [false, true]) {
-  describe(`a first page shared between clients (${postgres ? "PostgreSQL" : "SQLite"})`, TIMEOUT, () => {
+  describe(`a first page shared between clients (${postgres ? "PostgreSQL" : "SQLite"})`, SUITE, () => {
     let server;
     const clients = [];
     const track = (made) => {
@@ -80,7 +81,7 @@ for (const postgres of [false, true]) {
   });
 }
 
-describe("paginated subscriptions while rows come and go", TIMEOUT, () => {
+describe("paginated subscriptions while rows come and go", SUITE, () => {
   let server;
   const clients = [];
 

@@ -14,6 +14,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi as api } from "convex/server";
@@ -33,7 +34,7 @@ async function rejection(promise) {
   );
 }
 
-describe("step-up against the demo app", TIMEOUT, () => {
+describe("step-up against the demo app", SUITE, () => {
   let server;
   const clients = [];
 

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 import { ConvexError } from "convex/values";
@@ -11,7 +12,7 @@ import { formatTrace, makeClient, startServer, stopAllServers, waitFor, watch } 
 
 const TIMEOUT = { timeout: 15_000 };
 
-describe("ConvexClient over the sync socket", TIMEOUT, () => {
+describe("ConvexClient over the sync socket", SUITE, () => {
   let server;
   const clients = [];
   const connect = () => {

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
+import { SUITE } from "./support/budget.mjs";
 
 import { anyApi as api } from "convex/server";
 
@@ -21,7 +22,7 @@ const shown = (jobs) =>
   jobs.filter((job) => job.state.kind === "pending" || job.state.kind === "inProgress");
 
 for (const database of ["sqlite", "postgres"]) {
-  describe(`system tables on ${database}`, TIMEOUT, () => {
+  describe(`system tables on ${database}`, SUITE, () => {
     const clients = [];
 
     after(async () => {

@@ -38,11 +38,18 @@ LAYERS: list[tuple[str, ...]] = [
         "backend.migrator",
         "backend.mail",
         "backend.ratelimit",
+        "backend.snapshot",
     ),
     ("backend.sync", "backend.auth", "backend.sensitive", "backend.audit"),
     ("backend.system", "backend.assembly", "backend.codegen", "backend.dashboard"),
     # the harness drives the HTTP side too (HTTP actions, file URLs: ``t.fetch``)
-    ("backend.http", "backend.cli", "backend.__main__", "backend.testing"),
+    (
+        "backend.http",
+        "backend.cli",
+        "backend.__main__",
+        "backend.testing",
+        "backend.pytest_plugin",
+    ),
 ]
 
 

@@ -43,6 +43,7 @@ async def test_members_add_answers_a_known_and_an_unknown_email_alike(demo: Test
     assert (await _refusal(alice, org, "not an address"))["code"] == "INVALID_ARGUMENT"
 
 
+@pytest.mark.rate_limits
 async def test_probing_emails_through_members_add_is_rate_limited_per_caller(
     demo: TestBackend,
 ) -> None:

@@ -31,6 +31,8 @@ from backend.storage.migrate import upgrade
 from backend.storage.store import Store
 from backend.udf.app import load_app
 
+PATIENCE = 60.0  # seconds a server may take to start, or to stop, on a loaded machine
+
 
 @dataclass
 class LiveServer:
@@ -106,15 +108,17 @@ async def live_server(
         )
         task = asyncio.create_task(server.serve())
         try:
-            for _ in range(200):
-                if server.started:
+            # generous: a loaded machine takes seconds to start (and stop) a server
+            deadline = asyncio.get_running_loop().time() + PATIENCE
+            while not server.started and not task.done():
+                if asyncio.get_running_loop().time() > deadline:
                     break
                 await asyncio.sleep(0.02)
             assert server.started, "the live server did not start"
             yield LiveServer(f"http://127.0.0.1:{port}", app, engine, clock, mail)
         finally:
             server.should_exit = True
-            await asyncio.wait_for(task, 10)
+            await asyncio.wait_for(task, PATIENCE)
             if pg_schema is not None and database_url is not None:
                 admin = create_db_engine(database_url)
                 async with admin.begin() as conn:

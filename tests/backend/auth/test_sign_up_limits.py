@@ -16,7 +16,7 @@ from tests.backend.sensitive.conftest import PASSWORD, cheap_passwords
 
 @pytest.fixture
 async def demo(database_url: str | None) -> AsyncIterator[TestBackend]:
-    async with TestBackend(database_url, passwords=cheap_passwords()) as t:
+    async with TestBackend(database_url, passwords=cheap_passwords(), rate_limits=True) as t:
         yield t
 
 

@@ -68,5 +68,5 @@ async def test_the_clearing_function_is_internal(chat: Harness) -> None:
     from backend.errors import ConvexError
 
     with pytest.raises(ConvexError) as refused:
-        await chat.t.mutation("messages:clearAll", {})
+        await chat.t.engine.run_mutation("messages:clearAll", {})  # as a client calls
     assert refused.value.code == "NOT_FOUND"

@@ -50,6 +50,9 @@ async def by_label(ctx: QueryCtx) -> int:
 """
 
 
+ROOT = Path(__file__).resolve().parents[3]
+# real dev processes, each save spawning a server: minutes on a loaded machine
+pytestmark = pytest.mark.timeout(600)
 PATIENCE = 60.0  # seconds: a slow machine may take a while to deploy and restart
 
 
@@ -91,11 +94,17 @@ class Dev:
 
 @pytest.fixture
 async def dev(tmp_path: Path) -> AsyncIterator[Dev]:
+    async with running_dev(tmp_path, FUNCTIONS) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def running_dev(tmp_path: Path, functions: str) -> AsyncIterator[Dev]:
     app = tmp_path / "devapp"
     (app / "functions").mkdir(parents=True)
     (app / "__init__.py").write_text("")
     (app / "functions" / "__init__.py").write_text("")
-    (app / "functions" / "items.py").write_text(FUNCTIONS)
+    (app / "functions" / "items.py").write_text(functions)
     (app / "schema.py").write_text(V1_SCHEMA)
     port = free_port()
     env = dict(os.environ)
@@ -106,6 +115,7 @@ async def dev(tmp_path: Path) -> AsyncIterator[Dev]:
         SECRET_KEY="dev-test-secret",
         DEV_MODE="1",  # as `make run` and a developer run it
         PYTHONDONTWRITEBYTECODE="1",
+        PYTHONPATH=str(ROOT),  # this tree's engine, whatever the environment has installed
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -145,7 +155,108 @@ async def test_a_refused_deploy_keeps_the_last_good_app_and_a_good_one_restarts_
 
     (app / "functions" / "items.py").write_text(FUNCTIONS + LABELLED)
     (app / "schema.py").write_text(INDEXED_LABEL)
-    await dev.said("dev: deployed; restarting the server")
+    await dev.said("dev: deployed; serving the new code")
     assert "built items.by_label (3 documents)" in "\n".join(dev.lines)
     assert await dev.call("query", "items:by_label", {}) == 3
     assert await dev.call("query", "items:names", {}) == ["first", "second", "third"]
+
+
+BROKEN_SYNTAX = (
+    FUNCTIONS
+    + """
+
+@query
+async def broken(ctx: QueryCtx) -> int
+    return 1
+"""
+)
+BROKEN_IMPORT = FUNCTIONS.replace(
+    "from backend import MutationCtx", "from backend import no_such_name, MutationCtx"
+)
+COUNTED = (
+    FUNCTIONS
+    + """
+
+@query
+async def count(ctx: QueryCtx) -> int:
+    return len(await ctx.db.query("items").collect())
+"""
+)
+
+
+async def test_a_syntax_error_keeps_the_last_good_app_and_says_where(
+    dev: Dev, tmp_path: Path
+) -> None:
+    await dev.call("mutation", "items:add", {"name": "first"})
+    source = tmp_path / "devapp" / "functions" / "items.py"
+    source.write_text(BROKEN_SYNTAX)
+    await dev.said("dev: the last good app keeps serving")  # said after the message
+    (message,) = [line for line in dev.lines if "SyntaxError" in line]
+    line_number = BROKEN_SYNTAX.splitlines().index("async def broken(ctx: QueryCtx) -> int") + 1
+    assert message.startswith(f"dev: devapp/functions/items.py:{line_number}: SyntaxError")
+    following = dev.lines[dev.lines.index(message) + 1]
+    assert following.strip() == "async def broken(ctx: QueryCtx) -> int"
+    assert "Traceback" not in "\n".join(dev.lines)
+    assert await dev.call("query", "items:names", {}) == ["first"]  # the last good app
+
+    source.write_text(COUNTED)
+    await dev.said("dev: deployed; serving the new code")
+    assert await dev.call("query", "items:count", {}) == 1
+
+
+async def test_an_import_error_keeps_the_last_good_app_and_says_where(
+    dev: Dev, tmp_path: Path
+) -> None:
+    await dev.call("mutation", "items:add", {"name": "first"})
+    source = tmp_path / "devapp" / "functions" / "items.py"
+    source.write_text(BROKEN_IMPORT)
+    await dev.said("dev: the last good app keeps serving")  # said after the message
+    (message,) = [line for line in dev.lines if "ImportError" in line]
+    assert message.startswith("dev: devapp/functions/items.py:3: ImportError")
+    assert "no_such_name" in message
+    assert "from backend import no_such_name" in dev.lines[dev.lines.index(message) + 1]
+    assert await dev.call("query", "items:names", {}) == ["first"]
+    await dev.call("mutation", "items:add", {"name": "second"})
+
+    source.write_text(COUNTED)
+    await dev.said("dev: deployed; serving the new code")
+    assert await dev.call("query", "items:count", {}) == 2
+
+
+async def test_an_app_broken_from_the_start_answers_with_the_reason_until_fixed(
+    tmp_path: Path,
+) -> None:
+    async with running_dev(tmp_path, BROKEN_IMPORT) as dev:
+        await dev.said("dev: fix the app and save to try again")
+        deadline = asyncio.get_running_loop().time() + PATIENCE
+        while True:  # the port answers (no request hangs), with the reason
+            try:
+                response = await dev.http.post(
+                    "/api/query", json={"path": "items:names", "args": {}}
+                )
+                break
+            except httpx.TransportError:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.1)
+        assert response.status_code == 503
+        assert response.json()["code"] == "UNAVAILABLE"
+        assert "devapp/functions/items.py:3: ImportError" in response.json()["message"]
+
+        (tmp_path / "devapp" / "functions" / "items.py").write_text(COUNTED)
+        await dev.said("dev: deployed; serving the new code")
+        assert await dev.call("query", "items:count", {}) == 0
+
+
+async def test_an_engine_change_restarts_dev_on_the_same_port(dev: Dev) -> None:
+    await dev.call("mutation", "items:add", {"name": "kept"})
+    engine_file = ROOT / "backend" / "__main__.py"
+    stat = engine_file.stat()
+    os.utime(engine_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a save
+    await dev.said("dev: the engine changed; restarting")
+    restarted = dev.lines.index("dev: the engine changed; restarting")
+    deadline = asyncio.get_running_loop().time() + PATIENCE
+    while not any(line.startswith("dev: serving") for line in dev.lines[restarted:]):
+        assert asyncio.get_running_loop().time() < deadline, "\n".join(dev.lines)
+        await asyncio.sleep(0.05)
+    assert await dev.call("query", "items:names", {}) == ["kept"]
+    assert dev.proc.returncode is None  # the same process, re-executed

@@ -113,12 +113,32 @@ async def _wait_until_up(url: str, running: Server) -> None:
 
 
 async def _newest_mail(http: httpx.AsyncClient, to: str) -> str:
-    for _ in range(100):
+    for _ in range(1200):  # a minute: mail is delivered after commit, later on a busy machine
         mails = (await http.get("/api/dev/outbox", params={"to": to})).json()
         if mails:
             return str(mails[0]["text"])
         await asyncio.sleep(0.05)
     raise AssertionError(f"no mail to {to}")
+
+
+async def test_a_started_server_ends_with_the_demo_dashboard_and_outbox_urls(
+    server: tuple[str, Server],
+) -> None:
+    url, running = server
+    await _wait_until_up(url, running)
+    expected = [
+        f"the demo:       {url}/",
+        f"the dashboard:  {url}/_dashboard",
+        f"the dev outbox: {url}/api/dev/outbox",
+    ]
+    deadline = time.monotonic() + 60
+    while not all(line in running.log_path.read_text() for line in expected):
+        assert time.monotonic() < deadline, running.stop()
+        await asyncio.sleep(0.1)
+    lines = running.stop().splitlines()
+    at = lines.index(expected[0])
+    assert lines[at - 1] == "ready."
+    assert lines[at : at + 3] == expected
 
 
 async def test_no_code_token_or_oauth_state_reaches_the_servers_log(

@@ -51,7 +51,7 @@ async def _states(t: TestBackend) -> list[dict[str, Any]]:
 async def test_a_bucket_allows_its_capacity_then_an_exact_wait(
     database_url: str | None,
 ) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         for _ in range(5):
             assert await _limit(t) == RateLimitResult(True)
         refused = await _limit(t)
@@ -66,7 +66,7 @@ async def test_a_bucket_allows_its_capacity_then_an_exact_wait(
 async def test_the_wait_is_exact_for_awkward_rates(database_url: str | None) -> None:
     # 3 tokens per 10 s: a token every 3333.33 ms, so the waits do not fall on whole ms.
     config = TokenBucket(3, timedelta(seconds=10), capacity=4)
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         t.clock.advance(microseconds=123)  # and the clock is off the millisecond grid
         for _ in range(4):
             assert (await _limit(t, config)).ok
@@ -81,7 +81,7 @@ async def test_the_wait_is_exact_for_awkward_rates(database_url: str | None) -> 
 
 
 async def test_a_bucket_refills_continuously_up_to_its_capacity(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         assert (await _limit(t, count=5)).ok
         t.clock.advance(seconds=24)
         assert (await _limit(t, count=2)).ok
@@ -92,7 +92,7 @@ async def test_a_bucket_refills_continuously_up_to_its_capacity(database_url: st
 
 
 async def test_a_fixed_window_resets_at_its_boundary(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         t.clock.advance(minutes=20)  # 00:20 in an hourly window aligned to the epoch
         for _ in range(3):
             assert (await _limit(t, WINDOW)).ok
@@ -108,13 +108,13 @@ async def test_a_fixed_window_resets_at_its_boundary(database_url: str | None) -
 async def test_a_fixed_window_aligns_to_its_start(database_url: str | None) -> None:
     start = datetime(2025, 12, 31, 23, 59, 30, tzinfo=UTC)  # the fake clock starts 30 s later
     config = FixedWindow(1, timedelta(minutes=1), start=start)
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         assert (await _limit(t, config)).ok
         assert await _limit(t, config) == RateLimitResult(False, 30_000)
 
 
 async def test_check_spends_nothing(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         for _ in range(10):
             assert await _check(t) == RateLimitResult(True)
         assert await _states(t) == []
@@ -124,7 +124,7 @@ async def test_check_spends_nothing(database_url: str | None) -> None:
 
 
 async def test_reset_gives_a_fresh_limit(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         assert (await _limit(t, count=5)).ok
         assert (await _limit(t, key="other", count=5)).ok
         await t.run(lambda ctx: limiter.reset(ctx.db, "api", key="user-1"))
@@ -134,7 +134,7 @@ async def test_reset_gives_a_fresh_limit(database_url: str | None) -> None:
 
 
 async def test_a_refusal_spends_nothing(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         assert (await _limit(t, count=3)).ok
         before = await _states(t)
         assert await _limit(t, count=3) == RateLimitResult(False, 12_000)
@@ -143,7 +143,7 @@ async def test_a_refusal_spends_nothing(database_url: str | None) -> None:
 
 
 async def test_a_rolled_back_transaction_spends_nothing(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
 
         async def spend_then_fail(ctx: RunCtx) -> None:
             assert (await limiter.limit(ctx.db, "api", BUCKET, key="user-1", count=5)).ok
@@ -156,7 +156,7 @@ async def test_a_rolled_back_transaction_spends_nothing(database_url: str | None
 
 
 async def test_concurrent_callers_never_overspend(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         results = await asyncio.gather(*(_limit(t) for _ in range(20)))
         assert sum(result.ok for result in results) == 5
         (state,) = await _states(t)
@@ -164,7 +164,7 @@ async def test_concurrent_callers_never_overspend(database_url: str | None) -> N
 
 
 async def test_keys_and_names_are_isolated(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         assert (await _limit(t, key="alice", count=5)).ok
         assert not (await _limit(t, key="alice")).ok
         assert (await _limit(t, key="bob")).ok
@@ -175,7 +175,7 @@ async def test_keys_and_names_are_isolated(database_url: str | None) -> None:
 async def test_a_reservation_is_granted_and_queues_later_callers(
     database_url: str | None,
 ) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         assert (await _limit(t, count=5)).ok
         assert await _limit(t, count=2, reserve=True) == RateLimitResult(True, 24_000)
         assert await _limit(t) == RateLimitResult(False, 36_000)
@@ -185,7 +185,7 @@ async def test_a_reservation_is_granted_and_queues_later_callers(
 
 
 async def test_bad_requests(database_url: str | None) -> None:
-    async with TestBackend(database_url, app=basic_app()) as t:
+    async with TestBackend(database_url, app=basic_app(), rate_limits=True) as t:
         assert await _limit(t, count=6) == RateLimitResult(False, None)
         assert await _limit(t, WINDOW, count=4) == RateLimitResult(False, None)
         assert await _limit(t, key="k" * 256) == RateLimitResult(True)
@@ -211,6 +211,7 @@ def test_configs_refuse_nonsense() -> None:
 # ---- RateLimiter, from app functions (tests/apps/basic/functions/limited.py) ------------------
 
 
+@pytest.mark.rate_limits
 async def test_the_limiter_raises_rate_limited_with_the_wait(basic: TestBackend) -> None:
     await basic.mutation("limited:send", {"key": "u1"})
     await basic.mutation("limited:send", {"key": "u1"})
@@ -230,6 +231,7 @@ async def test_the_limiter_raises_rate_limited_with_the_wait(basic: TestBackend)
     await basic.mutation("limited:send", {"key": "u1"})
 
 
+@pytest.mark.rate_limits
 async def test_the_limiter_spends_only_when_the_mutation_commits(basic: TestBackend) -> None:
     for _ in range(3):
         with pytest.raises(ConvexError) as info:
@@ -238,6 +240,7 @@ async def test_the_limiter_spends_only_when_the_mutation_commits(basic: TestBack
     await basic.mutation("limited:send", {"key": "u1", "count": 2})
 
 
+@pytest.mark.rate_limits
 async def test_the_limiter_refuses_a_count_that_can_never_fit(basic: TestBackend) -> None:
     with pytest.raises(ConvexError) as info:
         await basic.mutation("limited:send", {"key": "u1", "count": 3})

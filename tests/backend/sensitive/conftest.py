@@ -6,7 +6,7 @@ import pytest
 
 from backend.auth.passwords import Passwords
 from backend.testing import TestBackend
-from tests.conftest import basic_app
+from tests.conftest import basic_app, rate_limited
 
 PASSWORD = "correct horse battery"
 
@@ -17,13 +17,24 @@ def cheap_passwords() -> Passwords:
 
 
 @pytest.fixture
-async def demo(database_url: str | None) -> AsyncIterator[TestBackend]:
+async def demo(
+    database_url: str | None, request: pytest.FixtureRequest
+) -> AsyncIterator[TestBackend]:
     """The demo app (schema/, functions/) on each database."""
-    async with TestBackend(database_url, passwords=cheap_passwords()) as t:
+    async with TestBackend(
+        database_url, passwords=cheap_passwords(), rate_limits=rate_limited(request)
+    ) as t:
         yield t
 
 
 @pytest.fixture
-async def basic_t(database_url: str | None) -> AsyncIterator[TestBackend]:
-    async with TestBackend(database_url, app=basic_app(), passwords=cheap_passwords()) as t:
+async def basic_t(
+    database_url: str | None, request: pytest.FixtureRequest
+) -> AsyncIterator[TestBackend]:
+    async with TestBackend(
+        database_url,
+        app=basic_app(),
+        passwords=cheap_passwords(),
+        rate_limits=rate_limited(request),
+    ) as t:
         yield t

@@ -10,6 +10,7 @@ from tests.backend.sensitive.conftest import PASSWORD
 from tests.backend.sensitive.test_levels import latest_code
 
 
+@pytest.mark.rate_limits
 async def test_a_scripted_scenario_leaves_each_event_exactly_once(demo: TestBackend) -> None:
     alice = await demo.sign_up("alice@example.com", PASSWORD)
     org = await alice.mutation("orgs:create", {"name": "Acme"})

@@ -94,6 +94,7 @@ async def test_a_new_code_replaces_the_old_without_resetting_failures(
     assert (await check(alice, second))["ok"] is True
 
 
+@pytest.mark.rate_limits
 async def test_sends_have_a_cooldown_and_an_hourly_cap(
     basic_t: TestBackend, alice: UserHandle
 ) -> None:
@@ -114,6 +115,7 @@ async def test_sends_have_a_cooldown_and_an_hourly_cap(
     assert len(code_mails(basic_t)) == 5
 
 
+@pytest.mark.rate_limits
 async def test_checks_are_rate_limited(basic_t: TestBackend, alice: UserHandle) -> None:
     await send(alice)
     answers = [await check(alice, "000000") for _ in range(11)]
@@ -147,6 +149,7 @@ async def test_wrong_passwords_are_counted_then_locked_out_for_longer_and_longer
     assert (await attempt(PASSWORD))["ok"] is True
 
 
+@pytest.mark.rate_limits
 async def test_parallel_password_guesses_get_a_handful_of_answers(
     basic_t: TestBackend, alice: UserHandle
 ) -> None:
