@@ -4,12 +4,14 @@ Design, in one place, because the invariants depend on all of it together:
 
 - **One snapshot per round.** Work arrives as requests from connections (add or remove
   queries, a new identity, "send me a transition at or past ts T" after a mutation) and as
-  wake-ups when the log grew. A *round* opens one read snapshot at timestamp S, reads the
-  commits in (P, S] from the log (P: where the last round stopped), asks the invalidation
-  index which live queries those commits touched, re-runs just those, then serves the
+  wake-ups when the log grew. A *round* opens one read snapshot at timestamp S, takes the
+  write sets of the commits in (P, S] (P: where the last round stopped) from the committer's
+  window when this process knows them all, else from the ``commits`` table, asks the
+  invalidation index which live queries they touched, re-runs just those, then serves the
   requests, all inside that snapshot. Every result a round sends is therefore valid at
   exactly S, and each connection gets at most one Transition per round, to S: all of one
-  client's queries move to the same timestamp together.
+  client's queries move to the same timestamp together. Every message is encoded by
+  ``protocol.py`` (a shared query's result once, for all its subscribers).
 - **Shared queries.** Subscriptions whose *effective* query is the same (function, arguments,
   the journal it runs with, and, only when the function looked at ``ctx.auth``, the same
   identity) are one ``SharedQuery``: run once per round, its result encoded once, and spliced
@@ -21,7 +23,7 @@ Design, in one place, because the invariants depend on all of it together:
   shares only with a query whose journal came out the same, as Convex's query cache does.
 - **Cost.** A commit costs a lookup in the invalidation index (per-index interval trees) plus
   the re-runs of the queries it actually affects, never a scan of all subscriptions.
-- **Many processes.** Commits made by other processes are found the same way, in the log;
+- **Many processes.** Commits made by other processes are found in the ``commits`` table;
   notifications only decide *when* to look.
 """
 
@@ -39,7 +41,18 @@ from backend.errors import ConvexError, ErrorCode
 from backend.storage.store import StoreReader, StoreUnavailable
 from backend.sync.admin import is_admin
 from backend.sync.invalidation import SubscriptionIndex
-from backend.sync.protocol import AddQuery, ModifyQuerySet, RemoveQuery, error_message_for
+from backend.sync.protocol import (
+    AddQuery,
+    ModifyQuerySet,
+    RemoveQuery,
+    SharedModification,
+    encode_modification,
+    error_message_for,
+    query_failed,
+    query_removed,
+    shared_query_failed,
+    shared_query_updated,
+)
 from backend.transactions.readset import WriteSet
 from backend.udf.context import Identity
 from backend.udf.registry import FunctionKind, RegisteredFunction
@@ -80,37 +93,28 @@ class SharedQuery:
     args_text: str = ""  # ``args`` encoded: part of the key
     subscribers: dict[Subscriber, set[int]] = field(default_factory=dict)
     result_text: str = ""  # the encoded value or error, to compare runs
-    # the modification around its queryId, encoded once per result and shared by subscribers
-    _parts: tuple[str, str] = ("", "")
+    # the modification, encoded once per result and shared by subscribers (protocol.py)
+    _shared: SharedModification = field(default_factory=lambda: shared_query_updated("null"))
 
     def apply(self, outcome: QueryOutcome) -> bool:
         """Take a new outcome; True when the client-visible result changed."""
         journal = outcome.journal if outcome.journal is not None else self.journal
         self.journal = journal
-        journal_text = dumps(journal)
-        lines = dumps(list(outcome.log_lines))  # sent with a changed result, never compared
+        lines = outcome.log_lines  # sent with a changed result, never compared
         if outcome.error is None:
             value = dumps(to_json(outcome.value))
             text = f"ok:{value}"
-            suffix = f',"value":{value},"logLines":{lines},"journal":{journal_text}}}'
-            kind = "QueryUpdated"
+            self._shared = shared_query_updated(value, lines, journal)
         else:
             message, data = _describe(outcome.error)
             text = f"err:{message}:{data}"
-            extra = "" if data is None else f',"errorData":{data}'
-            suffix = (
-                f',"errorMessage":{dumps(message)},"logLines":{lines},"journal":{journal_text}'
-                f"{extra}}}"
-            )
-            kind = "QueryFailed"
+            self._shared = shared_query_failed(message, data, lines, journal)
         changed = text != self.result_text
         self.result_text = text
-        self._parts = (f'{{"type":"{kind}","queryId":', suffix)
         return changed
 
     def modification(self, query_id: int) -> str:
-        prefix, suffix = self._parts
-        return f"{prefix}{query_id}{suffix}"
+        return self._shared.for_query(query_id)
 
 
 def _describe(error: ConvexError | FunctionFailed) -> tuple[str, str | None]:
@@ -212,7 +216,7 @@ class SyncCoordinator:
                 if isinstance(change, RemoveQuery):
                     if self._unsubscribe(subscriber, change.query_id):
                         pending.modifications.append(
-                            f'{{"type":"QueryRemoved","queryId":{change.query_id}}}'
+                            encode_modification(query_removed(change.query_id))
                         )
                 else:
                     pending.modifications.append(await self._subscribe(reader, subscriber, change))
@@ -504,16 +508,7 @@ def _who(identity: Identity | None) -> tuple[str, str | None] | None:
 
 def _failed(query_id: int, error: ConvexError) -> str:
     data = to_json(error.data)
-    return dumps(
-        {
-            "type": "QueryFailed",
-            "queryId": query_id,
-            "errorMessage": error_message_for(data),
-            "logLines": [],
-            "journal": None,
-            "errorData": data,
-        }
-    )
+    return encode_modification(query_failed(query_id, error_message_for(data), data))
 
 
 __all__ = ["FunctionFailed", "SharedQuery", "Subscriber", "SyncCoordinator"]

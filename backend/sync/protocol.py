@@ -548,6 +548,53 @@ def query_removed(query_id: int) -> dict[str, Any]:
     return {"type": "QueryRemoved", "queryId": query_id}
 
 
+@dataclass(frozen=True)
+class SharedModification:
+    """A ``QueryUpdated`` or ``QueryFailed`` encoded once and sent under many query ids (one
+    query shared by many subscriptions, whose fan-out would otherwise encode the same value
+    once per subscriber): the message's JSON with its ``queryId`` left open."""
+
+    prefix: str
+    suffix: str
+
+    def for_query(self, query_id: int) -> str:
+        return f"{self.prefix}{query_id}{self.suffix}"
+
+
+def shared_query_updated(
+    value_text: str, log_lines: Iterable[str] = (), journal: str | None = None
+) -> SharedModification:
+    """``query_updated`` for any query id; ``value_text`` is the value's Convex JSON, encoded."""
+    lines, journal_text = dumps(list(log_lines)), dumps(journal)
+    return SharedModification(
+        '{"type":"QueryUpdated","queryId":',
+        f',"value":{value_text},"logLines":{lines},"journal":{journal_text}}}',
+    )
+
+
+def shared_query_failed(
+    error_message: str,
+    error_data_text: str | None = None,
+    log_lines: Iterable[str] = (),
+    journal: str | None = None,
+) -> SharedModification:
+    """``query_failed`` for any query id; ``error_data_text`` is a ConvexError's data, encoded
+    (None for any other error: no ``errorData`` at all)."""
+    lines, journal_text = dumps(list(log_lines)), dumps(journal)
+    extra = "" if error_data_text is None else f',"errorData":{error_data_text}'
+    return SharedModification(
+        '{"type":"QueryFailed","queryId":',
+        f',"errorMessage":{dumps(error_message)},"logLines":{lines},"journal":{journal_text}'
+        f"{extra}}}",
+    )
+
+
+def encode_modification(modification: dict[str, Any]) -> str:
+    """One modification (``query_updated``, ``query_failed``, ``query_removed``) as the text
+    a Transition carries."""
+    return dumps(modification)
+
+
 def _wire_integer(name: str, value: int, low: int, high: int) -> int:
     """``value`` if it is an ``int`` in ``low..high``; anything else is a server bug."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

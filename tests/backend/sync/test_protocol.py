@@ -972,3 +972,27 @@ def test_one_encoded_result_splices_into_many_transitions() -> None:
     assert first["modifications"] == [json.loads(shared)]
     assert second["modifications"] == [json.loads(shared)] * 2
     assert second["startVersion"]["ts"] == encode_ts(4)
+
+
+@pytest.mark.parametrize("query_id", [0, 7, 2**31 - 1])
+def test_a_shared_modification_is_the_encoder_s_own_message(query_id: int) -> None:
+    """The coordinator encodes a shared query's result once and splices in each query id:
+    the text must decode to exactly what the per-message encoders build."""
+    from backend.sync.protocol import (
+        query_failed,
+        query_updated,
+        shared_query_failed,
+        shared_query_updated,
+    )
+
+    value = {"a": [1, "x", None]}
+    shared = shared_query_updated(json.dumps(value), ["[LOG] hi"], "journal")
+    assert json.loads(shared.for_query(query_id)) == query_updated(
+        query_id, value, ["[LOG] hi"], "journal"
+    )
+    failed = shared_query_failed("Uncaught Error: no", json.dumps({"code": "X"}), [], None)
+    assert json.loads(failed.for_query(query_id)) == query_failed(
+        query_id, "Uncaught Error: no", {"code": "X"}
+    )
+    bare = shared_query_failed("Server Error")
+    assert "errorData" not in json.loads(bare.for_query(query_id))
