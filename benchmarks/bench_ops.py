@@ -31,6 +31,7 @@ import shlex
 import sqlite3
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
@@ -230,7 +231,7 @@ def render_goals(sizes: list[Size]) -> str:
     return _table(lines)
 
 
-def _table(lines: list[tuple[str, ...]]) -> str:
+def _table(lines: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     rows = [
         "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
