@@ -321,7 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(args: argparse.Namespace) -> int:
     if args.child:
-        await child_verify(*args.child, args.child_module)
+        url, pg_schema = args.child
+        await child_verify(url, pg_schema, args.child_module)
         return 0
     args.previous_module = None
     if args.previous:
