@@ -16,23 +16,29 @@ then:
 
 Goals, each at the largest size against the smallest (N and 10N documents by default):
 verify's peak resident memory at most 1.5x (bounded, not growing with the data), and verify's
-and compaction's time per document at most 2x (linear, not quadratic).
+and compaction's time per document at most 2x (linear, not quadratic). ``--previous REV``
+also runs ``verify.py`` as it was at git revision ``REV`` on the same data (a baseline).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import platform
 import resource
 import shlex
 import sqlite3
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -90,8 +96,10 @@ class Verified:
     rss_peak_mb: float
 
 
-async def verify_in_child(store: Store) -> Verified:
-    """``verify_log`` in a process of its own, so that its peak memory is its own."""
+async def verify_in_child(store: Store, module: Path | None = None) -> Verified:
+    """``verify_log`` in a process of its own, so that its peak memory is its own; from the
+    file ``module`` (an earlier ``verify.py``) if given."""
+    extra = ["--child-module", str(module)] if module is not None else []
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -99,6 +107,7 @@ async def verify_in_child(store: Store) -> Verified:
         "--child",
         store.url,
         store.pg_schema or "",
+        *extra,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await child.communicate()
@@ -107,12 +116,36 @@ async def verify_in_child(store: Store) -> Verified:
     return Verified(**json.loads(out))
 
 
-async def child_verify(url: str, pg_schema: str) -> None:
+def previous_verify(revision: str) -> Path:
+    """``backend/storage/verify.py`` as it was at ``revision``, in a temporary file."""
+    source = subprocess.run(  # noqa: S603 - git, with a revision the caller named
+        ["git", "show", f"{revision}:backend/storage/verify.py"],  # noqa: S607
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench-ops-")) / "verify.py"
+    path.write_text(source)
+    return path
+
+
+def load_previous(path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("previous_verify", path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+async def child_verify(url: str, pg_schema: str, module: Path | None) -> None:
+    verify = verify_log if module is None else load_previous(module).verify_log
     store = Store(url, pg_schema=pg_schema or None)
     try:
         start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         began = time.perf_counter()
-        report = await verify_log(store)
+        report = await verify(store)
         seconds = time.perf_counter() - began
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     finally:
@@ -136,6 +169,7 @@ class Size:
     compact_s: float
     rows_removed: int
     verify_after: Verified
+    previous: Verified | None
 
 
 async def bench(target: Target, docs: int, args: argparse.Namespace) -> Size:
@@ -146,6 +180,13 @@ async def bench(target: Target, docs: int, args: argparse.Namespace) -> Size:
     fill_s = time.perf_counter() - began
     verified = await verify_in_child(store)
     print(f"  verify {verified.seconds:.1f} s, peak {verified.rss_peak_mb:.0f} MB", flush=True)
+    previous = None
+    if args.previous_module is not None:
+        previous = await verify_in_child(store, args.previous_module)
+        print(
+            f"  previous verify {previous.seconds:.1f} s, peak {previous.rss_peak_mb:.0f} MB",
+            flush=True,
+        )
     began = time.perf_counter()
     report = await compact_log(store, horizon_ts=await store.latest_ts())
     compact_s = time.perf_counter() - began
@@ -154,7 +195,15 @@ async def bench(target: Target, docs: int, args: argparse.Namespace) -> Size:
     if not (verified.ok and after.ok):
         raise RuntimeError("verify-log found a difference")
     return Size(
-        target.name, docs, 2 * docs, fill_s, verified, compact_s, report.rows_removed, after
+        target.name,
+        docs,
+        2 * docs,
+        fill_s,
+        verified,
+        compact_s,
+        report.rows_removed,
+        after,
+        previous,
     )
 
 
@@ -172,6 +221,8 @@ def render(sizes: list[Size]) -> str:
         "compact s",
         "rows removed",
         "verify after compact s",
+        "previous verify s",
+        "previous peak RSS MB",
     )
     lines = [header]
     for s in sizes:
@@ -185,6 +236,8 @@ def render(sizes: list[Size]) -> str:
                 f"{s.compact_s:.2f}",
                 f"{s.rows_removed:,}",
                 f"{s.verify_after.seconds:.2f}",
+                f"{s.previous.seconds:.2f}" if s.previous else "-",
+                f"{s.previous.rss_peak_mb:.0f}" if s.previous else "-",
             )
         )
     return _table(lines)
@@ -230,7 +283,7 @@ def render_goals(sizes: list[Size]) -> str:
     return _table(lines)
 
 
-def _table(lines: list[tuple[str, ...]]) -> str:
+def _table(lines: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     rows = [
         "| " + " | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) + " |"
@@ -253,7 +306,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ),
     )
     parser.add_argument("--only", choices=("sqlite", "postgres"))
+    parser.add_argument(
+        "--previous",
+        metavar="REV",
+        help="also run the verify.py of this git revision on the same data (a baseline)",
+    )
     parser.add_argument("--child", nargs=2, metavar=("URL", "PG_SCHEMA"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-module", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if min(args.docs) < 1 or args.doc_bytes < 0:
         parser.error("--docs must be positive")
@@ -262,8 +321,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(args: argparse.Namespace) -> int:
     if args.child:
-        await child_verify(*args.child)
+        url, pg_schema = args.child
+        await child_verify(url, pg_schema, args.child_module)
         return 0
+    args.previous_module = None
+    if args.previous:
+        args.previous_module = await asyncio.to_thread(previous_verify, args.previous)
     makers: list[tuple[str, Any]] = []
     versions = []
     if args.only in (None, "sqlite"):

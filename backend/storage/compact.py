@@ -37,10 +37,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import (
-    ColumnElement,
     Executable,
     Exists,
-    FromClause,
     and_,
     bindparam,
     delete,
@@ -80,15 +78,11 @@ def horizon_for(latest_ts: int, keep: timedelta) -> int:
 # knows of the table (``storage/scan.py``; a test reads the plans on a never-analyzed table).
 
 _BATCH_END = batch_end(log.c.doc_id, log.c.ts <= bindparam("horizon"))
-
-
-def _in_batch(table: FromClause) -> ColumnElement[bool]:
-    return and_(
-        table.c.doc_id > bindparam("after"),
-        table.c.doc_id <= bindparam("last"),
-        table.c.ts <= bindparam("horizon"),
-    )
-
+_in_batch = and_(
+    log.c.doc_id > bindparam("after"),
+    log.c.doc_id <= bindparam("last"),
+    log.c.ts <= bindparam("horizon"),
+)
 
 _other = log.alias("other")
 
@@ -110,16 +104,14 @@ def _later(than_horizon: bool) -> Exists:
 
 
 # The documents of the batch with more than one version at or before H (from the index alone).
-_SUPERSEDING = (
-    select(log.c.doc_id).where(_in_batch(log)).group_by(log.c.doc_id).having(func.count() > 1)
-)
+_SUPERSEDING = select(log.c.doc_id).where(_in_batch).group_by(log.c.doc_id).having(func.count() > 1)
 # Every version at or before H that a newer one at or before H supersedes. Run first: what is
 # left at or before H is then each document's newest version there. (Counted by ``rowcount``,
 # not returned: one busy document can have millions of them.)
-_DROP_SUPERSEDED = delete(log).where(_in_batch(log), _later(True))
+_DROP_SUPERSEDED = delete(log).where(_in_batch, _later(True))
 # ... and that version, when it is a deletion nothing came after (at most one per document).
 _DROP_GONE = (
-    delete(log).where(_in_batch(log), log.c.value.is_(None), ~_later(False)).returning(log.c.doc_id)
+    delete(log).where(_in_batch, log.c.value.is_(None), ~_later(False)).returning(log.c.doc_id)
 )
 
 # What a batch runs, in order (a test reads their plans on a table the planner knows nothing of).

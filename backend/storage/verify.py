@@ -37,7 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, exists, func, select
+from sqlalchemy import ColumnElement, LargeBinary, Select, any_, bindparam, exists, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from backend.schema_definition import IndexDef, Schema
@@ -99,6 +100,12 @@ _LIVE = select(documents.c.doc_id, documents.c.table_name, documents.c.value).wh
 _ENTRIES_AT = select(index_entries.c.key, index_entries.c.doc_id).where(
     index_entries.c.index_name == bindparam("name"),
     index_entries.c.key.in_(bindparam("keys", expanding=True)),
+)
+# PostgreSQL: the keys as one array parameter (an expanding IN renders a parameter per key,
+# a fifth of the verify's time in Python)
+_ENTRIES_AT_PG = select(index_entries.c.key, index_entries.c.doc_id).where(
+    index_entries.c.index_name == bindparam("name"),
+    index_entries.c.key == any_(bindparam("keys", type_=ARRAY(LargeBinary))),
 )
 _DOCUMENTS_AT = select(documents.c.doc_id, documents.c.table_name, documents.c.value).where(
     documents.c.doc_id.in_(bindparam("ids", expanding=True))
@@ -237,6 +244,7 @@ async def _check_implied_entries(
     findings: _Findings,
 ) -> None:
     """Look up the entries a batch of replayed documents implies."""
+    lookup = _ENTRIES_AT if conn.dialect.name == "sqlite" else _ENTRIES_AT_PG
     implied: dict[str, dict[bytes, str]] = {}
     for doc_id in sorted(replayed):
         table_name, value = replayed[doc_id]
@@ -253,7 +261,7 @@ async def _check_implied_entries(
         findings.implied += len(wanted)
         found = {
             bytes(r.key): r.doc_id
-            for r in await conn.execute(_ENTRIES_AT, {"name": name, "keys": list(wanted)})
+            for r in await conn.execute(lookup, {"name": name, "keys": list(wanted)})
         }
         for key, doc_id in wanted.items():
             have = found.get(key)

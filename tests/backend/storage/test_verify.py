@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from backend.storage.store import Store
-from backend.storage.tables import documents, index_entries
+from backend.storage.tables import documents, index_entries, log
 from backend.storage.verify import BATCH_STATEMENTS, verify_log
 from backend.testing import TestBackend
 from tests.support.query_plans import assert_reads_by_index, fill_unanalyzed, plan_of
@@ -200,3 +200,31 @@ async def test_every_batch_reads_by_an_index_with_no_statistics(basic: TestBacke
     }
     for name, statement in BATCH_STATEMENTS.items():
         assert_reads_by_index(store, name, await plan_of(store, statement, params))
+
+
+async def test_a_document_difference_is_named_before_an_earlier_entry_difference(
+    basic: TestBackend,
+) -> None:
+    ids = sorted(await _notes(basic, [f"a{i}" for i in range(6)]))
+    keys = await _entries(basic.engine.store)
+    await _execute(
+        basic.engine.store,
+        delete(index_entries).where(index_entries.c.key == keys[ids[0]]),  # the first batch
+        documents.update().where(documents.c.doc_id == ids[-1]).values(value='{"x": 1}'),
+    )
+    assert await _difference(basic) == f"document {ids[-1]} differs from its last logged version"
+
+
+async def test_a_document_of_a_table_not_deployed_is_named(basic: TestBackend) -> None:
+    await _notes(basic, ["a", "b"])
+    stray = "g" * 32
+    await basic.run(lambda ctx: ctx.db.insert("notes", {"author": "c", "body": "b"}))
+    async with basic.engine.store.engine.begin() as conn:
+        ts = (await conn.execute(select(log.c.ts).order_by(log.c.ts.desc()).limit(1))).scalar()
+        await conn.execute(
+            insert(log).values(ts=ts, seq=99, table_name="ghosts", doc_id=stray, value="{}")
+        )
+        await conn.execute(insert(documents).values(doc_id=stray, table_name="ghosts", value="{}"))
+    assert await _difference(basic) == (
+        f"document {stray} belongs to table 'ghosts', not in the schema"
+    )
