@@ -121,17 +121,31 @@ class CallLogFile(logging.Handler):
         super().__init__(logging.INFO)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._fd: int | None = self._open()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def emit(self, record: logging.LogRecord) -> None:
+        line = (record.getMessage() + "\n").encode("utf-8", "replace")
         try:
-            os.write(self._fd, (record.getMessage() + "\n").encode("utf-8", "replace"))
+            with self.lock or contextlib.nullcontext():
+                if self._fd is None:
+                    # closed under us (``logging.config`` closes every handler when a server
+                    # configures its logging, and leaves this one on its logger): open the
+                    # file again. Writing to the old descriptor would write into whatever file
+                    # was opened under its number since, such as the database.
+                    self._fd = self._open()
+                os.write(self._fd, line)
         except OSError:
             self.handleError(record)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        with self.lock or contextlib.nullcontext():
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         super().close()
 
 

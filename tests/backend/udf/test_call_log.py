@@ -121,3 +121,34 @@ def test_tail_skips_a_torn_line_and_reads_a_truncated_file_again(tmp_path: Path)
     said.clear()
     tail(path, history=0, follow=True, say=said.append, poll=0.01, stop=stop)
     assert said == format_call({**entry, "path": "c:d"})
+
+
+def test_a_closed_call_log_opens_its_file_again_and_writes_nowhere_else(tmp_path: Path) -> None:
+    """``logging.config`` (as uvicorn configures a server's logging) closes every handler and
+    leaves ours on its logger. The next call's line must go to the log file, never to the
+    descriptor the file had, which the next file opened (the database, under the dev server)
+    takes over."""
+    import sqlite3
+
+    log_path, db_path = tmp_path / "calls.jsonl", tmp_path / "other.sqlite3"
+    handler = CallLogFile(log_path)
+    logger = logging.getLogger("tests.call_log_reopen")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info('{"n": 1}')
+        handler.close()  # what logging.config does to it
+        db = sqlite3.connect(db_path)  # likely on the number the log file had
+        db.execute("CREATE TABLE t (x)")
+        db.commit()
+        logger.info('{"n": 2}')
+        assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
+        db.close()
+        assert db_path.read_bytes().startswith(b"SQLite format 3\x00")
+        assert [json.loads(line) for line in log_path.read_text().splitlines()] == [
+            {"n": 1},
+            {"n": 2},
+        ]
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
