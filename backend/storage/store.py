@@ -1290,7 +1290,9 @@ class Store:
 
         A mutation whose read set touches a document or range that retries are lined up for
         (``turn``) joins that line instead (``holding``: the turn this attempt holds)."""
-        if self._turns:
+        if self._turns and holding is None:
+            # (an attempt that holds a turn is never sent to another line: two turn holders
+            # that each read the other's document would send each other back and forth)
             waiting = self._line_for(member.read_set, holding)
             if waiting is not None:
                 # retries that met this document or range are waiting their turn: join the
