@@ -1136,6 +1136,7 @@ class Store:
         )
         self._queue: list[PendingCommit] = []
         self._drainer: asyncio.Task[None] | None = None
+        self._others_commit = False  # the last batch met commits of other processes
         self._busy = False  # a batch is being committed (by a caller itself, or the drainer)
         self.recent = RecentWrites()
         self.commit_stats = CommitStats()
@@ -1474,7 +1475,7 @@ class Store:
         statement on its own (no ``BEGIN``, no ``COMMIT``: a statement is a transaction, and
         the lock it takes is released when it ends), one round trip in all. None when that
         does not apply or its guard failed (nothing was written)."""
-        if not self._checkable(batch, after):
+        if not self._checkable(batch, after) or self._others_commit:
             return None
         fence = batch[0].fence
         accepted = self._validate(batch, fence, results, count=False)
@@ -1494,7 +1495,8 @@ class Store:
                 _newest, _fence, ts = await driver.fetchrow(_PG_GUARDED_SQL, *values)
             except _ASYNCPG_ERRORS as exc:
                 raise await self._driver_failure_on(conn, exc) from exc
-        if ts is None:
+        if ts is None:  # another process committed meanwhile: the way with the lock first
+            self._others_commit = True
             return None
         self.commit_stats.conflicts += len(batch) - 1
         results[member] = int(ts)
@@ -1577,6 +1579,9 @@ class Store:
         ``(after, newest]``."""
         if rows:
             self.commit_stats.foreign_reads += 1
+        # while other processes keep committing, a commit checked before the lock would
+        # mostly find its guard failed: try that again only once a batch found none of theirs
+        self._others_commit = bool(rows)
         parsed = [(int(ts), WriteSet.from_json(ws)) for ts, ws in rows]
         if after is None:
             self.recent.reset(newest, [], newest)

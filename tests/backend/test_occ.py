@@ -346,3 +346,22 @@ async def test_the_coordinator_skips_the_database_for_commits_no_live_query_read
             await asyncio.gather(*harness.tasks, return_exceptions=True)
             await coordinator.stop()
             await other_store.close()
+
+
+async def test_writers_that_each_read_two_hot_documents_all_finish(basic: TestBackend) -> None:
+    """Lines per document do not send callers back and forth between two hot documents."""
+    engine = basic.engine
+    ids = [await basic.mutation("counters:create", {"name": name}) for name in ("a", "b")]
+
+    def bump(target: str) -> Any:
+        async def body(txn: Transaction) -> None:
+            docs = [await txn.get(doc_id, system=True) for doc_id in ids]
+            mine = next(d for d in docs if d is not None and d["_id"] == target)
+            await txn.patch(target, {"value": mine["value"] + 1}, system=True)
+
+        return body
+
+    await asyncio.gather(
+        *(engine.write(bump(ids[i % 2]), function_path="t:bump") for i in range(40))
+    )
+    assert await _counter(basic, "a") + await _counter(basic, "b") == 40
