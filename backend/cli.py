@@ -522,6 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "logs":
         return show_logs(args.file, history=args.history, follow=not args.no_follow, raw=args.json)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command in ("run", "export", "import", "env", "migrations"):
+        # the per-call line is a server's log; a verb that calls functions prints its own
+        logging.getLogger("backend.functions").setLevel(logging.WARNING)
     settings = load_settings()
     if args.command == "migrate":
         return asyncio.run(

@@ -123,6 +123,7 @@ class Caller:
 
     @property
     def session_id(self) -> str | None:
+        """The caller's session id (None for nobody)."""
         return self.identity.session_id if self.identity else None
 
     async def query(self, path: str, args: dict[str, Any] | None = None) -> Any:
@@ -138,6 +139,8 @@ class Caller:
     async def mutation_result(
         self, path: str, args: dict[str, Any] | None = None
     ) -> MutationResult:
+        """As ``mutation``, with the commit's timestamp and log lines (``MutationResult``);
+        raises what the mutation raises."""
         try:
             return await self._backend.engine.run_mutation(
                 path, ({} if args is None else args), self.identity, internal=True, client=_CLIENT
@@ -208,6 +211,7 @@ class UserHandle(Caller):
 
     @property
     def user_id(self) -> str:
+        """The user's ``_users`` id."""
         return str(self.user["_id"])
 
     async def jwt(self) -> str:
@@ -220,10 +224,15 @@ class UserHandle(Caller):
 
     @property
     def email(self) -> str:
+        """The user's email address."""
         return str(self.user["email"])
 
 
 class TestBackend(Caller):
+    """The real engine on a fresh database with a fake clock (the module's docstring says
+    what it gives a test). Use it as ``async with TestBackend(app=...) as t:``; as a caller it
+    is nobody."""
+
     __test__ = False  # not a pytest test class
 
     def __init__(
@@ -278,6 +287,7 @@ class TestBackend(Caller):
 
     @property
     def engine(self) -> Engine:
+        """The engine under test; ``RuntimeError`` outside ``async with``."""
         if self._engine is None:
             raise RuntimeError("use `async with TestBackend() as t:`")
         return self._engine
@@ -448,6 +458,7 @@ class TestBackend(Caller):
 
     @property
     def pg_schema(self) -> str | None:
+        """The PostgreSQL schema this backend's database lives in (None on SQLite)."""
         return self.engine.store.pg_schema
 
     def reopen(self, app: App | None = None, *, deploy: bool = True, **options: Any) -> TestBackend:
@@ -479,6 +490,7 @@ class TestBackend(Caller):
 
     @property
     def migrations(self) -> Migrator:
+        """The app's data migrations (``@migration``), to list or run step by step."""
         return Migrator(self.engine)
 
     async def run_migration(self, name: str, *, batch_size: int = BATCH_SIZE) -> MigrationProgress:
@@ -665,6 +677,7 @@ class TestBackend(Caller):
         await self.engine.environment.set(name, value)
 
     async def remove_env(self, name: str) -> bool:
+        """Unset the environment variable ``name``; False if it was not set."""
         return await self.engine.environment.remove(name)
 
     async def run_scheduled(self) -> int:

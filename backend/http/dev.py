@@ -265,8 +265,12 @@ def develop(
     port: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Run until interrupted (Ctrl-C stops the servers too)."""
+    """Run until interrupted (Ctrl-C or SIGTERM stops the servers too)."""
     os.environ.setdefault("DEV_MODE", "1")
+    # Ctrl-C stops dev even when it was started with SIGINT ignored (``make dev &`` from a
+    # shell without job control), and so does SIGTERM
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     host, port = host or settings.host, port or settings.port
     try:
         listener = _listen(host, port)

@@ -35,6 +35,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from backend.config import Settings, load_settings
+from backend.errors import ErrorCode
 from backend.http.app import create_app
 from backend.http.serve import log_config, server_options
 from backend.storage.deploy import deploy
@@ -89,7 +90,8 @@ def app_roots(settings: Settings) -> list[Path]:
 
 def _explanation(message: str) -> Starlette:
     async def unavailable(_request: Request) -> JSONResponse:
-        return JSONResponse({"code": "UNAVAILABLE", "message": message}, status_code=503)
+        code = ErrorCode.UNAVAILABLE
+        return JSONResponse({"code": code, "message": message}, status_code=code.status)
 
     async def refuse_socket(websocket: WebSocket) -> None:
         await websocket.close(code=1011, reason="the app does not load")

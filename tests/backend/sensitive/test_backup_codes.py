@@ -91,6 +91,7 @@ async def test_regenerating_needs_a_step_up_not_proven_by_a_backup_code(
     assert "New backup codes were made" in [m.subject for m in basic_t.outbox]
 
 
+@pytest.mark.rate_limits
 async def test_wrong_codes_are_rate_limited(basic_t: TestBackend, alice: UserHandle) -> None:
     await enrol_totp(basic_t, alice)
     answers = [(await use(alice, f"aaaaa-aaa{c}{c}"))["code"] for c in "abcdef"]

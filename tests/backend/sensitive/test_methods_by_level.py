@@ -139,6 +139,7 @@ async def test_one_assertion_raced_twice_passes_once(basic_t: TestBackend) -> No
     assert sorted(a["ok"] for a in answers) == [False, True]
 
 
+@pytest.mark.rate_limits
 async def test_passkey_options_are_rate_limited(basic_t: TestBackend) -> None:
     alice = await basic_t.sign_up("many@example.com", PASSWORD)
     await register_passkey(alice, SoftAuthenticator())
