@@ -1,8 +1,8 @@
 """Convex's system-tables demo (get-convex/convex-demos, ``system-tables``): a chat whose
 messages can be sent later (``/delay 10 hello``), with an admin page over the scheduled sends
 (``admin:listScheduledSends`` reads ``_scheduled_functions`` through ``ctx.db.system``) that
-cancels them. Its ``convex/`` folder, function by function, in Python; the functions over
-uploaded files (``file_uploads``, ``_storage``) come with file storage."""
+cancels them, and lists the uploaded images (``admin:listFiles`` joins ``file_uploads`` with
+their ``_storage`` metadata). Its ``convex/`` folder, function by function, in Python."""
 
 from typing import Annotated
 

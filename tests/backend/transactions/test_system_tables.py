@@ -258,3 +258,33 @@ async def test_a_subscription_over_scheduled_functions_sees_each_change_of_state
             task.cancel()
         await asyncio.gather(*harness.tasks, return_exceptions=True)
         await coordinator.stop()
+
+
+async def test_the_admin_page_lists_uploaded_files_with_their_storage_metadata(
+    demo: TestBackend,
+) -> None:
+    """The demo's file half: an image uploaded to a generated URL and sent as a message is
+    listed by ``admin:listFiles`` from ``_storage`` (Convex's fields) with its author, and
+    ``admin:getFileUrl`` gives a URL that serves it."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 40
+    upload_url = await demo.mutation("messages:generateUploadUrl")
+    posted = await demo.fetch(
+        upload_url, method="POST", body=png, headers={"Content-Type": "image/png"}
+    )
+    assert posted.status_code == 200
+    storage_id = posted.json()["storageId"]
+    await demo.mutation("messages:sendImage", {"storageId": storage_id, "author": "Ada"})
+
+    (listed,) = await demo.query("admin:listFiles")
+    assert listed["_id"] == storage_id
+    assert (listed["author"], listed["size"], listed["contentType"]) == (
+        "Ada",
+        len(png),
+        "image/png",
+    )
+    assert set(listed) == {"_id", "_creationTime", "sha256", "size", "contentType", "author"}
+    url = await demo.query("admin:getFileUrl", {"id": storage_id})
+    served = await demo.fetch(url)
+    assert (served.status_code, served.content) == (200, png)
+    (image,) = await demo.query("messages:list")
+    assert (image["format"], image["url"]) == ("image", url)
