@@ -3,7 +3,6 @@ cleared every minute by a cron, the clearing pushed live to a subscriber, on bot
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,10 +10,8 @@ from typing import Any
 import pytest
 
 from backend.crons import jobs
-from backend.sync.coordinator import SyncCoordinator
-from backend.testing import TestBackend
 from backend.udf.app import App, load_app
-from tests.backend.sync.test_session import Harness, add
+from tests.backend.sync.test_session import Harness, add, sync_harness
 
 
 @functools.cache
@@ -24,17 +21,8 @@ def demo_app() -> App:
 
 @pytest.fixture
 async def chat(database_url: str | None) -> AsyncIterator[Harness]:
-    async with TestBackend(database_url, app=demo_app()) as t:
-        coordinator = SyncCoordinator(t.engine, catch_up_interval=0.2)
-        await coordinator.start()
-        harness = Harness(t, coordinator)
-        try:
-            yield harness
-        finally:
-            for task in harness.tasks:
-                task.cancel()
-            await asyncio.gather(*harness.tasks, return_exceptions=True)
-            await coordinator.stop()
+    async with sync_harness(database_url, demo_app()) as harness:
+        yield harness
 
 
 async def bodies(client: Any) -> list[str]:

@@ -4,17 +4,14 @@ databases."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator
 
 import pytest
 
 from backend.errors import ConvexError
-from backend.sync.coordinator import SyncCoordinator
-from backend.testing import TestBackend
 from backend.udf.app import App, load_app
-from tests.backend.sync.test_session import Harness, add
+from tests.backend.sync.test_session import Harness, add, sync_harness
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -26,17 +23,8 @@ def demo_app() -> App:
 
 @pytest.fixture
 async def chat(database_url: str | None) -> AsyncIterator[Harness]:
-    async with TestBackend(database_url, app=demo_app()) as t:
-        coordinator = SyncCoordinator(t.engine, catch_up_interval=0.2)
-        await coordinator.start()
-        harness = Harness(t, coordinator)
-        try:
-            yield harness
-        finally:
-            for task in harness.tasks:
-                task.cancel()
-            await asyncio.gather(*harness.tasks, return_exceptions=True)
-            await coordinator.stop()
+    async with sync_harness(database_url, demo_app()) as harness:
+        yield harness
 
 
 async def test_an_uploaded_image_is_pushed_with_a_url_that_serves_it(chat: Harness) -> None:

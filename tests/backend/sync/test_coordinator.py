@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from backend.sync.coordinator import SyncCoordinator
 from backend.testing import TestBackend
 from backend.udf.app import App, load_app
-from tests.backend.sync.test_session import Harness, add
+from tests.backend.sync.test_session import Harness, add, sync_harness
 
 
 @functools.cache
@@ -22,17 +20,8 @@ def chat_app() -> App:
 
 @pytest.fixture
 async def chat(database_url: str | None) -> AsyncIterator[Harness]:
-    async with TestBackend(database_url, app=chat_app()) as t:
-        coordinator = SyncCoordinator(t.engine, catch_up_interval=0.2)
-        await coordinator.start()
-        harness = Harness(t, coordinator)
-        try:
-            yield harness
-        finally:
-            for task in harness.tasks:
-                task.cancel()
-            await asyncio.gather(*harness.tasks, return_exceptions=True)
-            await coordinator.stop()
+    async with sync_harness(database_url, chat_app()) as harness:
+        yield harness
 
 
 FIRST_PAGE = {"paginationOpts": {"numItems": 5, "cursor": None, "id": -1}}

@@ -7,6 +7,7 @@ with the official Convex client over a real WebSocket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ from backend.sync.identity import TokenRejected, VerifiedToken
 from backend.sync.protocol import decode_ts
 from backend.sync.session import SessionLimits, SyncSession
 from backend.testing import TestBackend
+from backend.udf.app import App
 from backend.udf.context import Identity
 from tests.conftest import basic_app
 
@@ -85,9 +87,11 @@ class Harness:
         return transport
 
 
-@pytest.fixture
-async def sync(database_url: str | None) -> AsyncIterator[Harness]:
-    async with TestBackend(database_url, app=basic_app()) as t:
+@contextlib.asynccontextmanager
+async def sync_harness(database_url: str | None, app: App) -> AsyncIterator[Harness]:
+    """A backend serving ``app`` with a running coordinator, and sessions to connect to it;
+    every session and the coordinator are stopped at the end."""
+    async with TestBackend(database_url, app=app) as t:
         coordinator = SyncCoordinator(t.engine, catch_up_interval=0.2)
         await coordinator.start()
         harness = Harness(t, coordinator)
@@ -98,6 +102,12 @@ async def sync(database_url: str | None) -> AsyncIterator[Harness]:
                 task.cancel()
             await asyncio.gather(*harness.tasks, return_exceptions=True)
             await coordinator.stop()
+
+
+@pytest.fixture
+async def sync(database_url: str | None) -> AsyncIterator[Harness]:
+    async with sync_harness(database_url, basic_app()) as harness:
+        yield harness
 
 
 def add(query_id: int, path: str, args: dict[str, Any], base: int) -> dict[str, Any]:
