@@ -266,6 +266,32 @@ SELECT pg_sequence_last_value('commit_ts_seq') AS newest,
 FROM lock
 """
 
+# The rows every commit records beside its projections, as CTEs over ``stamp`` (its
+# timestamp): the commit row, the log rows, and a wire mutation's outcome. Shared by every
+# commit statement (here and in ``store.py``), which splice it in verbatim.
+PG_RECORD_CTES = """new_commit AS (
+    INSERT INTO commits (ts, function_path, identity, write_set)
+    SELECT ts, CAST(:function_path AS text), CAST(:identity AS text), CAST(:write_set AS text)
+    FROM stamp
+),
+new_log AS (
+    INSERT INTO log (ts, seq, table_name, doc_id, value)
+    SELECT stamp.ts, e.seq, e.table_name, e.doc_id, e.value
+    FROM stamp, unnest(
+        CAST(:log_seqs AS integer[]), CAST(:log_tables AS text[]),
+        CAST(:log_doc_ids AS text[]), CAST(:log_values AS text[])
+    ) AS e (seq, table_name, doc_id, value)
+),
+new_outcome AS (
+    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)
+    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms, o.owner
+    FROM stamp, (VALUES (
+        CAST(:outcome_session AS text), CAST(:outcome_request AS bigint),
+        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint), CAST(:outcome_owner AS text)
+    )) AS o (session_id, request_id, outcome, created_ms, owner)
+    WHERE o.session_id IS NOT NULL
+)"""
+
 PG_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > :after ORDER BY ts"
 
 # One commit of a batch, as one statement: its timestamp (drawn under the lock the batch
@@ -273,7 +299,7 @@ PG_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > :after ORDER
 # notification. Its text never changes (rows travel as arrays), so it is prepared once per
 # connection. The row sets are disjoint (net writes), so the order in which the data-modifying
 # CTEs run does not matter.
-PG_COMMIT_ONE = """
+PG_COMMIT_ONE = f"""
 WITH stamp AS MATERIALIZED (
     SELECT setval('commit_ts_seq', GREATEST(nextval('commit_ts_seq'), CAST(:now AS bigint))) AS ts
 ),
@@ -303,30 +329,9 @@ new_keys AS (
         CAST(:key_indexes AS text[]), CAST(:key_keys AS bytea[]), CAST(:key_doc_ids AS text[])
     )
 ),
-new_commit AS (
-    INSERT INTO commits (ts, function_path, identity, write_set)
-    SELECT ts, CAST(:function_path AS text), CAST(:identity AS text), CAST(:write_set AS text)
-    FROM stamp
-),
-new_log AS (
-    INSERT INTO log (ts, seq, table_name, doc_id, value)
-    SELECT stamp.ts, e.seq, e.table_name, e.doc_id, e.value
-    FROM stamp, unnest(
-        CAST(:log_seqs AS integer[]), CAST(:log_tables AS text[]),
-        CAST(:log_doc_ids AS text[]), CAST(:log_values AS text[])
-    ) AS e (seq, table_name, doc_id, value)
-),
-new_outcome AS (
-    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)
-    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms, o.owner
-    FROM stamp, (VALUES (
-        CAST(:outcome_session AS text), CAST(:outcome_request AS bigint),
-        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint), CAST(:outcome_owner AS text)
-    )) AS o (session_id, request_id, outcome, created_ms, owner)
-    WHERE o.session_id IS NOT NULL
-)
+{PG_RECORD_CTES}
 SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
-"""
+"""  # noqa: S608 - splices a constant, no input
 
 
 def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -378,7 +383,7 @@ def pg_commit_params(member: PendingCommit, channel: str) -> dict[str, Any]:
 # ``:fence`` (every write depends on ``stamp``, which is empty otherwise). It answers the
 # newest timestamp, the fence and its own timestamp (NULL when the guard failed: nothing was
 # written, and the caller holds the lock).
-PG_GUARDED_COMMIT = """
+PG_GUARDED_COMMIT = f"""
 WITH lock AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(CAST(:lock_key AS bigint))
 ),
@@ -420,30 +425,9 @@ new_keys AS (
         CAST(:key_indexes AS text[]), CAST(:key_keys AS bytea[]), CAST(:key_doc_ids AS text[])
     ) AS k (index_name, key, doc_id)
 ),
-new_commit AS (
-    INSERT INTO commits (ts, function_path, identity, write_set)
-    SELECT ts, CAST(:function_path AS text), CAST(:identity AS text), CAST(:write_set AS text)
-    FROM stamp
-),
-new_log AS (
-    INSERT INTO log (ts, seq, table_name, doc_id, value)
-    SELECT stamp.ts, e.seq, e.table_name, e.doc_id, e.value
-    FROM stamp, unnest(
-        CAST(:log_seqs AS integer[]), CAST(:log_tables AS text[]),
-        CAST(:log_doc_ids AS text[]), CAST(:log_values AS text[])
-    ) AS e (seq, table_name, doc_id, value)
-),
-new_outcome AS (
-    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)
-    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms, o.owner
-    FROM stamp, (VALUES (
-        CAST(:outcome_session AS text), CAST(:outcome_request AS bigint),
-        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint), CAST(:outcome_owner AS text)
-    )) AS o (session_id, request_id, outcome, created_ms, owner)
-    WHERE o.session_id IS NOT NULL
-),
+{PG_RECORD_CTES},
 notified AS MATERIALIZED (
     SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
 )
 SELECT guard.newest, guard.fence, notified.ts FROM guard LEFT JOIN notified ON true
-"""
+"""  # noqa: S608 - splices a constant, no input

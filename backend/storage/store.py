@@ -70,6 +70,7 @@ from backend.storage.occ import (
     PG_COMMIT_ONE,
     PG_GUARDED_COMMIT,
     PG_LOCK,
+    PG_RECORD_CTES,
     PG_WRITE_SETS_AFTER,
     NetWrites,
     PendingCommit,
@@ -358,7 +359,7 @@ def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 # ``pg_advisory_xact_lock`` has returned: a data dependency, not an accident of the plan
 # (tests/backend/storage/test_store_paths.py checks it). The lock is released by the commit.
 _PG_COMMIT = text(
-    """
+    f"""
 WITH lock AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(CAST(:lock_key AS bigint))
 ),
@@ -379,30 +380,9 @@ new_keys AS (
         CAST(:key_indexes AS text[]), CAST(:key_keys AS bytea[]), CAST(:key_doc_ids AS text[])
     )
 ),
-new_commit AS (
-    INSERT INTO commits (ts, function_path, identity, write_set)
-    SELECT ts, CAST(:function_path AS text), CAST(:identity AS text), CAST(:write_set AS text)
-    FROM stamp
-),
-new_log AS (
-    INSERT INTO log (ts, seq, table_name, doc_id, value)
-    SELECT stamp.ts, e.seq, e.table_name, e.doc_id, e.value
-    FROM stamp, unnest(
-        CAST(:log_seqs AS integer[]), CAST(:log_tables AS text[]),
-        CAST(:log_doc_ids AS text[]), CAST(:log_values AS text[])
-    ) AS e (seq, table_name, doc_id, value)
-),
-new_outcome AS (
-    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)
-    SELECT o.session_id, o.request_id, stamp.ts, o.outcome, o.created_ms, o.owner
-    FROM stamp, (VALUES (
-        CAST(:outcome_session AS text), CAST(:outcome_request AS bigint),
-        CAST(:outcome AS text), CAST(:outcome_created_ms AS bigint), CAST(:outcome_owner AS text)
-    )) AS o (session_id, request_id, outcome, created_ms, owner)
-    WHERE o.session_id IS NOT NULL
-)
+{PG_RECORD_CTES}
 SELECT ts, fence, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
-"""
+"""  # noqa: S608 - splices a constant, no input
 )
 
 # SQLite's commit, run on the worker thread in one call together with the buffered writes.
