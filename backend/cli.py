@@ -525,7 +525,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("run", "export", "import", "env", "migrations"):
         # the per-call line is a server's log; a verb that calls functions prints its own
         logging.getLogger("backend.functions").setLevel(logging.WARNING)
+    if args.command == "dev":
+        # `dev` is for development, as `npx convex dev` is: DEV_MODE=0 in the environment
+        # still wins, and then the production checks below apply
+        os.environ.setdefault("DEV_MODE", "1")
     settings = load_settings()
+    if args.command in ("run", "export", "import", "env"):
+        try:
+            settings.resolved_secret_key()
+        except RuntimeError as missing:  # said in one line, not as a traceback
+            print(
+                f"error: {missing} (or DEV_MODE=1 for the development deployment that"
+                " `dev` keeps in this folder)",
+                file=sys.stderr,
+            )
+            return 2
     if args.command == "migrate":
         return asyncio.run(
             migrate(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from tests.backend.test_cli import Database, db
 from tests.support.live_server import free_port
+from tests.support.readme import files_of_the_section
 
 ROOT = Path(__file__).resolve().parents[1]
 # pytest, a server and node as processes of their own
@@ -24,24 +24,6 @@ pytestmark = pytest.mark.timeout(600)
 NODE_MODULES = ROOT / "client_js" / "node_modules"
 PATIENCE = 120.0
 __all__ = ["db"]
-
-
-def section() -> str:
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("## Your first function\n")
-    end = readme.index("\n## ", start + 1)
-    return readme[start:end]
-
-
-def files_of_the_section() -> dict[str, str]:
-    """Every code block that starts with its file's path (``# schema.py``, ``// client.mjs``)."""
-    found = {}
-    for block in re.findall(r"```(?:python|js)\n(.*?)```", section(), flags=re.DOTALL):
-        first, _, rest = block.partition("\n")
-        match = re.fullmatch(r"(?:#|//) ([\w/]+\.(?:py|mjs))", first.strip())
-        assert match, f"a block of the section names no file: {first!r}"
-        found[match.group(1)] = rest
-    return found
 
 
 def make_project(root: Path) -> Path:
@@ -91,25 +73,21 @@ async def test_the_section_test_passes_with_the_plugin(tmp_path: Path) -> None:
 
 
 async def test_the_section_client_calls_the_served_app(db: Database, tmp_path: Path) -> None:
+    """Served as the section says, with ``python -m backend dev`` in the folder and nothing
+    else set up: no ``DEV_MODE``, no ``SECRET_KEY``, no ``migrate`` first."""
     project = make_project(tmp_path)
     port = free_port()
     env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DATABASE_URL": db.url,
-        "DEV_MODE": "1",
-        "SECRET_KEY": "readme-test-secret",
-        "PORT": str(port),
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DEV_MODE", "SECRET_KEY", "SMTP_URL", "APP_SCHEMA", "APP_FUNCTIONS")
     }
-    env.pop("APP_SCHEMA", None)
-    env.pop("APP_FUNCTIONS", None)
+    env.update(PYTHONPATH=str(ROOT), DATABASE_URL=db.url, PORT=str(port))
     if db.pg_schema is not None:
         env["DATABASE_SCHEMA"] = db.pg_schema
-    code, out = await run(project, env, sys.executable, "-m", "backend", "migrate")
-    assert code == 0, out
     server = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "backend", "serve"),
+        *("-m", "backend", "dev"),
         cwd=project,
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
@@ -132,7 +110,7 @@ async def test_the_section_client_calls_the_served_app(db: Database, tmp_path: P
         assert "from node" in out, out
         code, out = await run(
             project,
-            env,
+            {**env, "DEV_MODE": "1"},
             sys.executable,
             *("-m", "backend", "run", "notes:mine", "--as", "ada@example.com"),
         )

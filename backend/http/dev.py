@@ -266,7 +266,6 @@ def develop(
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Run until interrupted (Ctrl-C or SIGTERM stops the servers too)."""
-    os.environ.setdefault("DEV_MODE", "1")
     # Ctrl-C stops dev even when it was started with SIGINT ignored (``make dev &`` from a
     # shell without job control), and so does SIGTERM
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -180,6 +180,35 @@ def test_run_refuses_arguments_that_are_not_an_object(tmp_path: Path) -> None:
     assert not (tmp_path / "never-opened.sqlite3").exists()  # refused before any database
 
 
+def test_a_verb_without_the_servers_key_says_how_to_give_it(tmp_path: Path) -> None:
+    """Outside development mode the verbs need the servers' ``SECRET_KEY``: without one they
+    refuse in one line, before opening any database, and never fall back to the development
+    key a dev server keeps in ``data/``."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DEV_MODE", "SECRET_KEY")}
+    env.update(PYTHONPATH=str(ROOT), DEV_MODE="0")
+    env["DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'never-opened.sqlite3'}"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "secret_key").write_text("the development key")
+    for verb in (["run", "orgs:create", "{}"], ["export", "--path", str(tmp_path / "out.zip")]):
+        done = subprocess.run(
+            [sys.executable, "-m", "backend", *verb],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "SECRET_KEY must be set" in done.stderr
+        assert "DEV_MODE=1" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "never-opened.sqlite3").exists()
+    assert not (tmp_path / "out.zip").exists()
+
+
 async def test_run_calls_internal_functions(database_url: str | None, tmp_path: Path) -> None:
     async with TestBackend(database_url, app=basic_app()) as t:
         await t.mutation("counters:create", {"name": "n"})
