@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -172,7 +172,7 @@ class JwtVerifier:
         keys: KeySource,
         *,
         issuer: str,
-        audience: str,
+        audience: str | None,
         clock: Clock,
         leeway: timedelta = timedelta(seconds=5),
         refresh_interval: timedelta = _REFRESH_INTERVAL,
@@ -238,26 +238,39 @@ class JwtVerifier:
         if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES or not token.isascii():
             raise InvalidToken("malformed")
         try:
-            alg, kid = jose.unverified_header(token)
-            if not isinstance(alg, str) or alg not in _VERIFY_ALGORITHMS:
-                raise InvalidToken("bad signature")  # "none", HS256 and friends: never ours
-            if not isinstance(kid, str):
-                raise InvalidToken("unknown key")
-            now = self._clock.now()
-            key = await self._key(kid, now)
-            if alg != key.algorithm:
-                raise InvalidToken("bad signature")
-            payload = jose.decode(
-                token,
-                key.jwk,
-                key.algorithm,
-                require=REQUIRED_CLAIMS,
-                issuer=self._issuer,
-                audience=self._audience,
+            payload, now = await self._signed_payload(
+                token, algorithms=_VERIFY_ALGORITHMS, require=REQUIRED_CLAIMS, issuer=self._issuer
             )
             return self._claims(payload, now)
         except jose.Rejected as rejected:
             raise InvalidToken(rejected.reason.value) from None
+
+    async def _signed_payload(
+        self,
+        token: str,
+        *,
+        algorithms: frozenset[str],
+        require: Sequence[str],
+        issuer: str | None,
+    ) -> tuple[dict[str, Any], datetime]:
+        """The payload of ``token`` if the key its header names signed it with that key's own
+        algorithm (one of ``algorithms``), with every claim of ``require``, naming ``issuer``
+        (when given) and this verifier's audience; and the clock's time it was checked at.
+        Times are the caller's to check (``jose.check_lifetime``). Raises ``InvalidToken`` or
+        ``jose.Rejected``; every token check of this verifier and its subclasses goes here."""
+        alg, kid = jose.unverified_header(token)
+        if not isinstance(alg, str) or alg not in algorithms:
+            raise InvalidToken("bad signature")  # "none", HS256 and friends: never ours
+        if not isinstance(kid, str):
+            raise InvalidToken("unknown key")
+        now = self._clock.now()
+        key = await self._key(kid, now)
+        if alg != key.algorithm:
+            raise InvalidToken("bad signature")
+        payload = jose.decode(
+            token, key.jwk, key.algorithm, require=require, issuer=issuer, audience=self._audience
+        )
+        return payload, now
 
     def _claims(self, payload: dict[str, Any], now: datetime) -> Claims:
         subject, session_id = payload["sub"], payload["sid"]
