@@ -14,7 +14,6 @@ layer).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -547,7 +546,8 @@ class Engine:
                     self.retries += 1
                     log.debug("%s lost a race (%s); attempt %d", function_path, exc, attempt + 1)
                     delay = min(policy.max_delay, policy.base_delay * 2**attempt)
-                    await asyncio.sleep(delay * (0.5 + self.runtime.random.randbelow(1000) / 1000))
+                    jitter = 0.5 + self.runtime.random.randbelow(1000) / 1000
+                    await self.runtime.timers.sleep(delay * jitter)
             raise ConvexError(
                 ErrorCode.CONFLICT,
                 "The write kept conflicting with concurrent writes; nothing was written. "

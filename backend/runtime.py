@@ -6,7 +6,9 @@ sessions age, grants and codes expire, and backoffs elapse, by ``clock.advance(m
 instead of by sleeping.
 
 Timers are the runtime's too (``Runtime.timers``): a socket's pings and token expiry, the sync
-coordinator's catch-up and the server's housekeeping all wait through it. By default they run
+coordinator's catch-up, the server's housekeeping, the engine's backoff after a lost race, the
+commit listener's reconnects, the storage sweep and a running cron's lease renewal all wait
+through it. By default they run
 on the event loop's monotonic time, even beside a ``FakeClock`` (a live test server's client
 still needs its pings in real time); ``FakeClock.timers()`` gives timers that fire only as the
 fake clock is advanced, so a test can age an open socket past its token's expiry.
@@ -107,6 +109,10 @@ class FakeTimers:
             await woken
         finally:
             handle.cancel()
+
+    def waiting(self) -> int:
+        """How many timers are set and not yet fired or cancelled."""
+        return sum(1 for _due, _order, timer in self._due if timer.callback is not None)
 
     def fire_due(self) -> int:
         """Run every timer now due; the number run. ``FakeClock`` calls it as it moves."""

@@ -238,7 +238,7 @@ class CronTicker:
     async def _hold(self, cron_id: str, claim: str) -> None:
         """Renew the claim's lease while the action runs (every third of the lease)."""
         while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
+            await self.engine.runtime.timers.sleep(self.lease.total_seconds() / 3)
 
             async def renew(db: SystemDatabase) -> bool:
                 current = await db.get(cron_id)

@@ -10,7 +10,6 @@ server may run it; two at once only delete the same orphans twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,7 +82,7 @@ async def sweep(
 
 async def sweep_forever(engine: Engine, every: timedelta = EVERY) -> None:
     while True:
-        await asyncio.sleep(every.total_seconds())
+        await engine.runtime.timers.sleep(every.total_seconds())
         try:
             await sweep(engine)
         except StoreUnavailable:

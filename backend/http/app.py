@@ -120,7 +120,7 @@ def create_app(
     site_listener = SiteListener(site, settings) if serve_site and settings.site_port else None
     auth_routes = AuthRoutes(service, keyring, dev_mode=settings.dev_mode)
     coordinator = SyncCoordinator(engine)
-    listener = PostgresListener(engine.store, coordinator.wake)
+    listener = PostgresListener(engine.store, coordinator.wake, engine.runtime.timers)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

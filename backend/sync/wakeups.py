@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from backend.runtime import LoopTimers, Timers
 from backend.storage.database import DatabaseKind, libpq_dsn
 from backend.storage.store import Store
 
@@ -17,11 +18,15 @@ log = logging.getLogger("backend.sync")
 
 
 class PostgresListener:
-    """``LISTEN`` on the store's commit channel, reconnecting with backoff when it drops."""
+    """``LISTEN`` on the store's commit channel, reconnecting with backoff when it drops
+    (0.5 s, doubling to 10 s, waited on ``timers``: a fake clock's timers in a test)."""
 
-    def __init__(self, store: Store, on_notify: Callable[[], None]) -> None:
+    def __init__(
+        self, store: Store, on_notify: Callable[[], None], timers: Timers | None = None
+    ) -> None:
         self._store = store
         self._on_notify = on_notify
+        self._timers: Timers = timers or LoopTimers()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -65,5 +70,5 @@ class PostgresListener:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await conn.close()
-            await asyncio.sleep(delay)
+            await self._timers.sleep(delay)
             delay = min(delay * 2, 10.0)

@@ -1,5 +1,6 @@
 """Every timer of a sync connection runs on the injected runtime, so a fake clock drives it:
-a token that expires on an open socket, and the pings of a quiet one."""
+a token that expires on an open socket, the pings of a quiet one, and the commit listener's
+reconnect backoff."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from datetime import timedelta
 import pytest
 
 from backend.runtime import FakeClock, Runtime
+from backend.storage.store import Store
 from backend.sync.coordinator import SyncCoordinator
 from backend.sync.identity import VerifiedToken
 from backend.sync.session import SessionLimits, SyncSession
+from backend.sync.wakeups import PostgresListener
 from backend.testing import TestBackend
 from backend.udf.context import Identity
 from tests.backend.sync.test_session import QueueTransport
@@ -129,3 +132,55 @@ async def test_fake_timers_fire_in_due_order_and_honour_cancel() -> None:
     clock.advance(seconds=1)
     await asyncio.wait_for(sleeper, 1)
     assert timers.monotonic() == 3.0
+
+
+async def test_the_commit_listener_backs_off_on_the_fake_clock_while_postgres_is_away() -> None:
+    # a loopback server that takes each connection and drops it at once: the listener's
+    # every attempt fails, and its retries must wait on the runtime's timers, not real time
+    attempts: list[float] = []
+    attempted = asyncio.Condition()
+
+    async def drop(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        attempts.append(timers.monotonic())
+        writer.close()
+        async with attempted:
+            attempted.notify_all()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clock = FakeClock()
+    timers = clock.timers()
+    store = Store(f"postgresql+asyncpg://postgres@127.0.0.1:{port}/test")
+    listener = PostgresListener(store, lambda: None, timers)
+    listener.start()
+    try:
+
+        async def attempts_reach(n: int) -> None:
+            async with attempted:
+                await attempted.wait_for(lambda: len(attempts) >= n)
+
+        async def backing_off() -> None:  # the listener has set its timer: the clock may move
+            for _ in range(1000):
+                if timers.waiting():
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("the listener set no timer")
+
+        await asyncio.wait_for(attempts_reach(1), 10)
+        await backing_off()
+        await asyncio.sleep(0.8)  # past the first backoff in real time: no second attempt...
+        assert len(attempts) == 1
+        clock.advance(seconds=0.5)  # ...until the fake clock passes it
+        await asyncio.wait_for(attempts_reach(2), 10)
+        await backing_off()
+        clock.advance(seconds=0.9)  # the second waits twice as long
+        await asyncio.sleep(0.1)
+        assert len(attempts) == 2
+        clock.advance(seconds=0.1)
+        await asyncio.wait_for(attempts_reach(3), 10)
+        assert attempts == [0.0, 0.5, 1.5]
+    finally:
+        await listener.stop()
+        server.close()
+        await server.wait_closed()
+        await store.close()
