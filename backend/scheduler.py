@@ -101,6 +101,8 @@ class SchedulerWorker:
         return await self.engine.system_read(read)
 
     async def next_due_ms(self) -> float | None:
+        """When the earliest pending job is due (ms since the epoch), or None for none."""
+
         async def read(db: SystemDatabase) -> dict[str, Any] | None:
             return await db.query(TABLE).with_index("by_state", state="pending").first()
 
@@ -120,6 +122,9 @@ class SchedulerWorker:
         return ran
 
     async def run_job(self, job_id: str) -> None:
+        """Run one job if it is still pending: a mutation in the same transaction as the
+        record of its outcome (so exactly once), an action marked running first (so at most
+        once). A job's failure is recorded on it, never raised."""
         engine = self.engine
         job = await engine.system_read(lambda db: db.get(job_id))
         if job is None or job["state"] != "pending":

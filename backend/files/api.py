@@ -42,7 +42,8 @@ class StorageReader:
         self._txn = txn
 
     async def get_url(self, storage_id: str) -> str | None:
-        """A URL serving the file, or None when it does not exist."""
+        """A URL serving the file, or None when it does not exist. ``INVALID_ARGUMENT`` for
+        an id that is not a storage id."""
         return await _service(self._engine).url_of(SystemDatabase(self._txn), storage_id)
 
     getUrl = get_url
@@ -59,7 +60,8 @@ class StorageWriter(StorageReader):
     generateUploadUrl = generate_upload_url
 
     async def delete(self, storage_id: str) -> None:
-        """Delete the file (its row now, its bytes once the mutation commits)."""
+        """Delete the file (its row now, its bytes once the mutation commits). ``NOT_FOUND``
+        if there is no such file."""
         await _service(self._engine).delete(self._engine, SystemDatabase(self._txn), storage_id)
 
 
@@ -82,6 +84,8 @@ class StorageActions:
         self._engine = engine
 
     async def generate_upload_url(self) -> str:
+        """A URL, valid for an hour and for one upload, to ``POST`` one file to; the answer is
+        ``{"storageId": id}``. Issued in a transaction of its own."""
         service = _service(self._engine)
         url, _ts = await self._engine.system_write(
             service.issue_upload_url, label="_system/storage:generateUploadUrl"
@@ -91,12 +95,16 @@ class StorageActions:
     generateUploadUrl = generate_upload_url
 
     async def get_url(self, storage_id: str) -> str | None:
+        """A URL serving the file, or None when it does not exist. ``INVALID_ARGUMENT`` for
+        an id that is not a storage id."""
         service = _service(self._engine)
         return await self._engine.system_read(lambda db: service.url_of(db, storage_id))
 
     getUrl = get_url
 
     async def delete(self, storage_id: str) -> None:
+        """Delete the file (its row at once, its bytes right after). ``NOT_FOUND`` if there
+        is no such file; ``INVALID_ARGUMENT`` for an id that is not a storage id."""
         service = _service(self._engine)
         await self._engine.system_write(
             lambda db: service.delete(self._engine, db, storage_id),

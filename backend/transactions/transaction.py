@@ -45,6 +45,7 @@ class CreationTimes:
         self._last = 0.0
 
     def next(self, now_ms: float) -> float:
+        """A creation time at ``now_ms`` or just after, greater than every one given before."""
         value = now_ms if now_ms > self._last else self._last + 0.001
         self._last = value
         return value
@@ -54,6 +55,18 @@ _DEFAULT_CREATION_TIMES = CreationTimes()
 
 
 class Transaction:
+    """One function execution's view of the database: reads at the snapshot of ``reader``
+    (every id and index range read is recorded in ``read_set``, for reactivity and for the
+    commit's conflict check), and, with a writer, buffered writes (``write_set``) validated
+    against ``schema`` and counted against ``limits``.
+
+    Engine-internal: function code reaches it only through ``ctx.db`` (``DatabaseReader``,
+    ``DatabaseWriter``), which fixes ``system=False`` so that the engine's own ``_`` tables
+    stay out of reach. The methods raise what those document: ``INVALID_ARGUMENT`` for a
+    non-id, an unknown table or a document that does not fit the schema, ``NOT_FOUND`` for a
+    write to a missing document, ``LIMIT_EXCEEDED`` past a limit.
+    """
+
     def __init__(
         self,
         reader: StoreReader,
@@ -96,9 +109,11 @@ class Transaction:
 
     @property
     def writer(self) -> StoreWriter | MutationWriter | None:
+        """The reader, when it can also write (a mutation's); None in a query."""
         return self.reader if isinstance(self.reader, StoreWriter | MutationWriter) else None
 
     def count_reads(self, n: int) -> None:
+        """Count ``n`` more documents read; ``LIMIT_EXCEEDED`` past the limit."""
         self.docs_read += n
         if self.docs_read > self.limits.max_docs_read:
             raise ConvexError(
@@ -115,12 +130,16 @@ class Transaction:
             )
 
     def table_of(self, doc_id: Any, *, system: bool) -> str:
+        """The table ``doc_id`` belongs to; ``INVALID_ARGUMENT`` for anything else (and for an
+        engine table's id unless ``system``)."""
         table = self.schema.table_of_id(doc_id)
         if table is None or (table.startswith("_") and not system):
             raise invalid_argument(f"{str(doc_id)[:64]!r} is not a document id", "id")
         return table
 
     def check_table(self, table: Any, *, system: bool) -> str:
+        """``table`` if the schema declares it (an engine table only with ``system``);
+        ``INVALID_ARGUMENT`` otherwise."""
         if (
             not isinstance(table, str)
             or table not in self.schema.tables
@@ -130,6 +149,8 @@ class Transaction:
         return table
 
     async def get(self, doc_id: Any, *, system: bool) -> Document | None:
+        """The document as this transaction sees it (its own writes included), or None; the id
+        joins the read set either way."""
         table = self.table_of(doc_id, system=system)
         self.read_set.add_id(doc_id)
         cached = self._by_id.get(doc_id)
@@ -143,6 +164,8 @@ class Transaction:
         return _copy(found[1])
 
     def query(self, table: str, *, system: bool) -> QueryBuilder:
+        """A query over ``table`` (see ``QueryBuilder``); the ranges it reads join the read
+        set as it runs."""
         return QueryBuilder(self, self.check_table(table, system=system))
 
     def _require_writer(self) -> StoreWriter | MutationWriter:
@@ -182,6 +205,7 @@ class Transaction:
                 self.write_set.add_key(name, key)
 
     async def insert(self, table: str, fields: Mapping[str, Any], *, system: bool) -> str:
+        """Validate and buffer a new document; its new ``_id``."""
         writer = self._require_writer()
         self.check_table(table, system=system)
         self._checked(table, fields)
@@ -238,6 +262,7 @@ class Transaction:
         self._by_id[document["_id"]] = (table, document)
 
     async def patch(self, doc_id: Any, fields: Mapping[str, Any], *, system: bool) -> None:
+        """Shallow-merge ``fields`` (``REMOVE`` deletes one) and buffer the validated result."""
         self._require_writer()
         if not isinstance(fields, Mapping):
             raise invalid_argument("patch() takes an object of fields", "value")
@@ -256,6 +281,7 @@ class Transaction:
     async def replace(
         self, doc_id: Any, fields: Mapping[str, Any], *, system: bool, known: Document | None = None
     ) -> None:
+        """Buffer the document's new fields, whole (``_id`` and ``_creationTime`` kept)."""
         self._require_writer()
         if known is not None and known.get("_id") == doc_id:
             # Engine code that has just read the document in this transaction: no second read.
@@ -266,6 +292,7 @@ class Transaction:
         await self._rewrite(table, current, clean)
 
     async def delete(self, doc_id: Any, *, system: bool, known: Document | None = None) -> None:
+        """Buffer the document's deletion (``known``: the document, when just read)."""
         writer = self._require_writer()
         if known is not None and known.get("_id") == doc_id:
             # Engine code that has just read the document in this transaction: no second read.
@@ -393,6 +420,7 @@ class SystemDatabase(DatabaseWriter):
 
     @property
     def txn(self) -> Transaction:
+        """The transaction underneath (engine code that needs its read or write set)."""
         return self._txn
 
     async def delete_read(self, document: Document) -> None:
