@@ -1,5 +1,6 @@
-"""The engine's layers only depend downwards, its modules import no cycle, and the engine never
-imports the app.
+"""The engine's layers only depend downwards, its modules import no cycle, the engine never
+imports the app, and a function context's insides (``ctx._txn``, ``ctx._engine``) are reached
+only where contexts are made: every other subsystem goes through ``SystemContext``.
 
 Imports are read from the source: absolute ones, relative ones, and ``from backend import x``
 (an edge to ``backend.x`` when that is a module), wherever they stand (a lazy import inside a
@@ -167,6 +168,46 @@ def upward_imports(package: Path, layer: Callable[[str], int] = _layer) -> list[
             if name.startswith(root + ".") and layer(name) > layer(module):
                 violations.append(f"{module} -> {name}")
     return sorted(violations)
+
+
+# where a context's private attributes may be read: the modules that build contexts and the
+# system context that hands out their parts
+CONTEXT_INSIDES = {"_txn", "_engine"}
+CONTEXT_MAKERS = ("backend.engine", "backend.udf.system_context", "backend.udf.context")
+
+
+def private_context_reads(package: Path, allowed: tuple[str, ...]) -> list[str]:
+    """``module:line expression`` for each read of ``x._txn`` or ``x._engine`` (``x`` not
+    ``self`` or ``cls``) in a module outside ``allowed``."""
+    found = []
+    for module, path in modules(package).items():
+        if any(module == a or module.startswith(a + ".") for a in allowed):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in CONTEXT_INSIDES
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
+                found.append(f"{module}:{node.lineno} {ast.unparse(node)}")
+    return sorted(found)
+
+
+def test_no_subsystem_reaches_into_a_function_context() -> None:
+    for package in (BACKEND, ROOT / "functions"):
+        assert private_context_reads(package, CONTEXT_MAKERS) == []
+
+
+def test_the_context_check_fails_on_a_ctx_txn(tmp_path: Path) -> None:
+    package = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "ok.py": "class A:\n    def f(self):\n        return self._txn\n",
+            "bad.py": "async def f(ctx):\n    return ctx._txn.get(1), ctx.db._engine\n",
+        },
+    )
+    assert private_context_reads(package, ()) == ["pkg.bad:2 ctx._txn", "pkg.bad:2 ctx.db._engine"]
 
 
 def test_the_engine_never_imports_the_app() -> None:
