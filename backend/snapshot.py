@@ -28,10 +28,10 @@ into memory (at most ``MAX_UNCOMPRESSED_BYTES`` of them, whatever the ZIP claims
 streamed, each within the server's file-storage limit. The files' bytes are then written to the
 blob store, and every document and file row in one transaction, keeping their ids, so
 references between them (``Id("_storage")`` included) hold. If that transaction is refused or
-fails, the bytes it would have named are deleted. By default every imported table, and
-``_storage`` when the snapshot has files, must be empty (Convex's ``requireEmpty``);
-``replace=True`` first deletes what they hold, and a replaced file's bytes once the import has
-committed (the sweeper takes any a crash leaves).
+fails, the bytes it would have named are deleted. By default every imported table (and
+``_storage`` when the snapshot has a ``_storage`` folder) must be empty (Convex's
+``requireEmpty``); ``replace=True`` first deletes what they hold, and a replaced file's bytes
+once the import has committed (the sweeper takes any a crash leaves).
 
 A live server's sweeper deletes bytes without a row once they are an hour old: an import whose
 files take longer than that to write should run with the servers stopped.
@@ -55,7 +55,6 @@ import anyio
 
 from backend.errors import ConvexError
 from backend.files import snapshot as files_part
-from backend.files.blobs import BlobTooLarge
 from backend.files.service import FileStorage
 from backend.files.tables import TABLE as FILES_TABLE
 from backend.transactions.transaction import SystemDatabase, Transaction
@@ -314,7 +313,7 @@ async def import_snapshot(
     with archive:
         try:
             parsed = _parse(engine, archive, report)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except files_part.ZIP_ERRORS as exc:
             report.refuse(f"{path}: the ZIP is damaged ({exc})")
             return report
         if parsed.files:  # read even after other refusals, to report every one
@@ -378,9 +377,9 @@ async def _write(
         report.refuse(str(refused))
     except ConvexError as exc:
         report.refuse(f"the database refused a document: {exc.message}")
-    except (files_part.BytesChanged, BlobTooLarge) as exc:
+    except files_part.BytesChanged as exc:
         report.refuse(str(exc))
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except files_part.ZIP_ERRORS as exc:  # the blob store's own (a full disk), or the ZIP's
         report.refuse(f"the files could not be written: {exc}")
     finally:
         engine.limits = limits

@@ -33,6 +33,7 @@ import json
 import math
 import mimetypes
 import zipfile
+import zlib
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from backend.errors import ConvexError
-from backend.files.blobs import CHUNK_BYTES, BlobMissing, BlobStore
+from backend.files.blobs import CHUNK_BYTES, BlobMissing, BlobStore, BlobTooLarge
 from backend.files.service import checked_content_type
 from backend.files.tables import TABLE, public_file
 
@@ -53,6 +54,16 @@ _FIELDS: Final = frozenset({"_id", "_creationTime", "contentType", "sha256", "si
 _EXTENSIONS: Final = mimetypes.MimeTypes()
 
 Refuse = Callable[[str], None]
+ZIP_ERRORS: Final = (
+    zipfile.BadZipFile,  # a bad CRC, a lying header
+    zlib.error,  # damaged compressed data
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,  # an encrypted entry
+    NotImplementedError,  # a compression method the standard library lacks
+)
+"""What reading a damaged or hostile ZIP entry may raise."""
 
 
 class ExportFailed(Exception):
@@ -113,11 +124,16 @@ async def write_file_bytes(
             ) from None
         digest = hashlib.sha256()
         written = 0
-        with archive.open(info, "w") as out:
-            async for chunk in opened.chunks:
-                digest.update(chunk)
-                written += len(chunk)
-                out.write(chunk)
+        try:
+            with archive.open(info, "w") as out:
+                async for chunk in opened.chunks:
+                    digest.update(chunk)
+                    written += len(chunk)
+                    out.write(chunk)
+        finally:
+            close = getattr(opened.chunks, "aclose", None)
+            if close is not None:  # the store's file, when the ZIP failed first
+                await close()
         if written != size or _b64_sha256(digest.hexdigest()) != row["sha256"]:
             raise ExportFailed(
                 f"the bytes of file {storage_id} are not its row's ({written} bytes, row says "
@@ -311,7 +327,7 @@ def check_file_bytes(
             for chunk in _read_entry(archive, file):
                 digest.update(chunk)
                 size += len(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except ZIP_ERRORS as exc:
             refuse(f"{file.entry.filename}: the ZIP cannot give its bytes back ({exc})")
             continue
         if size != file.size:
@@ -352,8 +368,13 @@ async def store_file_bytes(
     written: dict[str, str] = {}
     try:
         for file in files:
-            async with contextlib.aclosing(_chunks(archive, file)) as chunks:
-                blob = await blobs.write(chunks, file.size)
+            try:
+                async with contextlib.aclosing(_chunks(archive, file)) as chunks:
+                    blob = await blobs.write(chunks, file.size)
+            except BlobTooLarge:
+                raise BytesChanged(
+                    f"{file.entry.filename}: its bytes changed while importing"
+                ) from None
             written[file.storage_id] = blob.key
             if blob.size != file.size or _b64_sha256(blob.sha256) != file.sha256:
                 raise BytesChanged(f"{file.entry.filename}: its bytes changed while importing")

@@ -12,6 +12,7 @@ import base64
 import functools
 import hashlib
 import json
+import os
 import warnings
 import zipfile
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,7 @@ import pytest
 from backend.errors import invalid_argument
 from backend.files.api import StorageActions
 from backend.files.blobs import BlobStore, WrittenBlob
-from backend.snapshot import ImportReport, export_snapshot, import_snapshot
+from backend.snapshot import ExportFailed, ImportReport, export_snapshot, import_snapshot
 from backend.testing import TestBackend
 from backend.transactions.transaction import Transaction
 from backend.udf.app import App, load_app
@@ -230,6 +231,27 @@ async def test_a_deleted_file_is_not_exported(source: TestBackend, tmp_path: Pat
         assert not any(gone in name for name in archive.namelist())
 
 
+async def test_an_export_whose_bytes_are_gone_or_damaged_fails_and_writes_nothing(
+    source: TestBackend, tmp_path: Path
+) -> None:
+    stored = await _store_files(source)
+    path = tmp_path / "snapshot.zip"
+
+    async def key_of(ctx: Any) -> str:
+        row = await ctx.db.get(next(iter(stored)))
+        return str(row["blobKey"])
+
+    key = await source.run(key_of)
+    (blob,) = [p for p in blobs_on_disk(source) if p.name == key]
+    blob.write_bytes(b"\x00" * len(PNG))  # the same size, other bytes
+    with pytest.raises(ExportFailed, match="not its row's"):
+        await export_snapshot(source.engine, path)
+    blob.unlink()  # as when the file is deleted while the export runs
+    with pytest.raises(ExportFailed, match="are gone"):
+        await export_snapshot(source.engine, path)
+    assert os.listdir(tmp_path) == []  # no snapshot, no partial one
+
+
 # ---- the attacker's snapshots -----------------------------------------------------------------
 
 
@@ -424,6 +446,24 @@ async def test_a_row_that_is_not_json_is_refused(
     _rebuild(path, evil, change={"_storage/documents.jsonl": lines})
     report = await import_snapshot(fresh.engine, evil)
     await _assert_untouched(fresh, report, "_storage line 1: not JSON", "_storage line 2")
+
+
+async def test_a_damaged_entry_is_refused(
+    fresh: TestBackend, exported: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    path, stored = exported
+    large = next(i for i, data in stored.items() if data == LARGE)
+    name = _blob_name(path, large)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    raw = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(name.encode()) + len(info.extra)
+    for at in range(start + 100, start + 400):  # inside its compressed bytes
+        raw[at] ^= 0x5A
+    evil = tmp_path / "evil.zip"
+    evil.write_bytes(bytes(raw))
+    report = await import_snapshot(fresh.engine, evil)
+    await _assert_untouched(fresh, report, f"{name}: the ZIP cannot give its bytes back")
 
 
 # ---- failures after the checks leave nothing --------------------------------------------------
