@@ -369,7 +369,12 @@ async def _write(
     limits = engine.limits
     try:
         if storage is not None and parsed.files:
-            written = await files_part.store_file_bytes(archive, parsed.files, storage.blobs)
+            try:
+                written = await files_part.store_file_bytes(archive, parsed.files, storage.blobs)
+            except files_part.BytesChanged as exc:
+                raise _Refused(str(exc)) from None
+            except files_part.ZIP_ERRORS as exc:  # the blob store's (a full disk) or the ZIP's
+                raise _Refused(f"the files could not be written: {exc}") from None
         engine.limits = _unlimited(engine)
         await engine.write(write, function_path=IMPORT_PATH)
         committed = True
@@ -377,16 +382,18 @@ async def _write(
         report.refuse(str(refused))
     except ConvexError as exc:
         report.refuse(f"the database refused a document: {exc.message}")
-    except files_part.BytesChanged as exc:
-        report.refuse(str(exc))
-    except files_part.ZIP_ERRORS as exc:  # the blob store's own (a full disk), or the ZIP's
-        report.refuse(f"the files could not be written: {exc}")
     finally:
         engine.limits = limits
         if not committed:
             report.tables.clear()
             report.files = None
-            if storage is not None and written and not await _committed_anyway(engine, written):
+            # refused: certainly not committed; anything else may have left that unknown
+            unknown = report.ok
+            if (
+                written
+                and storage is not None
+                and not (unknown and await _committed_anyway(engine, written))
+            ):
                 await files_part.discard(storage.blobs, written.values())
     if committed and storage is not None and replaced_keys:
         for key in replaced_keys:

@@ -554,3 +554,33 @@ async def test_an_import_into_a_backend_without_files_refuses_a_snapshot_with_th
     report = await import_snapshot(fresh.engine, path)
     assert not report.ok
     assert "no file storage" in report.format()
+
+
+@pytest.mark.parametrize("commits", [True, False])
+async def test_a_failure_of_unknown_outcome_keeps_exactly_the_bytes_a_row_names(
+    fresh: TestBackend,
+    exported: tuple[Path, dict[str, bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    commits: bool,
+) -> None:
+    """The connection lost around the commit: the import asks the database whether its rows
+    are there, and keeps their bytes if they are, removes them if not."""
+    path, stored = exported
+    engine = fresh.engine
+    real_write = engine.write
+
+    async def lost(body: Any, **kw: Any) -> Any:
+        if commits:
+            await real_write(body, **kw)
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(engine, "write", lost)
+    with pytest.raises(ConnectionResetError):
+        await import_snapshot(engine, path)
+    monkeypatch.undo()
+    if commits:
+        assert len(blobs_on_disk(fresh)) == len(FILES)
+        for storage_id, data in stored.items():
+            assert await StorageActions(engine).get(storage_id) == data
+    else:
+        await _assert_untouched(fresh, ImportReport(refusals=["nothing was written"]))
