@@ -584,3 +584,19 @@ async def test_a_failure_of_unknown_outcome_keeps_exactly_the_bytes_a_row_names(
             assert await StorageActions(engine).get(storage_id) == data
     else:
         await _assert_untouched(fresh, ImportReport(refusals=["nothing was written"]))
+
+
+async def test_a_document_naming_a_file_by_an_id_of_another_table_is_refused(
+    fresh: TestBackend, exported: tuple[Path, dict[str, bytes]], tmp_path: Path
+) -> None:
+    path, _stored = exported
+    with zipfile.ZipFile(path) as archive:
+        uploads = [
+            json.loads(line) for line in archive.read("file_uploads/documents.jsonl").splitlines()
+        ]
+    uploads[0]["upload_id"] = make_id("messages", b"\x02" * 16)
+    evil = tmp_path / "evil.zip"
+    lines = "".join(json.dumps(u) + "\n" for u in uploads).encode()
+    _rebuild(path, evil, change={"file_uploads/documents.jsonl": lines})
+    report = await import_snapshot(fresh.engine, evil)
+    await _assert_untouched(fresh, report, "file_uploads line 1", "field upload_id")
