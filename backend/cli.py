@@ -326,18 +326,16 @@ async def run_function(settings: Settings, path: str, raw_args: str, as_email: s
 
 
 async def export_data(settings: Settings, path: Path) -> int:
-    from backend.engine import Engine
-    from backend.snapshot import export_snapshot
-    from backend.system import system_functions, system_schema
+    from backend.assembly import assemble
+    from backend.snapshot import ExportFailed, export_snapshot
 
-    engine = Engine(
-        _store(settings),
-        _app(settings),
-        system_schema=system_schema(),
-        system_functions=system_functions(),
-    )
+    # assembled as a server is, for its file storage (STORAGE_DIR or STORAGE_BACKEND)
+    engine = assemble(settings, store=_store(settings), app=_app(settings)).engine
     try:
         report = await export_snapshot(engine, path)
+    except ExportFailed as failed:
+        print(f"error: {failed}; nothing was written", file=sys.stderr)
+        return 1
     finally:
         await engine.store.close()
     _say(report.format())
@@ -345,17 +343,11 @@ async def export_data(settings: Settings, path: Path) -> int:
 
 
 async def import_data(settings: Settings, path: Path, *, replace_tables: bool) -> int:
-    from backend.engine import Engine
+    from backend.assembly import assemble
     from backend.snapshot import import_snapshot
     from backend.storage.deployment import NotDeployed
-    from backend.system import system_functions, system_schema
 
-    engine = Engine(
-        _store(settings),
-        _app(settings),
-        system_schema=system_schema(),
-        system_functions=system_functions(),
-    )
+    engine = assemble(settings, store=_store(settings), app=_app(settings)).engine
     try:
         try:
             await engine.load_deployment(require=True)
@@ -511,13 +503,18 @@ def main(argv: list[str] | None = None) -> int:
     running.add_argument("path", help="module:function (internal functions too)")
     running.add_argument("args", nargs="?", default="{}", help="its arguments, a JSON object")
     running.add_argument("--as", dest="as_email", metavar="EMAIL", help="call as this user")
-    exporting = sub.add_parser("export", help="write the app's tables to a ZIP of JSON lines")
+    exporting = sub.add_parser(
+        "export", help="write the app's tables and stored files to a ZIP (Convex's layout)"
+    )
     exporting.add_argument("--path", type=Path, required=True, help="the ZIP file to write")
     importing = sub.add_parser(
-        "import", help="load a ZIP made by export; refused whole if any of it breaks the schema"
+        "import",
+        help="load a ZIP made by export, files too; refused whole if any of it breaks the schema",
     )
     importing.add_argument("path", type=Path, help="the ZIP file to read")
-    importing.add_argument("--replace", action="store_true", help="empty the imported tables first")
+    importing.add_argument(
+        "--replace", action="store_true", help="empty the imported tables (and files) first"
+    )
     args = parser.parse_args(argv)
     if args.command == "logs":
         return show_logs(args.file, history=args.history, follow=not args.no_follow, raw=args.json)

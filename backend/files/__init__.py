@@ -1,3 +1,4 @@
 """File storage: ``ctx.storage`` (``api.py``), the ``_storage`` table (``tables.py``), the
-service and its URLs (``service.py``), blob stores (``blobs.py``) and the sweeper
-(``sweeper.py``). Import from the modules: ``backend.udf.context`` imports ``api`` early."""
+service and its URLs (``service.py``), blob stores (``blobs.py``), the sweeper
+(``sweeper.py``) and the ``_storage`` folder of a snapshot (``snapshot.py``). Import from the
+modules: ``backend.udf.context`` imports ``api`` early."""

@@ -220,18 +220,21 @@ class Transaction:
         self._by_id[doc_id] = (table, document)
         return doc_id
 
-    async def restore(self, table: str, document: Mapping[str, Any]) -> None:
+    async def restore(
+        self, table: str, document: Mapping[str, Any], *, system: bool = False
+    ) -> None:
         """Engine-internal (snapshot import): insert ``document`` as a snapshot kept it, with
         its own ``_id`` (which must be an id of ``table`` that is not in use) and
-        ``_creationTime``. Validated as any insert; ``INVALID_ARGUMENT`` otherwise."""
+        ``_creationTime``. Validated as any insert; ``INVALID_ARGUMENT`` otherwise. An engine
+        table only with ``system`` (``_storage``'s rows)."""
         writer = self._require_writer()
-        self.check_table(table, system=False)
+        self.check_table(table, system=system)
         doc_id, creation = document.get("_id"), document.get("_creationTime")
         if not isinstance(doc_id, str) or self.schema.table_of_id(doc_id) != table:
             raise invalid_argument(f"{str(doc_id)[:64]!r} is not an id of {table}", "_id")
         if isinstance(creation, bool) or not isinstance(creation, int | float):
             raise invalid_argument("_creationTime must be a number", "_creationTime")
-        if await self.get(doc_id, system=False) is not None:
+        if await self.get(doc_id, system=system) is not None:
             raise invalid_argument(f"{doc_id} is in use already", "_id")
         fields = {k: v for k, v in document.items() if k not in ("_id", "_creationTime")}
         self._checked(table, fields)

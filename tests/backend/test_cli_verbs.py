@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from backend.files.api import StorageActions
 from backend.testing import RunCtx, TestBackend, UserHandle
 from tests.backend.sensitive.conftest import PASSWORD, cheap_passwords
 from tests.conftest import BASIC_FUNCTIONS, BASIC_SCHEMA, basic_app
@@ -52,6 +53,7 @@ async def cli(t: TestBackend, cwd: Path, *args: str, app: str = "demo") -> Done:
         "DATABASE_URL": t.url,
         "DEV_MODE": "1",
         "SECRET_KEY": "cli-verbs-test-secret",
+        "STORAGE_DIR": str(t.files_dir),  # the harness's blob store: its files are the CLI's
     }
     if t.pg_schema is not None:
         env["DATABASE_SCHEMA"] = t.pg_schema
@@ -231,15 +233,18 @@ async def test_export_then_import_round_trips_every_document(
     demo: TestBackend, database_url: str | None, tmp_path: Path
 ) -> None:
     await _some_data(demo)
+    file_id = await StorageActions(demo.engine).store(b"a stored file", "text/plain")
     snapshot = tmp_path / "snapshot.zip"
     exported = await cli(demo, tmp_path, "export", "--path", str(snapshot))
     assert exported.code == 0, exported.err
     assert "exported" in exported.out
+    assert "_storage: 1 files, 13 bytes" in exported.out
     with zipfile.ZipFile(snapshot) as archive:
         names = set(archive.namelist())
         listing = archive.read("_tables/documents.jsonl").decode().splitlines()
         orgs = archive.read("orgs/documents.jsonl").decode().splitlines()
-    assert {"README.md", "orgs/documents.jsonl", "memberships/documents.jsonl"} <= names
+        assert archive.read(f"_storage/{file_id}.txt") == b"a stored file"
+    assert {"README.md", "orgs/documents.jsonl", "_storage/documents.jsonl"} <= names
     assert not any(name.startswith("_users") or name.startswith("_sessions") for name in names)
     assert {json.loads(line)["name"] for line in listing} == {"orgs", "memberships", "invitations"}
     assert len(orgs) == 3
@@ -249,6 +254,7 @@ async def test_export_then_import_round_trips_every_document(
         assert imported.code == 0, imported.err
         assert "imported" in imported.out
         assert await _tables(fresh) == before  # same ids, same creation times, same fields
+        assert await StorageActions(fresh.engine).get(file_id) == b"a stored file"
         # a second import meets tables that are not empty: refused, nothing written
         again = await cli(fresh, tmp_path, "import", str(snapshot))
         assert again.code == 1
@@ -257,6 +263,8 @@ async def test_export_then_import_round_trips_every_document(
         replaced = await cli(fresh, tmp_path, "import", str(snapshot), "--replace")
         assert replaced.code == 0, replaced.err
         assert await _tables(fresh) == before
+        assert await StorageActions(fresh.engine).get(file_id) == b"a stored file"
+        assert len([p for p in fresh.files_dir.rglob("*") if p.is_file()]) == 1
 
 
 def _edited(source: Path, target: Path, edit: dict[str, list[str] | None]) -> None:
@@ -301,7 +309,7 @@ async def test_an_import_that_breaks_the_schema_is_refused_whole(
         "not an id of memberships",
         "no table 'widgets'",
         "engine's own table",
-        "file storage",
+        "_storage/kg2abc: not a file of _storage",
     ]
     async with TestBackend(database_url) as fresh:
         done = await cli(fresh, tmp_path, "import", str(broken))
