@@ -13,11 +13,11 @@ which client, so that an owner who did not do it learns of it at once.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from backend import audit
 from backend.auth.sessions import SessionInfo
 from backend.mail import Mail, queue_mail
+from backend.sensitive import attempts
 from backend.sensitive.factors import PASSKEYS
 from backend.sensitive.registry import SensitiveAction, SensitiveActions
 from backend.udf.context import QueryCtx
@@ -152,15 +152,7 @@ async def record_change(
     action: str | None = None,
 ) -> None:
     """Audit a factor change and mail the account about it."""
-    client = system.client
-    fields: dict[str, Any] = {
-        "userId": who.user_id,
-        "sessionId": who.session_id,
-        "ipAddress": client.ip_address if client else None,
-        "action": action,
-        "resource": resource,
-        "method": method,
-    }
+    fields = attempts.trail(system, who, action, resource, method)
     await audit.record(system.db, event, outcome="done", **fields)
     await notify(system, who, subject, what)
 
