@@ -25,7 +25,7 @@ from backend.sensitive.attempts import Answer
 from backend.sensitive.factors import BACKUP_CODES, backup_codes, unused_backup_codes
 from backend.sensitive.password import admit_guess, right_guess, wrong_guess
 from backend.sensitive.registry import SensitiveAction
-from backend.sensitive.service import SensitiveService, caller
+from backend.sensitive.service import SensitiveService
 from backend.udf.context import MutationCtx
 from backend.udf.registry import RegisteredFunction, mutation
 from backend.udf.system_context import SystemContext
@@ -106,12 +106,7 @@ async def regenerateBackupCodes(ctx: MutationCtx) -> dict[str, Any]:
     """Ten new backup codes, the old ones void: ``{ok: true, codes}``, shown this once. A
     protected action (``factor.backup_codes.regenerate``, not proven by a backup code);
     ``RATE_LIMITED`` past a few an hour."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.BACKUP_CODES_REGENERATE)
-    fields = attempts.trail(system, who, changes.BACKUP_CODES_REGENERATE, None, NAME)
+    system, who, fields = await changes.begin_change(ctx, changes.BACKUP_CODES_REGENERATE, NAME)
     refused = await attempts.spend(system, who, REGENERATE_LIMITS, fields)
     if refused is not None:
         return refused

@@ -211,12 +211,7 @@ async def passkeyRegistrationOptions(ctx: MutationCtx) -> Answer:
     """Creation options for a new passkey: ``{ok: true, options}`` (for
     ``navigator.credentials.create``, as JSON). A protected action (``factor.passkey.add``);
     ``RATE_LIMITED`` past a few an hour."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.PASSKEY_ADD)
-    fields = attempts.trail(system, who, changes.PASSKEY_ADD, None, NAME)
+    system, who, fields = await changes.begin_change(ctx, changes.PASSKEY_ADD, NAME)
     refused = await attempts.spend(system, who, REGISTER_LIMITS, fields)
     if refused is not None:
         return refused
@@ -249,15 +244,10 @@ async def registerPasskey(
     ``{ok: true, id, backupCodes}`` (ten codes, shown once, at the first factor). A protected
     action (``factor.passkey.add``). ``CHALLENGE_EXPIRED`` (no options, or too old: ask
     again), ``INVALID_PASSKEY`` (a credential that does not verify, or one already known)."""
-    from backend.sensitive.require import require_sensitive_action
-
     check_credential(credential)
     label = (name or "").strip()[:MAX_NAME] or "Passkey"
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.PASSKEY_ADD)
+    system, who, fields = await changes.begin_change(ctx, changes.PASSKEY_ADD, NAME)
     db = system.db
-    fields = attempts.trail(system, who, changes.PASSKEY_ADD, None, NAME)
     challenge = await _take_challenge(system, who, REGISTER, None, None, credential)
     if challenge is None:
         return await attempts.failed(

@@ -58,18 +58,13 @@ async def enrolTotp(ctx: MutationCtx) -> dict[str, Any]:
     protected action (``factor.totp.add``); ``CONFLICT`` when an app is already set up;
     ``RATE_LIMITED`` past a few starts an hour. Starting again replaces an unconfirmed
     secret."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.TOTP_ADD)
+    system, who, fields = await changes.begin_change(ctx, changes.TOTP_ADD, NAME)
     db = system.db
     existing = await totp_factor(db, who.user_id)
     if existing is not None and existing.get("confirmedAt") is not None:
         raise ConvexError(
             ErrorCode.CONFLICT, "An authenticator app is already set up: remove it first"
         )
-    fields = attempts.trail(system, who, changes.TOTP_ADD, None, NAME)
     refused = await attempts.spend(system, who, ENROL_LIMITS, fields)
     if refused is not None:
         return refused
@@ -99,13 +94,8 @@ async def confirmTotp(ctx: MutationCtx, code: str) -> Answer:
     """Turn the app on with a first right code: ``{ok: true, backupCodes}`` (ten codes, shown
     this once, when the user had none; else ``backupCodes`` is null). ``INVALID_CODE`` for a
     wrong code, ``CODE_EXPIRED`` when no set-up was started; counted as guesses are."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.TOTP_ADD)
+    system, who, fields = await changes.begin_change(ctx, changes.TOTP_ADD, NAME)
     db = system.db
-    fields = attempts.trail(system, who, changes.TOTP_ADD, None, NAME)
     factor = await totp_factor(db, who.user_id)
     if factor is None or factor.get("confirmedAt") is not None:
         return attempts.refusal(ErrorCode.CODE_EXPIRED)
