@@ -144,7 +144,7 @@ async def verifyEmailCode(
         return step
     db, who, spec, fields = system.db, step.who, step.spec, step.fields
     service = system.service(SensitiveService)
-    record_doc = await failures(db, who.user_id, NAME)  # as _begin read it
+    record_doc = await failures(db, who.user_id, NAME)  # the one _begin read, as it stands
     record = CodeFailures.of(record_doc)
     entry_doc = await current_code(db, who.session_id, spec.name, resource)
     entry = EmailCode.of(entry_doc) if entry_doc is not None else None

@@ -67,9 +67,10 @@ async def admit_guess(
     fields: dict[str, Any],
 ) -> Attempt | Answer:
     """Admit one guess at a secret of the account (a password, an app's code, a backup code)
-    on the failure record the password keeps (counted as a failure now: ``settle`` it with
-    the outcome), spending ``limits`` first; or the refusal to answer, while that record
-    locks this client out (``RATE_LIMITED``, or ``METHOD_NOT_AVAILABLE`` at its hard stop)."""
+    on the failure record the password keeps (counted as a failure now: settle it with
+    ``right_guess`` or ``wrong_guess``), spending ``limits`` first; or the refusal to answer,
+    while that record locks this client out (``RATE_LIMITED``, or ``METHOD_NOT_AVAILABLE`` at
+    its hard stop)."""
     db = system.db
     lockout = system.service(SensitiveService).lockout
     attempt = await attempt_of(db, lockout, who)
