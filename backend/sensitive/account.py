@@ -39,7 +39,7 @@ from backend.schema_definition import TableDef, table
 from backend.sensitive import attempts, changes
 from backend.sensitive.attempts import Answer
 from backend.sensitive.password import LIMITS as PASSWORD_LIMITS
-from backend.sensitive.password import admit_guess
+from backend.sensitive.password import admit_guess, right_guess, wrong_guess
 from backend.sensitive.require import require_sensitive_action
 from backend.sensitive.service import SensitiveService, caller
 from backend.transactions.transaction import SystemDatabase, Transaction
@@ -114,8 +114,7 @@ async def changePassword(
         account = await credential(system.db, who.user_id)
         if account is None or account.get("passwordHash") is None:
             raise ConvexError(ErrorCode.INVALID_ARGUMENT, "This account has no password to change")
-        spec = system.service(SensitiveService).registry.get(changes.PASSWORD_CHANGE)
-        fields = attempts.trail(system, who, spec, None, "password")
+        fields = attempts.trail(system, who, changes.PASSWORD_CHANGE, None, "password")
         attempt = await admit_guess(system, who, PASSWORD_LIMITS, fields)
         if not isinstance(attempt, Attempt):
             return attempt
@@ -135,14 +134,15 @@ async def changePassword(
         who = await caller(system)
         account = await credential(db, who.user_id)
         right = ok and account is not None and account.get("passwordHash") == admitted.stored
-        await service.lockout.settle(db, admitted.attempt, ok=right)
         if not right or account is None or new_hash is None:
-            return await attempts.failed(
-                db,
-                attempts.refusal(ErrorCode.INVALID_PASSWORD),
+            return await wrong_guess(
+                system,
+                admitted.attempt,
                 "wrong password",
                 admitted.fields,
+                code=ErrorCode.INVALID_PASSWORD,
             )
+        await right_guess(system, admitted.attempt)
         await require_sensitive_action(ctx, changes.PASSWORD_CHANGE)
         await db.patch(account["_id"], {"passwordHash": new_hash, "passwordSetAt": db.now_ms})
         revoked = 0
@@ -202,8 +202,7 @@ async def changeEmail(ctx: MutationCtx, newEmail: str) -> dict[str, Any]:
     await require_sensitive_action(ctx, changes.EMAIL_CHANGE)
     db = system.db
     service = system.service(SensitiveService)
-    spec = service.registry.get(changes.EMAIL_CHANGE)
-    fields = attempts.trail(system, who, spec, None, "email")
+    fields = attempts.trail(system, who, changes.EMAIL_CHANGE, None, "email")
     refused = await attempts.spend(system, who, CHANGE_LIMITS, fields)
     if refused is not None:
         return refused

@@ -1,16 +1,18 @@
 """The steps every verification method takes around its own check, at the edges.
 
 A method's mutation (``password.py``, ``email_code.py``) goes: ``check_target`` (the
-arguments), ``caller`` (a live session), ``authorize`` (the action's own permission rule,
-before anything else), ``spend`` (its rate limits, before the check they guard), its check,
-and ``grant`` on success. Each step writes its audit event (``trail`` says who, from where,
-for what). A method answers ``refusal(code, ...)`` rather than raising, so that the failed
-attempt (its count, its audit event, the budget it spent) commits.
+arguments), ``begin`` (a live session, the action's own permission rule before anything
+else, the method offered to this caller), ``spend`` (its rate limits, before the check they
+guard; ``password.admit_guess`` spends them for a guess on the password's failure record),
+its check, and ``grant`` on success. Each step writes its audit event (``trail`` says who,
+from where, for what). A method answers ``refusal(code, ...)`` rather than raising, so that
+the failed attempt (its count, its audit event, the budget it spent) commits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from backend import audit
@@ -20,7 +22,7 @@ from backend.ratelimit.limiter import TokenBucket, spend_all
 from backend.sensitive.grants import mint_grant
 from backend.sensitive.offers import offer
 from backend.sensitive.registry import SensitiveAction
-from backend.sensitive.service import SensitiveService
+from backend.sensitive.service import SensitiveService, caller
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.system_context import SystemContext
 
@@ -45,20 +47,34 @@ def refusal(code: ErrorCode, **details: Any) -> Answer:
 def trail(
     system: SystemContext,
     who: SessionInfo,
-    spec: SensitiveAction,
+    action: str | None,
     resource: str | None,
     method: str,
 ) -> dict[str, Any]:
-    """The audit fields of one attempt."""
+    """The audit fields of one attempt at ``action`` (by name), or of one change the caller
+    made to their factors (``changes.record_change``; the action that protects it, if any):
+    who, from which address, for what, by which method."""
     client = system.client
     return {
         "userId": who.user_id,
         "sessionId": who.session_id,
         "ipAddress": client.ip_address if client else None,
-        "action": spec.name,
+        "action": action,
         "resource": resource,
         "method": method,
     }
+
+
+@dataclass(frozen=True)
+class StepUp:
+    """One step-up that ``begin`` let through: who makes it, for which action and resource,
+    by which method, and the audit fields (``trail``) of every event it writes."""
+
+    who: SessionInfo
+    spec: SensitiveAction
+    resource: str | None
+    method: str
+    fields: dict[str, Any]
 
 
 async def authorize(
@@ -78,7 +94,7 @@ async def authorize(
     if await spec.allows(system.reader(), resource):
         return
     if audited:
-        fields = trail(system, who, spec, resource, method)
+        fields = trail(system, who, spec.name, resource, method)
 
         async def refused(durable: SystemDatabase) -> None:
             await audit.record(
@@ -111,6 +127,34 @@ async def offered(
     )
 
 
+async def begin(
+    system: SystemContext,
+    action: str,
+    resource: str | None,
+    method: str,
+    *,
+    limits: Mapping[str, TokenBucket] | None = None,
+) -> StepUp | Answer:
+    """The opening of every step-up function of ``method``, after ``check_target``: the
+    declared action (an unknown one is a level-4 stand-in, ``SensitiveActions.get``), the
+    caller (``caller`` raises ``UNAUTHENTICATED`` without a live session), the action's own
+    permission rule (``authorize`` raises ``FORBIDDEN``, audited), whether ``method`` is
+    offered to this caller for it (``offered``: ``METHOD_NOT_AVAILABLE``, audited), and, when
+    ``limits`` are given, one attempt spent from them (``spend``: ``RATE_LIMITED``,
+    audited). A refusal is the answer; otherwise the ``StepUp``. A method that keeps a lock of
+    its own checks it before spending, and so passes no ``limits`` here."""
+    spec = system.service(SensitiveService).registry.get(action)
+    who = await caller(system)
+    await authorize(system, who, spec, resource, method)
+    fields = trail(system, who, spec.name, resource, method)
+    refused = await offered(system, who, spec, resource, method, fields)
+    if refused is None and limits is not None:
+        refused = await spend(system, who, limits, fields)
+    if refused is not None:
+        return refused
+    return StepUp(who, spec, resource, method, fields)
+
+
 async def spend(
     system: SystemContext,
     who: SessionInfo,
@@ -141,33 +185,25 @@ async def spend(
     return refusal(ErrorCode.RATE_LIMITED, retryAfterMs=wait)
 
 
-async def grant(
-    db: SystemDatabase,
-    who: SessionInfo,
-    spec: SensitiveAction,
-    resource: str | None,
-    method: str,
-    fields: dict[str, Any],
-    *,
-    factor_id: str | None = None,
-) -> Answer:
+async def grant(db: SystemDatabase, step: StepUp, *, factor_id: str | None = None) -> Answer:
     """A passed check: mint the grant (replacing any earlier one for the same target) and
     audit both. ``{ok: true, expiresAt}``. ``factor_id`` names the passkey that proved it."""
+    who, spec = step.who, step.spec
     minted = await mint_grant(
         db,
         user_id=who.user_id,
         session_id=who.session_id,
         action=spec.name,
-        resource=resource,
+        resource=step.resource,
         level=spec.level,
-        method=method,
+        method=step.method,
         lifetime_ms=spec.grant_lifetime.total_seconds() * 1000,
         factor_id=factor_id,
         # offered although excluded: only as the last resort of a user without another
-        last_resort=method in spec.excludes,
+        last_resort=step.method in spec.excludes,
     )
-    await audit.record(db, audit.EventKind.VERIFICATION_PASSED, outcome="passed", **fields)
-    await audit.record(db, audit.EventKind.GRANT_MINTED, outcome="minted", **fields)
+    await audit.record(db, audit.EventKind.VERIFICATION_PASSED, outcome="passed", **step.fields)
+    await audit.record(db, audit.EventKind.GRANT_MINTED, outcome="minted", **step.fields)
     return {"ok": True, "expiresAt": minted["expiresAt"]}
 
 
@@ -181,7 +217,9 @@ async def failed(db: SystemDatabase, answer: Answer, detail: str, fields: dict[s
 
 __all__ = [
     "Answer",
+    "StepUp",
     "authorize",
+    "begin",
     "check_target",
     "failed",
     "grant",

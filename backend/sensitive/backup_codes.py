@@ -23,9 +23,9 @@ from backend.runtime import RandomSource
 from backend.sensitive import attempts, changes
 from backend.sensitive.attempts import Answer
 from backend.sensitive.factors import BACKUP_CODES, backup_codes, unused_backup_codes
-from backend.sensitive.password import admit_guess
+from backend.sensitive.password import admit_guess, right_guess, wrong_guess
 from backend.sensitive.registry import SensitiveAction
-from backend.sensitive.service import SensitiveService, caller
+from backend.sensitive.service import SensitiveService
 from backend.udf.context import MutationCtx
 from backend.udf.registry import RegisteredFunction, mutation
 from backend.udf.system_context import SystemContext
@@ -106,13 +106,7 @@ async def regenerateBackupCodes(ctx: MutationCtx) -> dict[str, Any]:
     """Ten new backup codes, the old ones void: ``{ok: true, codes}``, shown this once. A
     protected action (``factor.backup_codes.regenerate``, not proven by a backup code);
     ``RATE_LIMITED`` past a few an hour."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.BACKUP_CODES_REGENERATE)
-    spec = system.service(SensitiveService).registry.get(changes.BACKUP_CODES_REGENERATE)
-    fields = attempts.trail(system, who, spec, None, NAME)
+    system, who, fields = await changes.begin_change(ctx, changes.BACKUP_CODES_REGENERATE, NAME)
     refused = await attempts.spend(system, who, REGENERATE_LIMITS, fields)
     if refused is not None:
         return refused
@@ -139,39 +133,33 @@ async def verifyBackupCode(
     if len(code) > 64:
         return attempts.refusal(ErrorCode.INVALID_CODE)
     system = SystemContext.of(ctx)
-    service = system.service(SensitiveService)
-    spec = service.registry.get(action)
-    who = await caller(system)
-    await attempts.authorize(system, who, spec, resource, NAME)
-    fields = attempts.trail(system, who, spec, resource, NAME)
-    db = system.db
-    not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
-    if not_offered is not None:
-        return not_offered
-    attempt = await admit_guess(system, who, LIMITS, fields)
+    step = await attempts.begin(system, action, resource, NAME)
+    if not isinstance(step, attempts.StepUp):
+        return step
+    db, who = system.db, step.who
+    attempt = await admit_guess(system, who, LIMITS, step.fields)
     if isinstance(attempt, dict):
         return attempt
     normalised = normalise(code)
     found = None
     if normalised is not None:
-        wanted = code_hash(service, who.user_id, normalised)
+        wanted = code_hash(system.service(SensitiveService), who.user_id, normalised)
         mine = db.query(BACKUP_CODES).with_index("by_user", userId=who.user_id, codeHash=wanted)
         found = await mine.first()
     if found is None or found.get("usedAt") is not None:
-        await service.lockout.settle(db, attempt, ok=False)
         detail = "used code" if found is not None else "wrong code"
-        return await attempts.failed(db, attempts.refusal(ErrorCode.INVALID_CODE), detail, fields)
-    await service.lockout.settle(db, attempt, ok=True)
+        return await wrong_guess(system, attempt, detail, step.fields)
+    await right_guess(system, attempt)
     await db.patch(found["_id"], {"usedAt": db.now_ms})
     left = await unused_backup_codes(db, who.user_id)
     await changes.notify(
         system,
         who,
         "A backup code was used",
-        f"A backup code was used to confirm: {await spec.describe(ctx, resource)}\n"
+        f"A backup code was used to confirm: {await step.spec.describe(ctx, resource)}\n"
         f"You have {left} unused backup code{'s' if left != 1 else ''} left.",
     )
-    answer = await attempts.grant(db, who, spec, resource, NAME, fields)
+    answer = await attempts.grant(db, step)
     return {**answer, "codesLeft": left}
 
 

@@ -22,7 +22,7 @@ from backend.sensitive.codes import CODE_TTL, CodeVerdict
 from backend.sensitive.grants import CODES, current_code, failures, save_failures
 from backend.sensitive.records import CodeFailures, EmailCode, Session
 from backend.sensitive.registry import SensitiveAction
-from backend.sensitive.service import SensitiveService, caller
+from backend.sensitive.service import SensitiveService
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx
 from backend.udf.registry import RegisteredFunction, mutation
@@ -57,6 +57,23 @@ async def _locked(db: SystemDatabase, fields: dict[str, Any]) -> Answer:
     )
 
 
+async def _begin(
+    system: SystemContext, action: str, resource: str | None, limits: Mapping[str, TokenBucket]
+) -> attempts.StepUp | Answer:
+    """The opening of both calls: ``attempts.begin``; then ``VERIFICATION_LOCKED`` (audited)
+    while the account's hard stop holds this session (``codes.is_stopped``), before any
+    budget is spent; then one attempt spent from ``limits`` (``RATE_LIMITED``, audited).
+    Raises as ``attempts.begin`` does."""
+    step = await attempts.begin(system, action, resource, NAME)
+    if not isinstance(step, attempts.StepUp):
+        return step
+    record = CodeFailures.of(await failures(system.db, step.who.user_id, NAME))
+    if codes.is_stopped(record, Session.of(step.who.session)):
+        return await _locked(system.db, step.fields)
+    refused = await attempts.spend(system, step.who, limits, step.fields)
+    return step if refused is None else refused
+
+
 @mutation
 async def sendEmailCode(ctx: MutationCtx, action: str, resource: str | None = None) -> Answer:
     """Mail a 6-digit code to the account's own address: ``{ok: true, sentTo, expiresAt}``;
@@ -64,21 +81,10 @@ async def sendEmailCode(ctx: MutationCtx, action: str, resource: str | None = No
     account's hard stop."""
     attempts.check_target(action, resource)
     system = SystemContext.of(ctx)
-    spec = system.service(SensitiveService).registry.get(action)
-    who = await caller(system)
-    await attempts.authorize(system, who, spec, resource, NAME)
-    fields = attempts.trail(system, who, spec, resource, NAME)
-    db = system.db
-    not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
-    if not_offered is not None:
-        return not_offered
-    if codes.is_stopped(
-        CodeFailures.of(await failures(db, who.user_id, NAME)), Session.of(who.session)
-    ):
-        return await _locked(db, fields)
-    refused = await attempts.spend(system, who, SEND_LIMITS, fields)
-    if refused is not None:
-        return refused
+    step = await _begin(system, action, resource, SEND_LIMITS)
+    if not isinstance(step, attempts.StepUp):
+        return step
+    db, who, spec, fields = system.db, step.who, step.spec, step.fields
     description = await spec.describe(ctx, resource)
     code = codes.draw(system.runtime.random, not_in=description)
     previous = await current_code(db, who.session_id, spec.name, resource)
@@ -133,23 +139,13 @@ async def verifyEmailCode(
     ``CODE_EXPIRED``, ``RATE_LIMITED`` and ``VERIFICATION_LOCKED`` as ``sendEmailCode``."""
     attempts.check_target(action, resource)
     system = SystemContext.of(ctx)
+    step = await _begin(system, action, resource, CHECK_LIMITS)
+    if not isinstance(step, attempts.StepUp):
+        return step
+    db, who, spec, fields = system.db, step.who, step.spec, step.fields
     service = system.service(SensitiveService)
-    spec = service.registry.get(action)
-    who = await caller(system)
-    await attempts.authorize(system, who, spec, resource, NAME)
-    fields = attempts.trail(system, who, spec, resource, NAME)
-    db = system.db
-    not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
-    if not_offered is not None:
-        return not_offered
-    session = Session.of(who.session)
-    record_doc = await failures(db, who.user_id, NAME)
+    record_doc = await failures(db, who.user_id, NAME)  # the one _begin read, as it stands
     record = CodeFailures.of(record_doc)
-    if codes.is_stopped(record, session):
-        return await _locked(db, fields)
-    refused = await attempts.spend(system, who, CHECK_LIMITS, fields)
-    if refused is not None:
-        return refused
     entry_doc = await current_code(db, who.session_id, spec.name, resource)
     entry = EmailCode.of(entry_doc) if entry_doc is not None else None
     expected = service.code_hash(
@@ -174,14 +170,14 @@ async def verifyEmailCode(
         await db.patch(entry_doc["_id"], {"failures": count})
         record = codes.after_wrong_code(record, db.now_ms)
         await save_failures(db, who.user_id, NAME, record_doc, record)
-        if codes.is_stopped(record, session):
+        if codes.is_stopped(record, Session.of(who.session)):
             return await attempts.failed(db, await _locked(db, fields), "hard stop", fields)
         wrong = attempts.refusal(ErrorCode.INVALID_CODE, attemptsLeft=codes.attempts_left(count))
         return await attempts.failed(db, wrong, verdict.value, fields)
     await db.delete(entry_doc["_id"])  # single use
     if record_doc is not None and record.count:
         await db.patch(record_doc["_id"], {"count": 0})
-    return await attempts.grant(db, who, spec, resource, NAME, fields)
+    return await attempts.grant(db, step)
 
 
 class EmailCodeMethod:

@@ -61,7 +61,6 @@ from backend.sensitive.factors import (
 )
 from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import SensitiveService, caller
-from backend.transactions.transaction import SystemDatabase
 from backend.udf.context import MutationCtx, QueryCtx
 from backend.udf.registry import RegisteredFunction, mutation, query
 from backend.udf.system_context import SystemContext
@@ -207,28 +206,12 @@ def _usable(docs: list[dict[str, Any]], spec: SensitiveAction, resource: str | N
 # ---- registration ----------------------------------------------------------------------------
 
 
-def _trail(system: SystemContext, who: SessionInfo, action: str) -> dict[str, Any]:
-    client = system.client
-    return {
-        "userId": who.user_id,
-        "sessionId": who.session_id,
-        "ipAddress": client.ip_address if client else None,
-        "action": action,
-        "method": NAME,
-    }
-
-
 @mutation
 async def passkeyRegistrationOptions(ctx: MutationCtx) -> Answer:
     """Creation options for a new passkey: ``{ok: true, options}`` (for
     ``navigator.credentials.create``, as JSON). A protected action (``factor.passkey.add``);
     ``RATE_LIMITED`` past a few an hour."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.PASSKEY_ADD)
-    fields = _trail(system, who, changes.PASSKEY_ADD)
+    system, who, fields = await changes.begin_change(ctx, changes.PASSKEY_ADD, NAME)
     refused = await attempts.spend(system, who, REGISTER_LIMITS, fields)
     if refused is not None:
         return refused
@@ -261,15 +244,10 @@ async def registerPasskey(
     ``{ok: true, id, backupCodes}`` (ten codes, shown once, at the first factor). A protected
     action (``factor.passkey.add``). ``CHALLENGE_EXPIRED`` (no options, or too old: ask
     again), ``INVALID_PASSKEY`` (a credential that does not verify, or one already known)."""
-    from backend.sensitive.require import require_sensitive_action
-
     check_credential(credential)
     label = (name or "").strip()[:MAX_NAME] or "Passkey"
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.PASSKEY_ADD)
+    system, who, fields = await changes.begin_change(ctx, changes.PASSKEY_ADD, NAME)
     db = system.db
-    fields = _trail(system, who, changes.PASSKEY_ADD)
     challenge = await _take_challenge(system, who, REGISTER, None, None, credential)
     if challenge is None:
         return await attempts.failed(
@@ -400,18 +378,11 @@ async def passkeyOptions(ctx: MutationCtx, action: str, resource: str | None = N
     ``METHOD_NOT_AVAILABLE`` (no passkey, or not for this action), ``RATE_LIMITED``."""
     attempts.check_target(action, resource)
     system = SystemContext.of(ctx)
+    step = await attempts.begin(system, action, resource, NAME, limits=OPTIONS_LIMITS)
+    if not isinstance(step, attempts.StepUp):
+        return step
+    db, who, spec = system.db, step.who, step.spec
     service = system.service(SensitiveService)
-    spec = service.registry.get(action)
-    who = await caller(system)
-    await attempts.authorize(system, who, spec, resource, NAME)
-    fields = attempts.trail(system, who, spec, resource, NAME)
-    not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
-    if not_offered is not None:
-        return not_offered
-    refused = await attempts.spend(system, who, OPTIONS_LIMITS, fields)
-    if refused is not None:
-        return refused
-    db = system.db
     usable = _usable(await passkeys(db, who.user_id), spec, resource)
     challenge = await _issue_challenge(system, who, STEP_UP, spec.name, resource)
     options = generate_authentication_options(
@@ -421,7 +392,7 @@ async def passkeyOptions(ctx: MutationCtx, action: str, resource: str | None = N
         allow_credentials=[_descriptor(d) for d in usable],
         user_verification=UserVerificationRequirement.REQUIRED,
     )
-    await audit.record(db, audit.EventKind.CHALLENGE_ISSUED, outcome="step-up", **fields)
+    await audit.record(db, audit.EventKind.CHALLENGE_ISSUED, outcome="step-up", **step.fields)
     expires = db.now_ms + CHALLENGE_TTL.total_seconds() * 1000
     return {"ok": True, "options": _options(options), "expiresAt": expires}
 
@@ -438,36 +409,26 @@ async def verifyPasskey(
     attempts.check_target(action, resource)
     check_credential(credential)
     system = SystemContext.of(ctx)
-    service = system.service(SensitiveService)
-    spec = service.registry.get(action)
-    who = await caller(system)
-    await attempts.authorize(system, who, spec, resource, NAME)
-    fields = attempts.trail(system, who, spec, resource, NAME)
-    not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
-    if not_offered is not None:
-        return not_offered
-    refused = await attempts.spend(system, who, CHECK_LIMITS, fields)
-    if refused is not None:
-        return refused
-    db = system.db
-    challenge = await _take_challenge(system, who, STEP_UP, spec.name, resource, credential)
+    step = await attempts.begin(system, action, resource, NAME, limits=CHECK_LIMITS)
+    if not isinstance(step, attempts.StepUp):
+        return step
+    challenge = await _take_challenge(
+        system, step.who, STEP_UP, step.spec.name, resource, credential
+    )
     if challenge is None:
         return await attempts.failed(
-            db, attempts.refusal(ErrorCode.CHALLENGE_EXPIRED), "no challenge", fields
+            system.db, attempts.refusal(ErrorCode.CHALLENGE_EXPIRED), "no challenge", step.fields
         )
-    return await _check_assertion(db, system, who, spec, resource, credential, challenge, fields)
+    return await _check_assertion(system, step, credential, challenge)
 
 
 async def _check_assertion(
-    db: SystemDatabase,
-    system: SystemContext,
-    who: SessionInfo,
-    spec: SensitiveAction,
-    resource: str | None,
-    credential: dict[str, Any],
-    challenge: bytes,
-    fields: dict[str, Any],
+    system: SystemContext, step: attempts.StepUp, credential: dict[str, Any], challenge: bytes
 ) -> Answer:
+    """Check an assertion answering ``challenge`` (already spent), by a usable passkey of the
+    caller; on success move its sign counter on and mint the grant. ``INVALID_PASSKEY``,
+    audited, otherwise."""
+    db, who, spec, resource, fields = system.db, step.who, step.spec, step.resource, step.fields
     service = system.service(SensitiveService)
     credential_id = credential_id_of(credential)
     stored = await passkey_by_credential(db, credential_id) if credential_id else None
@@ -492,7 +453,7 @@ async def _check_assertion(
             db, attempts.refusal(ErrorCode.INVALID_PASSKEY), detail, fields
         )
     await db.patch(stored["_id"], {"signCount": verified.new_sign_count, "lastUsedAt": db.now_ms})
-    return await attempts.grant(db, who, spec, resource, NAME, fields, factor_id=stored["_id"])
+    return await attempts.grant(db, step, factor_id=stored["_id"])
 
 
 class PasskeyMethod:

@@ -23,7 +23,7 @@ from backend.ratelimit.limiter import TokenBucket
 from backend.sensitive import attempts
 from backend.sensitive.attempts import Answer
 from backend.sensitive.registry import SensitiveAction
-from backend.sensitive.service import SensitiveService, caller
+from backend.sensitive.service import SensitiveService
 from backend.transactions.transaction import SystemDatabase
 from backend.udf.registry import RegisteredFunction
 from backend.udf.steps import Proceed, Steps, mutation_in_steps
@@ -67,9 +67,10 @@ async def admit_guess(
     fields: dict[str, Any],
 ) -> Attempt | Answer:
     """Admit one guess at a secret of the account (a password, an app's code, a backup code)
-    on the failure record the password keeps (counted as a failure now: ``settle`` it with
-    the outcome), spending ``limits`` first; or the refusal to answer, while that record
-    locks this client out (``RATE_LIMITED``, or ``METHOD_NOT_AVAILABLE`` at its hard stop)."""
+    on the failure record the password keeps (counted as a failure now: settle it with
+    ``right_guess`` or ``wrong_guess``), spending ``limits`` first; or the refusal to answer,
+    while that record locks this client out (``RATE_LIMITED``, or ``METHOD_NOT_AVAILABLE`` at
+    its hard stop)."""
     db = system.db
     lockout = system.service(SensitiveService).lockout
     attempt = await attempt_of(db, lockout, who)
@@ -87,10 +88,32 @@ async def admit_guess(
     return attempts.refusal(ErrorCode.RATE_LIMITED, retryAfterMs=locked.retry_after_ms)
 
 
+async def right_guess(system: SystemContext, attempt: Attempt) -> None:
+    """Settle a guess ``admit_guess`` admitted as right (``Lockout.settle``): it clears the
+    client's failure record and the account's consecutive count. The caller goes on to its
+    grant or its change; nothing is audited here."""
+    await system.service(SensitiveService).lockout.settle(system.db, attempt, ok=True)
+
+
+async def wrong_guess(
+    system: SystemContext,
+    attempt: Attempt,
+    detail: str,
+    fields: dict[str, Any],
+    *,
+    code: ErrorCode = ErrorCode.INVALID_CODE,
+) -> Answer:
+    """Settle a guess ``admit_guess`` admitted as wrong (``Lockout.settle``: it stays counted,
+    a known device's on the account too), audit the failed check (``detail`` says why) and
+    answer it ``code`` (``INVALID_CODE`` unless said otherwise)."""
+    db = system.db
+    await system.service(SensitiveService).lockout.settle(db, attempt, ok=False)
+    return await attempts.failed(db, attempts.refusal(code), detail, fields)
+
+
 @dataclass(frozen=True)
 class _Admitted:
-    who: SessionInfo
-    fields: dict[str, Any]
+    step: attempts.StepUp
     stored: str
     attempt: Attempt
 
@@ -111,26 +134,24 @@ async def verifyPassword(
     checked at all."""
     attempts.check_target(action, resource)
     service = steps.engine.services.get(SensitiveService)
-    spec = service.registry.get(action)
 
     async def admit(system: SystemContext) -> Answer | Proceed[_Admitted]:
-        who = await caller(system)
-        await attempts.authorize(system, who, spec, resource, NAME)
-        fields = attempts.trail(system, who, spec, resource, NAME)
-        db = system.db
-        not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
-        if not_offered is not None:
-            return not_offered
-        stored = await password_hash(db, who.user_id)
+        step = await attempts.begin(system, action, resource, NAME)
+        if not isinstance(step, attempts.StepUp):
+            return step
+        stored = await password_hash(system.db, step.who.user_id)
         if stored is None:
             return await attempts.failed(
-                db, attempts.refusal(ErrorCode.METHOD_NOT_AVAILABLE), "no password", fields
+                system.db,
+                attempts.refusal(ErrorCode.METHOD_NOT_AVAILABLE),
+                "no password",
+                step.fields,
             )
         # Counted as a failure now, forgiven below if the password is right.
-        attempt = await admit_guess(system, who, LIMITS, fields)
+        attempt = await admit_guess(system, step.who, LIMITS, step.fields)
         if not isinstance(attempt, Attempt):
             return attempt
-        return Proceed(_Admitted(who, fields, stored, attempt))
+        return Proceed(_Admitted(step, stored, attempt))
 
     first = await steps.transaction(admit)
     if not isinstance(first, Proceed):
@@ -139,18 +160,22 @@ async def verifyPassword(
     ok, rehash = await service.passwords.verify(admitted.stored, password)
 
     async def record(system: SystemContext) -> Answer:
-        db, who = system.db, admitted.who
-        account = await credential(db, who.user_id)
+        db, step = system.db, admitted.step
+        account = await credential(db, step.who.user_id)
         # Still the account's password (a takeover may have dropped it while argon2 ran)?
         right = ok and account is not None and account.get("passwordHash") == admitted.stored
-        await service.lockout.settle(db, admitted.attempt, ok=right)
-        if right and account is not None:
-            if rehash is not None:
-                await db.patch(account["_id"], {"passwordHash": rehash})
-            return await attempts.grant(db, who, spec, resource, NAME, admitted.fields)
-        return await attempts.failed(
-            db, attempts.refusal(ErrorCode.INVALID_PASSWORD), "wrong password", admitted.fields
-        )
+        if not right or account is None:
+            return await wrong_guess(
+                system,
+                admitted.attempt,
+                "wrong password",
+                step.fields,
+                code=ErrorCode.INVALID_PASSWORD,
+            )
+        await right_guess(system, admitted.attempt)
+        if rehash is not None:
+            await db.patch(account["_id"], {"passwordHash": rehash})
+        return await attempts.grant(db, step)
 
     return await steps.transaction(record)
 
@@ -185,5 +210,7 @@ __all__ = [
     "admit_guess",
     "attempt_of",
     "password_hash",
+    "right_guess",
     "verifyPassword",
+    "wrong_guess",
 ]

@@ -21,7 +21,7 @@ from backend.ratelimit.limiter import TokenBucket
 from backend.sensitive import attempts, backup_codes, changes, totp_codes
 from backend.sensitive.attempts import Answer
 from backend.sensitive.factors import TOTP, has_totp, totp_factor
-from backend.sensitive.password import admit_guess
+from backend.sensitive.password import admit_guess, right_guess, wrong_guess
 from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import SensitiveService, caller
 from backend.sensitive.totp_codes import TotpVerdict
@@ -52,35 +52,20 @@ def _secret_of(system: SystemContext, factor: dict[str, Any]) -> str:
     return seal.open(factor["sealedSecret"], bound_to=_bound_to(str(factor["userId"])))
 
 
-def _trail(system: SystemContext, who: SessionInfo, action: str) -> dict[str, Any]:
-    client = system.client
-    return {
-        "userId": who.user_id,
-        "sessionId": who.session_id,
-        "ipAddress": client.ip_address if client else None,
-        "action": action,
-        "method": NAME,
-    }
-
-
 @mutation
 async def enrolTotp(ctx: MutationCtx) -> dict[str, Any]:
     """Start setting up an authenticator app: ``{ok: true, uri, qrSvg, secret}``. A
     protected action (``factor.totp.add``); ``CONFLICT`` when an app is already set up;
     ``RATE_LIMITED`` past a few starts an hour. Starting again replaces an unconfirmed
     secret."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.TOTP_ADD)
+    system, who, fields = await changes.begin_change(ctx, changes.TOTP_ADD, NAME)
     db = system.db
     existing = await totp_factor(db, who.user_id)
     if existing is not None and existing.get("confirmedAt") is not None:
         raise ConvexError(
             ErrorCode.CONFLICT, "An authenticator app is already set up: remove it first"
         )
-    refused = await attempts.spend(system, who, ENROL_LIMITS, _trail(system, who, changes.TOTP_ADD))
+    refused = await attempts.spend(system, who, ENROL_LIMITS, fields)
     if refused is not None:
         return refused
     if existing is not None:
@@ -100,12 +85,7 @@ async def enrolTotp(ctx: MutationCtx) -> dict[str, Any]:
     uri = totp_codes.provisioning_uri(
         secret, account=str(who.user["email"]), issuer=service.site_name
     )
-    await audit.record(
-        db,
-        audit.EventKind.CHALLENGE_ISSUED,
-        outcome="totp-enrol",
-        **_trail(system, who, changes.TOTP_ADD),
-    )
+    await audit.record(db, audit.EventKind.CHALLENGE_ISSUED, outcome="totp-enrol", **fields)
     return {"ok": True, "uri": uri, "qrSvg": totp_codes.qr_svg(uri), "secret": secret}
 
 
@@ -114,27 +94,18 @@ async def confirmTotp(ctx: MutationCtx, code: str) -> Answer:
     """Turn the app on with a first right code: ``{ok: true, backupCodes}`` (ten codes, shown
     this once, when the user had none; else ``backupCodes`` is null). ``INVALID_CODE`` for a
     wrong code, ``CODE_EXPIRED`` when no set-up was started; counted as guesses are."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, changes.TOTP_ADD)
+    system, who, fields = await changes.begin_change(ctx, changes.TOTP_ADD, NAME)
     db = system.db
-    fields = _trail(system, who, changes.TOTP_ADD)
     factor = await totp_factor(db, who.user_id)
     if factor is None or factor.get("confirmedAt") is not None:
         return attempts.refusal(ErrorCode.CODE_EXPIRED)
     attempt = await admit_guess(system, who, CONFIRM_LIMITS, fields)
     if isinstance(attempt, dict):
         return attempt
-    lockout = system.service(SensitiveService).lockout
     judged = totp_codes.judge(_secret_of(system, factor), code[:64], db.now_ms, None)
     if judged.verdict is not TotpVerdict.RIGHT:
-        await lockout.settle(db, attempt, ok=False)
-        return await attempts.failed(
-            db, attempts.refusal(ErrorCode.INVALID_CODE), judged.verdict.value, fields
-        )
-    await lockout.settle(db, attempt, ok=True)
+        return await wrong_guess(system, attempt, judged.verdict.value, fields)
+    await right_guess(system, attempt)
     await db.patch(factor["_id"], {"confirmedAt": db.now_ms, "lastStep": judged.step})
     codes = await backup_codes.issue_first(system, who.user_id)
     await changes.record_change(
@@ -187,29 +158,21 @@ async def verifyTotp(
     ``RATE_LIMITED`` (with ``retryAfterMs``) while the account's failure record locks."""
     attempts.check_target(action, resource)
     system = SystemContext.of(ctx)
-    service = system.service(SensitiveService)
-    spec = service.registry.get(action)
-    who = await caller(system)
-    await attempts.authorize(system, who, spec, resource, NAME)
-    fields = attempts.trail(system, who, spec, resource, NAME)
+    step = await attempts.begin(system, action, resource, NAME)
+    if not isinstance(step, attempts.StepUp):
+        return step
     db = system.db
-    not_offered = await attempts.offered(system, who, spec, resource, NAME, fields)
-    if not_offered is not None:
-        return not_offered
-    factor = await totp_factor(db, who.user_id)
+    factor = await totp_factor(db, step.who.user_id)
     assert factor is not None  # offered: it is set up
-    attempt = await admit_guess(system, who, LIMITS, fields)
+    attempt = await admit_guess(system, step.who, LIMITS, step.fields)
     if isinstance(attempt, dict):
         return attempt
     judged = totp_codes.judge(_secret_of(system, factor), code[:64], db.now_ms, factor["lastStep"])
     if judged.verdict is not TotpVerdict.RIGHT:
-        await service.lockout.settle(db, attempt, ok=False)
-        return await attempts.failed(
-            db, attempts.refusal(ErrorCode.INVALID_CODE), judged.verdict.value, fields
-        )
-    await service.lockout.settle(db, attempt, ok=True)
+        return await wrong_guess(system, attempt, judged.verdict.value, step.fields)
+    await right_guess(system, attempt)
     await db.patch(factor["_id"], {"lastStep": judged.step})
-    return await attempts.grant(db, who, spec, resource, NAME, fields)
+    return await attempts.grant(db, step)
 
 
 class TotpMethod:
