@@ -21,6 +21,7 @@ from backend.errors import ConvexError, ErrorCode
 from backend.ratelimit.limiter import TokenBucket, spend_all
 from backend.sensitive.grants import mint_grant
 from backend.sensitive.offers import offer
+from backend.sensitive.records import trail
 from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import SensitiveService, caller
 from backend.transactions.transaction import SystemDatabase
@@ -42,27 +43,6 @@ def check_target(action: Any, resource: Any) -> None:
 def refusal(code: ErrorCode, **details: Any) -> Answer:
     """A verification function's answer to a failed attempt: ``{ok: false, code, ...}``."""
     return {"ok": False, "code": code.value, **details}
-
-
-def trail(
-    system: SystemContext,
-    who: SessionInfo,
-    action: str | None,
-    resource: str | None,
-    method: str,
-) -> dict[str, Any]:
-    """The audit fields of one attempt at ``action`` (by name), or of one change the caller
-    made to their factors (``changes.record_change``; the action that protects it, if any):
-    who, from which address, for what, by which method."""
-    client = system.client
-    return {
-        "userId": who.user_id,
-        "sessionId": who.session_id,
-        "ipAddress": client.ip_address if client else None,
-        "action": action,
-        "resource": resource,
-        "method": method,
-    }
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from backend.auth.sessions import SessionInfo
 from backend.errors import ErrorCode
 from backend.ratelimit.limiter import TokenBucket
 from backend.runtime import RandomSource
-from backend.sensitive import attempts, changes
+from backend.sensitive import attempts, changes, require
 from backend.sensitive.attempts import Answer
 from backend.sensitive.factors import BACKUP_CODES, backup_codes, unused_backup_codes
 from backend.sensitive.password import admit_guess, right_guess, wrong_guess
@@ -106,7 +106,7 @@ async def regenerateBackupCodes(ctx: MutationCtx) -> dict[str, Any]:
     """Ten new backup codes, the old ones void: ``{ok: true, codes}``, shown this once. A
     protected action (``factor.backup_codes.regenerate``, not proven by a backup code);
     ``RATE_LIMITED`` past a few an hour."""
-    system, who, fields = await changes.begin_change(ctx, changes.BACKUP_CODES_REGENERATE, NAME)
+    system, who, fields = await require.begin_change(ctx, changes.BACKUP_CODES_REGENERATE, NAME)
     refused = await attempts.spend(system, who, REGENERATE_LIMITS, fields)
     if refused is not None:
         return refused

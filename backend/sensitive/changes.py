@@ -13,16 +13,14 @@ which client, so that an owner who did not do it learns of it at once.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from backend import audit
 from backend.auth.sessions import SessionInfo
 from backend.mail import Mail, queue_mail
-from backend.sensitive import attempts
 from backend.sensitive.factors import PASSKEYS
+from backend.sensitive.records import trail
 from backend.sensitive.registry import SensitiveAction, SensitiveActions
-from backend.sensitive.service import caller
-from backend.udf.context import MutationCtx, QueryCtx
+from backend.udf.context import QueryCtx
 from backend.udf.system_context import SystemContext
 from backend.values.ids import is_id_of
 
@@ -142,23 +140,6 @@ async def notify(system: SystemContext, who: SessionInfo, subject: str, what: st
     )
 
 
-async def begin_change(
-    ctx: MutationCtx, action: str, method: str
-) -> tuple[SystemContext, SessionInfo, dict[str, Any]]:
-    """The opening of a call of ``method``'s that changes the caller's factors under the
-    protected ``action`` (one without a resource): the caller (``caller`` raises
-    ``UNAUTHENTICATED`` without a live session), then their grant for it
-    (``require_sensitive_action`` raises ``SENSITIVE_VERIFICATION_REQUIRED``, audited).
-    Answers the transaction's context, the caller and the audit fields of the call's events
-    (``attempts.trail``)."""
-    from backend.sensitive.require import require_sensitive_action
-
-    system = SystemContext.of(ctx)
-    who = await caller(system)
-    await require_sensitive_action(ctx, action)
-    return system, who, attempts.trail(system, who, action, None, method)
-
-
 async def record_change(
     system: SystemContext,
     who: SessionInfo,
@@ -171,7 +152,7 @@ async def record_change(
     action: str | None = None,
 ) -> None:
     """Audit a factor change and mail the account about it."""
-    fields = attempts.trail(system, who, action, resource, method)
+    fields = trail(system, who, action, resource, method)
     await audit.record(system.db, event, outcome="done", **fields)
     await notify(system, who, subject, what)
 
@@ -185,7 +166,6 @@ __all__ = [
     "PASSWORD_CHANGE",
     "TOTP_ADD",
     "TOTP_REMOVE",
-    "begin_change",
     "client_line",
     "notice",
     "notify",

@@ -49,7 +49,7 @@ from backend import audit
 from backend.auth.sessions import SessionInfo
 from backend.errors import ConvexError, ErrorCode
 from backend.ratelimit.limiter import TokenBucket
-from backend.sensitive import attempts, backup_codes, changes
+from backend.sensitive import attempts, backup_codes, changes, require
 from backend.sensitive.attempts import Answer
 from backend.sensitive.factors import (
     CHALLENGES,
@@ -211,7 +211,7 @@ async def passkeyRegistrationOptions(ctx: MutationCtx) -> Answer:
     """Creation options for a new passkey: ``{ok: true, options}`` (for
     ``navigator.credentials.create``, as JSON). A protected action (``factor.passkey.add``);
     ``RATE_LIMITED`` past a few an hour."""
-    system, who, fields = await changes.begin_change(ctx, changes.PASSKEY_ADD, NAME)
+    system, who, fields = await require.begin_change(ctx, changes.PASSKEY_ADD, NAME)
     refused = await attempts.spend(system, who, REGISTER_LIMITS, fields)
     if refused is not None:
         return refused
@@ -246,7 +246,7 @@ async def registerPasskey(
     again), ``INVALID_PASSKEY`` (a credential that does not verify, or one already known)."""
     check_credential(credential)
     label = (name or "").strip()[:MAX_NAME] or "Passkey"
-    system, who, fields = await changes.begin_change(ctx, changes.PASSKEY_ADD, NAME)
+    system, who, fields = await require.begin_change(ctx, changes.PASSKEY_ADD, NAME)
     db = system.db
     challenge = await _take_challenge(system, who, REGISTER, None, None, credential)
     if challenge is None:

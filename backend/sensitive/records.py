@@ -8,7 +8,11 @@ and write what the rules answer. Times are milliseconds since the epoch, as stor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backend.auth.sessions import SessionInfo
+    from backend.udf.system_context import SystemContext
 
 Document = dict[str, Any]
 
@@ -106,4 +110,25 @@ class CodeFailures:
         return fields
 
 
-__all__ = ["CodeFailures", "EmailCode", "Grant", "Session"]
+__all__ = ["CodeFailures", "EmailCode", "Grant", "Session", "trail"]
+
+
+def trail(
+    system: SystemContext,
+    who: SessionInfo,
+    action: str | None,
+    resource: str | None,
+    method: str,
+) -> dict[str, Any]:
+    """The audit fields of one attempt at ``action`` (by name), or of one change the caller
+    made to their factors (``changes.record_change``; the action that protects it, if any):
+    who, from which address, for what, by which method."""
+    client = system.client
+    return {
+        "userId": who.user_id,
+        "sessionId": who.session_id,
+        "ipAddress": client.ip_address if client else None,
+        "action": action,
+        "resource": resource,
+        "method": method,
+    }

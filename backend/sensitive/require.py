@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from backend import audit
+from backend.auth.sessions import SessionInfo
 from backend.errors import ConvexError, ErrorCode
 from backend.mail import queue_mail
 from backend.sensitive.changes import client_line, notice
 from backend.sensitive.grants import GRANTS, live_grant
 from backend.sensitive.offers import offer
 from backend.sensitive.policy import Verdict, decide, is_fresh
-from backend.sensitive.records import Grant, Session
+from backend.sensitive.records import Grant, Session, trail
 from backend.sensitive.registry import SensitiveAction
 from backend.sensitive.service import SensitiveService, caller
 from backend.transactions.transaction import SystemDatabase
@@ -117,4 +118,19 @@ async def _tell(
     )
 
 
-__all__ = ["GRANTS", "SENSITIVE_VERIFICATION_REQUIRED", "require_sensitive_action"]
+async def begin_change(
+    ctx: MutationCtx, action: str, method: str
+) -> tuple[SystemContext, SessionInfo, dict[str, Any]]:
+    """The opening of a call of ``method``'s that changes the caller's factors under the
+    protected ``action`` (one without a resource): the caller (``caller`` raises
+    ``UNAUTHENTICATED`` without a live session), then their grant for it
+    (``require_sensitive_action`` raises ``SENSITIVE_VERIFICATION_REQUIRED``, audited).
+    Answers the transaction's context, the caller and the audit fields of the call's events
+    (``records.trail``)."""
+    system = SystemContext.of(ctx)
+    who = await caller(system)
+    await require_sensitive_action(ctx, action)
+    return system, who, trail(system, who, action, None, method)
+
+
+__all__ = ["GRANTS", "SENSITIVE_VERIFICATION_REQUIRED", "begin_change", "require_sensitive_action"]

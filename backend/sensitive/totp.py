@@ -18,7 +18,7 @@ from backend import audit
 from backend.auth.sessions import SessionInfo
 from backend.errors import ConvexError, ErrorCode
 from backend.ratelimit.limiter import TokenBucket
-from backend.sensitive import attempts, backup_codes, changes, totp_codes
+from backend.sensitive import attempts, backup_codes, changes, require, totp_codes
 from backend.sensitive.attempts import Answer
 from backend.sensitive.factors import TOTP, has_totp, totp_factor
 from backend.sensitive.password import admit_guess, right_guess, wrong_guess
@@ -58,7 +58,7 @@ async def enrolTotp(ctx: MutationCtx) -> dict[str, Any]:
     protected action (``factor.totp.add``); ``CONFLICT`` when an app is already set up;
     ``RATE_LIMITED`` past a few starts an hour. Starting again replaces an unconfirmed
     secret."""
-    system, who, fields = await changes.begin_change(ctx, changes.TOTP_ADD, NAME)
+    system, who, fields = await require.begin_change(ctx, changes.TOTP_ADD, NAME)
     db = system.db
     existing = await totp_factor(db, who.user_id)
     if existing is not None and existing.get("confirmedAt") is not None:
@@ -94,7 +94,7 @@ async def confirmTotp(ctx: MutationCtx, code: str) -> Answer:
     """Turn the app on with a first right code: ``{ok: true, backupCodes}`` (ten codes, shown
     this once, when the user had none; else ``backupCodes`` is null). ``INVALID_CODE`` for a
     wrong code, ``CODE_EXPIRED`` when no set-up was started; counted as guesses are."""
-    system, who, fields = await changes.begin_change(ctx, changes.TOTP_ADD, NAME)
+    system, who, fields = await require.begin_change(ctx, changes.TOTP_ADD, NAME)
     db = system.db
     factor = await totp_factor(db, who.user_id)
     if factor is None or factor.get("confirmedAt") is not None:
