@@ -11,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from backend.runtime import FakeClock
+from backend.testing import TestBackend
+from backend.udf.calls import CallLogFile
 from backend.udf.recent_calls import RecentCalls, stop_waiting
+from tests.conftest import basic_app
 from tests.support.live_server import LiveServer, live_server
 
 DEV_KEY = hmac.new(b"live-server-secret", b"dashboard admin key", hashlib.sha256).hexdigest()
@@ -38,6 +43,14 @@ async def call(http: httpx.AsyncClient, kind: str, path: str, args: dict[str, An
     response = await http.post(f"/api/{kind}", json={"path": path, "args": args, "format": "json"})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def until_waiting(ring: RecentCalls, waiting: bool) -> None:
+    for _ in range(250):
+        if bool(ring._waiters) == waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the ring's waiters are still {ring._waiters!r}")
 
 
 def assert_refused(response: httpx.Response, status: int, code: str) -> None:
@@ -205,6 +218,30 @@ async def test_the_ring_is_fed_when_the_logger_is_quiet(dev: LiveServer) -> None
     assert dev.engine.recent_calls.after(None).entries[-1]["path"] == "chatty:hello"
 
 
+async def test_the_ring_keeps_the_very_records_the_log_file_gets(
+    database_url: str | None, tmp_path: Path
+) -> None:
+    path = tmp_path / "functions.jsonl"
+    logger = logging.getLogger("backend.functions")
+    handler, level = CallLogFile(path), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        async with TestBackend(database_url, app=basic_app()) as t:
+            await t.query("chatty:hello", {"name": "ada"})
+            await t.action("chatty:act", {"name": "bo"})  # its query is part of its record
+            await t.query("chatty:flood", {"n": 300, "size": 400})  # cut to 64 KiB in both
+            kept = t.engine.recent_calls.after(None).entries
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [{k: v for k, v in e.items() if k != "cursor"} for e in kept] == written
+    assert [e["cursor"] for e in kept] == [1, 2, 3]
+    assert kept[2]["logLines"][-1].startswith("[WARN] (more lines")
+
+
 # ---- the long poll and paging --------------------------------------------------------------
 
 
@@ -237,19 +274,11 @@ async def test_a_client_that_leaves_ends_its_long_poll(dev: LiveServer) -> None:
     ring = dev.engine.recent_calls
     async with httpx.AsyncClient(base_url=dev.url, timeout=20) as http:
         poll = asyncio.create_task(http.get(f"{LOGS}?cursor=0&wait=30", headers=ADMIN))
-        for _ in range(200):
-            if ring._waiters:
-                break
-            await asyncio.sleep(0.02)
-        assert ring._waiters
+        await until_waiting(ring, True)
         poll.cancel()  # the connection closes under the request
         with pytest.raises(asyncio.CancelledError):
             await poll
-    for _ in range(200):
-        if not ring._waiters:
-            break
-        await asyncio.sleep(0.02)
-    assert ring._waiters == set()
+    await until_waiting(ring, False)  # well before the 30 s wait is over
 
 
 async def test_paging_by_cursor_is_gapless(dev: LiveServer) -> None:
@@ -273,6 +302,19 @@ async def test_a_cursor_from_before_a_restart_gets_the_history_flagged(dev: Live
         page = (await http.get(f"{LOGS}?cursor=500&wait=5", headers=ADMIN)).json()
     assert page["reset"] is True
     assert [e["cursor"] for e in page["entries"]] == [1]
+
+
+async def test_a_stopping_server_answers_its_long_polls_at_once(dev: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=dev.url, timeout=20) as http:
+        started = asyncio.get_running_loop().time()
+        poll = asyncio.create_task(http.get(f"{LOGS}?cursor=0&wait=30", headers=ADMIN))
+        await until_waiting(dev.engine.recent_calls, True)
+        stop_waiting()  # what ``python -m backend serve`` does as it shuts down
+        answer = await asyncio.wait_for(poll, 10)
+        assert answer.json() == {"entries": [], "cursor": 0}
+        assert asyncio.get_running_loop().time() - started < 10
+        again = await http.get(f"{LOGS}?cursor=0&wait=30", headers=ADMIN)  # answered at once
+        assert again.json() == {"entries": [], "cursor": 0}
 
 
 # ---- the ring itself ----------------------------------------------------------------------
@@ -299,6 +341,7 @@ def test_the_ring_is_bounded_by_bytes_too_and_keeps_the_newest_at_least() -> Non
     for n in range(50):
         ring.add(entry(n), 300)
     assert len(ring) == 3
+    assert ring._bytes <= 1000
     ring.add(entry(99), 5000)  # one record larger than the budget: kept alone
     assert [e["path"] for e in ring.after(None).entries] == ["f:99"]
 
