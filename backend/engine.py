@@ -61,6 +61,7 @@ from backend.udf.context import (
     MutationCtx,
     QueryCtx,
 )
+from backend.udf.recent_calls import RecentCalls
 from backend.udf.registry import FunctionKind, RegisteredFunction, Visibility
 from backend.udf.steps import SteppedMutation, Steps
 from backend.udf.system_context import SystemContext
@@ -181,6 +182,8 @@ class Engine:
         self._listeners: list[CommitListener] = []
         self.services = Services()
         """The subsystems an assembly plugs in, by class (``backend/services.py``)."""
+        self.recent_calls = RecentCalls()
+        """This process's last calls, for the dashboard's live log (``udf/recent_calls.py``)."""
         if mail_transport is not None:
             self.services.register(MailTransport, mail_transport)
         logs.install(app.package)  # print() and the app's logging become function logs
@@ -355,7 +358,7 @@ class Engine:
         txn = Transaction(reader, self.schema, self.runtime, self.limits, now=self.runtime.now())
         txn.journal_in = journal
         auth = Auth(identity, txn, self.identity_resolver)
-        with function_call(function.path, "query", identity) as call:
+        with function_call(function.path, "query", identity, recent=self.recent_calls) as call:
             value = await self._invoke(function, QueryCtx(self, txn, auth), args)
         return QueryResult(
             value,
@@ -382,7 +385,7 @@ class Engine:
         txn.journal_in = journal
         auth = Auth(identity, txn, self.identity_resolver)
         try:
-            with function_call(function.path, "query", identity) as call:
+            with function_call(function.path, "query", identity, recent=self.recent_calls) as call:
                 self._check_args(args)
                 value = await self._invoke(function, QueryCtx(self, txn, auth), args)
         except StoreUnavailable:
@@ -420,7 +423,7 @@ class Engine:
         await self.environment.fresh()
         # As ``query_at`` does, but only the value is wanted: the snapshot need not learn its
         # timestamp, which saves a statement.
-        with function_call(function.path, "query", identity):
+        with function_call(function.path, "query", identity, recent=self.recent_calls):
             async with self.store.snapshot(timestamped=False) as reader:
                 txn = Transaction(
                     reader, self.schema, self.runtime, self.limits, now=self.runtime.now()
@@ -447,7 +450,7 @@ class Engine:
         self._check_args(args)
         wire = None if request is None else WireRequest(*request, outcome_owner(identity))
         await self.environment.fresh()
-        with function_call(function.path, "mutation", identity) as call:
+        with function_call(function.path, "mutation", identity, recent=self.recent_calls) as call:
             if isinstance(function, SteppedMutation):  # several transactions (udf/steps.py)
                 positional, named = function.validate_args(args)
                 assert function.path is not None
@@ -660,7 +663,7 @@ class Engine:
         function = self.resolve(fn, FunctionKind.ACTION, internal=internal)
         self._check_args(args)
         await self.environment.fresh()
-        with function_call(function.path, "action", identity):
+        with function_call(function.path, "action", identity, recent=self.recent_calls):
             return await self._invoke(function, self.action_context(identity), args)
 
     def action_context(self, identity: Identity | None) -> ActionCtx:

@@ -156,7 +156,7 @@ class SchedulerWorker:
 
         await engine.environment.fresh()
         try:
-            with function_call(target.path, "mutation", None):
+            with function_call(target.path, "mutation", None, recent=engine.recent_calls):
                 await engine.write(body, function_path=target.path)
         except StoreUnavailable:
             raise  # not the job's failure: it stays pending, and runs once the database is back

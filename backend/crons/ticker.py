@@ -173,7 +173,7 @@ class CronTicker:
 
         await engine.environment.fresh()
         try:
-            with function_call(target.path, "mutation", None):
+            with function_call(target.path, "mutation", None, recent=engine.recent_calls):
                 ran, _ts = await engine.system_write(run, label=target.path or "_system/crons")
         except StoreUnavailable:
             raise

@@ -228,7 +228,7 @@ def create_app(
         WebSocketRoute("/api/sync", sync),
         WebSocketRoute("/api/{version:str}/sync", sync),
     ]
-    routes += dashboard_routes(settings)
+    routes += dashboard_routes(settings, engine)
     admin_key = settings.resolved_admin_key()
     if admin_key is not None and engine.services.find(AdminKey) is None:
         engine.services.register(AdminKey, AdminKey(admin_key))

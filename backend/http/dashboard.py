@@ -7,6 +7,9 @@ it makes is a system mutation over that socket, never an HTTP request a cookie c
 so there is nothing for a cross-site form to forge. In dev the page fetches the key from
 ``GET /_dashboard/key`` (same-origin only: a fetch from another site is refused, and the Host
 check already refuses a rebound name); in production the person opening it types it in.
+
+One HTTP API sits under it, read-only: ``GET /_dashboard/api/function_logs``, the live function
+log (``function_logs.py``), which takes the admin key in the ``Authorization`` header only.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from backend.config import Settings
+from backend.engine import Engine
 from backend.errors import ErrorCode
 from backend.http.errors import refused
+from backend.http.function_logs import function_logs_endpoint
 
 PATH = "/_dashboard"
 NO_STORE = {"cache-control": "no-store"}
@@ -36,7 +41,7 @@ async def _not_built(_request: Request) -> Response:
     )
 
 
-def dashboard_routes(settings: Settings) -> list[BaseRoute]:
+def dashboard_routes(settings: Settings, engine: Engine) -> list[BaseRoute]:
     key = settings.resolved_admin_key()
     if key is None:
         return [
@@ -51,7 +56,9 @@ def dashboard_routes(settings: Settings) -> list[BaseRoute]:
             return refused(ErrorCode.FORBIDDEN, "The admin key is for this origin's pages only")
         return JSONResponse({"adminKey": key, "devMode": True}, headers=NO_STORE)
 
-    routes: list[BaseRoute] = []
+    routes: list[BaseRoute] = [
+        Route(PATH + "/api/function_logs", function_logs_endpoint(engine), methods=["GET"])
+    ]
     if settings.dev_mode:
         routes.append(Route(PATH + "/key", dev_key, methods=["GET"]))
     else:

@@ -134,7 +134,9 @@ class HttpActions:
         try:
             await self.engine.environment.fresh()
             # logged as every function call is (``python -m backend logs``), by its route
-            with function_call(f"{method} {match.route}", "httpAction", identity):
+            with function_call(
+                f"{method} {match.route}", "httpAction", identity, recent=self.engine.recent_calls
+            ):
                 response = await match.action(ctx, request)
         except _BodyTooLarge:
             return self._too_large()

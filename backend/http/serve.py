@@ -23,6 +23,7 @@ from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from backend.config import Settings
+from backend.udf.recent_calls import stop_waiting
 
 REDACTED = "[redacted]"
 # Query parameters whose values are secrets (compared in lower case, "-" as "_"), and name
@@ -141,6 +142,12 @@ class _AnnouncingServer(uvicorn.Server):
         await super().startup(sockets)
         if self.started:
             announce(self.settings, self.config.host, self.config.port)
+
+    async def shutdown(self, sockets: list[Any] | None = None) -> None:
+        # uvicorn waits for open requests before it stops: the dashboard's long polls answer
+        # now rather than hold the stop for their wait
+        stop_waiting()
+        await super().shutdown(sockets)
 
 
 def serve_forever(

@@ -16,6 +16,11 @@ made from inside another (a query an action runs) is part of its caller's line.
 
 The server's log shows the line (``INFO backend.functions: {...}``); ``CallLogFile`` appends the
 lines of every process of a deployment to one file, which ``python -m backend logs`` tails.
+
+The same record (the dict the line is encoded from, cut to the same size) goes to the engine's
+``RecentCalls`` (``recent_calls.py``), the ring of this process's last calls that the
+dashboard's Logs page reads (``GET /_dashboard/api/function_logs``). The ring is fed even when
+the logger's level is above INFO: silencing the server's log must not blank the dashboard.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any, Final
 from backend.errors import ConvexError, InternalError
 from backend.udf import logs
 from backend.udf.context import Identity
+from backend.udf.recent_calls import RecentCalls
 
 log = logging.getLogger("backend.functions")
 MAX_RECORD_BYTES: Final = 64 * 1024  # a longer line keeps its first log lines only
@@ -58,9 +64,12 @@ class CallRecord:
 
 
 @contextlib.contextmanager
-def function_call(path: str | None, kind: str, identity: Identity | None) -> Iterator[CallRecord]:
-    """Run a call inside: capture its log lines, and log its line when it ends. A call inside
-    a call is part of the outer one (its lines join the outer's, no line of its own)."""
+def function_call(
+    path: str | None, kind: str, identity: Identity | None, *, recent: RecentCalls | None = None
+) -> Iterator[CallRecord]:
+    """Run a call inside: capture its log lines, and log its line when it ends (and keep it in
+    ``recent``, the engine's ring). A call inside a call is part of the outer one (its lines
+    join the outer's, no line of its own)."""
     nested = _in_call.get()
     token = _in_call.set(True)
     started = time.perf_counter()  # a duration for operators, not the engine's clock
@@ -74,15 +83,22 @@ def function_call(path: str | None, kind: str, identity: Identity | None) -> Ite
                 raise
             finally:
                 if not nested:
-                    _write(path, kind, identity, record, time.perf_counter() - started)
+                    seconds = time.perf_counter() - started
+                    _write(path, kind, identity, record, seconds, recent)
     finally:
         _in_call.reset(token)
 
 
 def _write(
-    path: str | None, kind: str, identity: Identity | None, record: CallRecord, seconds: float
+    path: str | None,
+    kind: str,
+    identity: Identity | None,
+    record: CallRecord,
+    seconds: float,
+    recent: RecentCalls | None = None,
 ) -> None:
-    if not log.isEnabledFor(logging.INFO):
+    logged = log.isEnabledFor(logging.INFO)
+    if not logged and recent is None:
         return
     entry: dict[str, Any] = {
         "ts": _iso_now(),
@@ -101,7 +117,10 @@ def _write(
         lines.pop()
         entry["logLines"] = [*lines, "[WARN] (more lines were written than this record keeps)"]
         text = _ENCODER.encode(entry)
-    log.info("%s", text)
+    if recent is not None:
+        recent.add(entry, len(text))
+    if logged:
+        log.info("%s", text)
 
 
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False)  # built once: ``dumps`` builds one a call

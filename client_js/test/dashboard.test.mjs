@@ -9,6 +9,8 @@
 //   as a chosen user (signed up for real), whom ctx.auth then sees;
 // - filtering by an index narrows the live rows;
 // - a pending scheduled function is canceled from the schedules page, then all the others;
+// - the Logs page shows a call that printed a line as it ends (long poll, no reload), and its
+//   outcome and path filters hide it;
 // - in production (ADMIN_KEY set, no dev key served) the page asks for the key and refuses a
 //   wrong one.
 //
@@ -252,6 +254,32 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
       await context.close().catch(() => {});
       await scheduling.stop();
     }
+  });
+
+  e2e("the logs page shows a call and its printed line live, and its filters hide it", async (page) => {
+    await page.getByRole("link", { name: "Logs" }).click();
+    const logs = page.getByRole("region", { name: "Function logs" });
+    await logs.getByText("live", { exact: true }).waitFor();
+    const name = `logged-${Date.now()}`;
+    await client().query(anyApi.chatty.hello, { name });
+    const row = logs.getByRole("row").filter({ hasText: "chatty:hello" }).filter({ hasText: `[LOG] hello ${name}` });
+    await row.waitFor(); // by the page's long poll, no reload
+    assert.match(await row.innerText(), /query/);
+    assert.match(await row.innerText(), /success/);
+    await assert.rejects(client().mutation(anyApi.chatty.write, { name: `${name}-fails`, fail: true }));
+    const failed = logs.getByRole("row").filter({ hasText: "chatty:write" }).filter({ hasText: `writing ${name}-fails` });
+    await failed.filter({ hasText: "REFUSED" }).waitFor();
+
+    await page.getByLabel("Outcome").selectOption("failure");
+    await waitFor(async () => (await row.count()) === 0, STEP_TIMEOUT_MS, "the successful call's row to be hidden");
+    assert.equal(await failed.count(), 1);
+    await page.getByLabel("Outcome").selectOption("");
+    await row.waitFor();
+    await page.getByLabel("Function", { exact: true }).fill("notes:");
+    await waitFor(async () => (await row.count()) === 0, STEP_TIMEOUT_MS, "the row of another path to be hidden");
+    await page.getByLabel("Function", { exact: true }).fill("chatty:hel");
+    await row.waitFor();
+    assert.equal(await failed.count(), 0);
   });
 
   e2e("the schema page shows each index's state", async (page) => {

@@ -5,12 +5,14 @@ import { useEffect, useState } from "react";
 import { AuditPage } from "./AuditPage.jsx";
 import { DataPage } from "./DataPage.jsx";
 import { FunctionsPage } from "./FunctionsPage.jsx";
+import { LogsPage } from "./LogsPage.jsx";
 import { SchedulesPage } from "./SchedulesPage.jsx";
 import { SchemaPage } from "./SchemaPage.jsx";
 
 const PAGES = [
   { id: "data", label: "Data", Page: DataPage },
   { id: "functions", label: "Functions", Page: FunctionsPage },
+  { id: "logs", label: "Logs", Page: LogsPage },
   { id: "schedules", label: "Schedules", Page: SchedulesPage },
   { id: "audit", label: "Audit log", Page: AuditPage },
   { id: "schema", label: "Schema", Page: SchemaPage },
@@ -21,7 +23,7 @@ function currentPage() {
   return PAGES.find((page) => page.id === id) ?? PAGES[0];
 }
 
-export function App({ dev, signOut }) {
+export function App({ adminKey, dev, signOut }) {
   const [page, setPage] = useState(currentPage);
   useEffect(() => {
     const follow = () => setPage(currentPage());
@@ -49,7 +51,7 @@ export function App({ dev, signOut }) {
         ) : null}
       </header>
       <main className="page">
-        <Page />
+        <Page adminKey={adminKey} />
       </main>
     </div>
   );

@@ -78,7 +78,7 @@ function Root() {
       };
   return (
     <ConvexProvider client={client}>
-      <App dev={dev} signOut={signOut} />
+      <App adminKey={key} dev={dev} signOut={signOut} />
     </ConvexProvider>
   );
 }
