@@ -47,6 +47,8 @@ function useFunctionLogs(adminKey) {
           cursor = page.cursor;
           setError(null);
           setLive(true);
+          // an empty answer is a wait that ran out, or a server that is stopping: never spin
+          if (!page.entries.length) await new Promise((resolve) => setTimeout(resolve, 250));
         } catch (failure) {
           if (controller.signal.aborted) return;
           setLive(false);
