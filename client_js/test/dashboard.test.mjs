@@ -280,6 +280,13 @@ describe("the dashboard in Chromium", { timeout: 300_000 }, () => {
     await page.getByLabel("Function", { exact: true }).fill("chatty:hel");
     await row.waitFor();
     assert.equal(await failed.count(), 0);
+
+    // the dashboard's own calls (the Data page's subscriptions) are hidden unless asked for
+    await page.getByLabel("Function", { exact: true }).fill("");
+    const system = logs.getByRole("row").filter({ hasText: "_system/dashboard:" });
+    assert.equal(await system.count(), 0);
+    await page.getByLabel("System calls").check();
+    await system.first().waitFor();
   });
 
   e2e("the schema page shows each index's state", async (page) => {

@@ -47,6 +47,8 @@ function useFunctionLogs(adminKey) {
           cursor = page.cursor;
           setError(null);
           setLive(true);
+          // an empty answer is a wait that ran out, or a server that is stopping: never spin
+          if (!page.entries.length) await new Promise((resolve) => setTimeout(resolve, 250));
         } catch (failure) {
           if (controller.signal.aborted) return;
           setLive(false);
@@ -67,12 +69,15 @@ export function LogsPage({ adminKey }) {
   const { entries, error, live, clear } = useFunctionLogs(adminKey);
   const [path, setPath] = useState("");
   const [outcome, setOutcome] = useState("");
+  const [system, setSystem] = useState(false); // the engine's own calls, this page's among them
   const shown = useMemo(() => {
     const text = path.trim().toLowerCase();
-    return entries.filter(
-      (entry) => (!outcome || entry.outcome === outcome) && (!text || String(entry.path ?? "").toLowerCase().includes(text)),
-    );
-  }, [entries, path, outcome]);
+    return entries.filter((entry) => {
+      const where = String(entry.path ?? "");
+      if (!system && where.startsWith("_system/")) return false;
+      return (!outcome || entry.outcome === outcome) && (!text || where.toLowerCase().includes(text));
+    });
+  }, [entries, path, outcome, system]);
   return (
     <section aria-label="Function logs">
       <div className="section-head">
@@ -93,6 +98,10 @@ export function LogsPage({ adminKey }) {
               <option key={name}>{name}</option>
             ))}
           </select>
+        </label>
+        <label className="inline">
+          <input type="checkbox" checked={system} onChange={(e) => setSystem(e.target.checked)} />
+          System calls
         </label>
         <button type="button" onClick={clear}>
           Clear
