@@ -147,8 +147,8 @@ async def write_file_bytes(
 
 
 @dataclass(frozen=True)
-class SnapshotFile:
-    """One file of a snapshot, its row checked and its bytes' entry found."""
+class _Row:
+    """One checked line of ``_storage/documents.jsonl``."""
 
     storage_id: str
     line: int
@@ -156,6 +156,12 @@ class SnapshotFile:
     sha256: str
     size: int
     content_type: str | None
+
+
+@dataclass(frozen=True)
+class SnapshotFile(_Row):
+    """One file of a snapshot, its row checked and its bytes' entry found."""
+
     entry: zipfile.ZipInfo
 
     @property
@@ -174,16 +180,6 @@ class SnapshotFile:
         if self.content_type is not None:
             document["contentType"] = self.content_type
         return document
-
-
-@dataclass(frozen=True)
-class _Row:
-    storage_id: str
-    line: int
-    creation_time: float
-    sha256: str
-    size: int
-    content_type: str | None
 
 
 def _check_row(
@@ -284,17 +280,7 @@ def check_files(
                 f"{found.line}) says {found.size}"
             )
             continue
-        files.append(
-            SnapshotFile(
-                found.storage_id,
-                found.line,
-                found.creation_time,
-                found.sha256,
-                found.size,
-                found.content_type,
-                entry,
-            )
-        )
+        files.append(SnapshotFile(**vars(found), entry=entry))
     for storage_id, row in rows.items():
         if storage_id not in by_id:
             refuse(f"{TABLE} line {row.line} ({storage_id}): no bytes (_storage/{storage_id})")
