@@ -57,7 +57,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import Integer, Select, and_, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import and_, bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -231,10 +231,6 @@ class CommitRecord:
 # SQLAlchemy caches a statement's compiled form, but building the statement object again for
 # every call cost about 15 µs each (BENCHMARKS.md); values travel as bind parameters.
 
-_GET_DOCUMENT = select(documents.c.table_name, documents.c.value).where(
-    documents.c.doc_id == bindparam("doc_id")
-)
-_LATEST_TS = select(func.max(commits.c.ts))
 _COMMITS_AFTER = select(commits).where(commits.c.ts > bindparam("after")).order_by(commits.c.ts)
 _FIND_OUTCOME = select(
     mutation_outcomes.c.ts, mutation_outcomes.c.outcome, mutation_outcomes.c.owner
@@ -245,24 +241,6 @@ _FIND_OUTCOME = select(
 _INSERT_OUTCOME = insert(mutation_outcomes)
 
 
-@cache
-def _scan_statement(lower: bool, upper: bool, descending: bool) -> Select[Any]:
-    """The range scan of one index, for each combination of bounds and order."""
-    key = index_entries.c.key
-    conditions = [index_entries.c.index_name == bindparam("index_name")]
-    if lower:
-        conditions.append(key >= bindparam("start"))
-    if upper:
-        conditions.append(key < bindparam("end"))
-    return (
-        select(key, documents.c.value)
-        .join(documents, documents.c.doc_id == index_entries.c.doc_id)
-        .where(and_(*conditions))
-        .order_by(key.desc() if descending else key.asc())
-        .limit(bindparam("limit", type_=Integer))
-    )
-
-
 _SQLITE_GET_DOCUMENT = "SELECT table_name, value FROM documents WHERE doc_id = ?"
 _SQLITE_FIND_OUTCOME = (
     "SELECT ts, outcome, owner FROM mutation_outcomes WHERE session_id = ? AND request_id = ?"
@@ -271,13 +249,41 @@ _SQLITE_FIND_OUTCOME = (
 
 @cache
 def _sqlite_scan_sql(lower: bool, upper: bool, descending: bool) -> str:
-    """``_scan_statement`` for SQLite; its parameters: index name, [start], [end], limit."""
+    """The range scan of one index, for each combination of bounds and order, for SQLite; its
+    parameters: index name, [start], [end], limit."""
     where = " AND ".join(["e.index_name = ?"] + ["e.key >= ?"] * lower + ["e.key < ?"] * upper)
     order = "DESC" if descending else "ASC"
     # only constant fragments are put together here; every value is a ``?`` parameter
     return (
         "SELECT e.key, d.value FROM index_entries AS e"  # noqa: S608
         f" JOIN documents AS d ON d.doc_id = e.doc_id WHERE {where} ORDER BY e.key {order} LIMIT ?"
+    )
+
+
+_PG_GET_DOCUMENT = "SELECT table_name, value FROM documents WHERE doc_id = $1::text"
+
+
+def _pg_scan_where(lower: bool, upper: bool) -> tuple[str, str]:
+    """The conditions of a range scan of one index, and its limit's parameter (asyncpg
+    parameters: index name, [start], [end], limit)."""
+    conditions = ["e.index_name = $1::text"]
+    if lower:
+        conditions.append(f"e.key >= ${len(conditions) + 1}::bytea")
+    if upper:
+        conditions.append(f"e.key < ${len(conditions) + 1}::bytea")
+    return " AND ".join(conditions), f"${len(conditions) + 1}::bigint"
+
+
+@cache
+def _pg_scan(lower: bool, upper: bool, descending: bool) -> str:
+    """``_sqlite_scan_sql`` for asyncpg; its parameters: index name, [start], [end], limit."""
+    where, limit = _pg_scan_where(lower, upper)
+    order = "DESC" if descending else "ASC"
+    # only constant fragments are put together here; every value is a ``$n`` parameter
+    return (
+        "SELECT e.key, d.value FROM index_entries AS e"  # noqa: S608
+        f" JOIN documents AS d ON d.doc_id = e.doc_id WHERE {where}"
+        f" ORDER BY e.key {order} LIMIT {limit}"
     )
 
 
@@ -386,7 +392,7 @@ SELECT ts, fence, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
 )
 
 # SQLite's commit, run on the worker thread in one call together with the buffered writes.
-_SQLITE_LATEST_TS = "SELECT max(ts) FROM commits"
+_LATEST_TS = "SELECT max(ts) FROM commits"  # the same on both databases
 _SQLITE_INSERT_COMMIT = (
     "INSERT INTO commits (ts, function_path, identity, write_set) VALUES (?, ?, ?, ?)"
 )
@@ -438,7 +444,7 @@ def _sqlite_commit(
             raise SchemaFenceMoved(current)
     _sqlite_apply(db, writes)
     # We hold the database's write lock: nobody else can commit until we do.
-    (last,) = db.execute(_SQLITE_LATEST_TS).fetchone()
+    (last,) = db.execute(_LATEST_TS).fetchone()
     ts = max(now_ns, int(last or 0) + 1)
     db.execute(_SQLITE_INSERT_COMMIT, (ts, *commit_row))
     db.executemany(_SQLITE_INSERT_LOG, [(ts, seq, *row) for seq, row in enumerate(log_rows)])
@@ -471,12 +477,13 @@ async def _in_worker(conn: AsyncConnection, fn: Callable[..., T], *args: Any) ->
 class StoreReader:
     """Reads at one snapshot, inside one database transaction."""
 
-    def __init__(
-        self, conn: AsyncConnection, snapshot_ts: int | None, *, sqlite: bool = False
-    ) -> None:
+    def __init__(self, conn: AsyncConnection, snapshot_ts: int | None, store: Store) -> None:
         self.conn = conn
         self._snapshot_ts = snapshot_ts
-        self._sqlite = sqlite  # reads run on the SQLite worker thread (see ``_in_worker``)
+        self._store = store
+        # SQLite: reads run on the worker thread (see ``_in_worker``); PostgreSQL: through
+        # asyncpg itself (see ``_pg_fetch``)
+        self._sqlite = store.kind is DatabaseKind.SQLITE
 
     @property
     def snapshot_ts(self) -> int:
@@ -489,7 +496,8 @@ class StoreReader:
         if self._sqlite:
             row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_GET_DOCUMENT, (doc_id,))
         else:
-            row = (await self.conn.execute(_GET_DOCUMENT, {"doc_id": doc_id})).first()
+            rows = await self._pg_fetch(_PG_GET_DOCUMENT, doc_id)
+            row = rows[0] if rows else None
         return None if row is None else (row[0], decode_doc(row[1]))
 
     async def scan(
@@ -505,14 +513,9 @@ class StoreReader:
             bounds = (key_range.start,) * lower + (key_range.end,) * upper
             rows = await _in_worker(self.conn, _sqlite_fetchall, sql, (index_name, *bounds, limit))
         else:
-            params: dict[str, Any] = {"index_name": index_name, "limit": limit}
-            if lower:
-                params["start"] = key_range.start
-            if upper:
-                params["end"] = key_range.end
-            rows = (
-                await self.conn.execute(_scan_statement(lower, upper, descending), params)
-            ).all()
+            bounds = (key_range.start,) * lower + (key_range.end,) * upper
+            sql = _pg_scan(lower, upper, descending)
+            rows = await self._pg_fetch(sql, index_name, *bounds, limit)
         docs = decode_docs([value for _key, value in rows])
         return [(bytes(row[0]), doc) for row, doc in zip(rows, docs, strict=True)]
 
@@ -520,6 +523,18 @@ class StoreReader:
         """The commits in this snapshot newer than ``after_ts``, oldest first."""
         rows = (await self.conn.execute(_COMMITS_AFTER, {"after": after_ts})).all()
         return [CommitRecord(int(r.ts), r.function_path, r.identity, r.write_set) for r in rows]
+
+    async def _pg_fetch(self, sql: str, *args: Any) -> list[Any]:
+        """Rows of one statement sent through the transaction's asyncpg connection itself, which
+        prepares it once per connection: SQLAlchemy's compile, cursor and result layers cost
+        more than the round trip for the small statements a function's reads are."""
+        try:
+            driver = (await self.conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            rows: list[Any] = await driver.fetch(sql, *args)
+        except _ASYNCPG_ERRORS as exc:
+            raise await self._store._driver_failure_on(self.conn, exc) from exc
+        return rows
 
 
 class StoreWriter(StoreReader):
@@ -530,8 +545,7 @@ class StoreWriter(StoreReader):
     """
 
     def __init__(self, conn: AsyncConnection, store: Store) -> None:
-        super().__init__(conn, 0, sqlite=store.kind is DatabaseKind.SQLITE)
-        self._store = store
+        super().__init__(conn, 0, store)
         self._pending: list[Write] = []
         # (table, id, document JSON or None for a deletion), in order: the log rows to write
         self._log: list[tuple[str, str, str | None]] = []
@@ -737,8 +751,7 @@ class MutationWriter(StoreReader):
     conn: AsyncConnection
 
     def __init__(self, store: Store, stack: AsyncExitStack) -> None:
-        super().__init__(None, None, sqlite=store.kind is DatabaseKind.SQLITE)  # type: ignore[arg-type]
-        self._store = store
+        super().__init__(None, None, store)  # type: ignore[arg-type]
         self._stack = stack
         self._opened = False
         self.net = NetWrites()
@@ -760,21 +773,10 @@ class MutationWriter(StoreReader):
         if self._snapshot_ts is None:
             self._snapshot_ts = await self._store._latest_ts(self.conn)
 
-    async def _driver(self) -> Any:
-        """The transaction's asyncpg connection, for statements sent without SQLAlchemy."""
-        raw = await self.conn.get_raw_connection()
-        return raw.driver_connection
-
-    async def _driver_failure(self, exc: BaseException) -> BaseException:
-        return await self._store._driver_failure_on(self.conn, exc)
-
     async def _base_get(self, doc_id: str) -> tuple[str, dict[str, Any]] | None:
         if self._snapshot_ts is not None:
             return await StoreReader.get(self, doc_id)
-        try:
-            row = await (await self._driver()).fetchrow(_PG_FIRST_GET, doc_id)
-        except _ASYNCPG_ERRORS as exc:
-            raise await self._driver_failure(exc) from exc
+        (row,) = await self._pg_fetch(_PG_FIRST_GET, doc_id)
         self._snapshot_ts = int(row[0] or 0)
         return None if row[1] is None else (row[1], decode_doc(row[2]))
 
@@ -788,10 +790,7 @@ class MutationWriter(StoreReader):
         lower, upper = bool(key_range.start), key_range.end is not None
         sql = _pg_first_scan(lower, upper, descending)
         bounds = (key_range.start,) * lower + (key_range.end,) * upper
-        try:
-            rows = await (await self._driver()).fetch(sql, index_name, *bounds, limit)
-        except _ASYNCPG_ERRORS as exc:
-            raise await self._driver_failure(exc) from exc
+        rows = await self._pg_fetch(sql, index_name, *bounds, limit)
         self._snapshot_ts = int(rows[0][0] or 0)
         found = [(bytes(r[1]), r[2]) for r in rows if r[1] is not None]
         docs = decode_docs([value for _key, value in found])
@@ -929,16 +928,9 @@ _PG_FIRST_GET = (
 
 @cache
 def _pg_first_scan(lower: bool, upper: bool, descending: bool) -> str:
-    """The range scan of ``_scan_statement``, with the snapshot's newest commit in every row
-    (and in the one row of NULLs an empty range gives); parameters: index, [start], [end],
-    limit."""
-    conditions = ["e.index_name = $1::text"]
-    if lower:
-        conditions.append(f"e.key >= ${len(conditions) + 1}::bytea")
-    if upper:
-        conditions.append(f"e.key < ${len(conditions) + 1}::bytea")
-    where = " AND ".join(conditions)
-    limit = f"${len(conditions) + 1}::bigint"
+    """``_pg_scan``, with the snapshot's newest commit in every row (and in the one row of NULLs
+    an empty range gives)."""
+    where, limit = _pg_scan_where(lower, upper)
     order = "DESC" if descending else "ASC"
     # only constant fragments are put together here; every value is a ``$n`` parameter
     return (
@@ -1227,7 +1219,7 @@ class Store:
         """
         async with self._transaction(self._read_engine, write=False) as conn:
             ts = await self._latest_ts(conn) if timestamped else None
-            yield StoreReader(conn, ts, sqlite=self.kind is DatabaseKind.SQLITE)
+            yield StoreReader(conn, ts, self)
 
     @asynccontextmanager
     async def writer(self) -> AsyncIterator[StoreWriter]:
@@ -1678,9 +1670,14 @@ class Store:
 
     async def _latest_ts(self, conn: AsyncConnection) -> int:
         if self.kind is DatabaseKind.SQLITE:
-            (value,) = await _in_worker(conn, _sqlite_fetchone, _SQLITE_LATEST_TS, ())
+            (value,) = await _in_worker(conn, _sqlite_fetchone, _LATEST_TS, ())
         else:
-            value = (await conn.execute(_LATEST_TS)).scalar()
+            try:
+                driver = (await conn.get_raw_connection()).driver_connection
+                assert driver is not None
+                value = await driver.fetchval(_LATEST_TS)
+            except _ASYNCPG_ERRORS as exc:
+                raise await self._driver_failure_on(conn, exc) from exc
         return int(value or 0)
 
     async def latest_ts(self) -> int:
