@@ -65,6 +65,9 @@ def main() -> int:
         _git("worktree", "add", "--detach", str(tree), base)
         try:
             (tree / ".venv").symlink_to(ROOT / ".venv")
+            modules = ROOT / "client_js" / "node_modules"
+            if modules.is_dir():  # the JS clients' packages, for the benchmarks that run node
+                (tree / "client_js" / "node_modules").symlink_to(modules)
             for bench in args.benchmarks:
                 for turn in range(args.turns):
                     order = [(base, tree), (head + dirty, ROOT)]
