@@ -51,8 +51,12 @@ def main() -> int:
     parser.add_argument("--base", required=True, help="the earlier revision")
     parser.add_argument("--turns", type=int, default=2, help="runs per revision (default 2)")
     parser.add_argument("benchmarks", nargs="+", help="names: engine, sensitive, sync, ...")
-    args, extra = parser.parse_known_args()
-    extra = [a for a in extra if a != "--"]
+    argv = sys.argv[1:]
+    # everything after "--" goes to the benchmarks untouched (argparse would take a bare value
+    # such as the 1 of "--seconds 1" for one more benchmark name)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    extra = argv[split + 1 :]
     base = _git("rev-parse", "--short", args.base)
     head = _git("rev-parse", "--short", "HEAD")
     dirty = " (with uncommitted changes)" if _git("status", "--porcelain") else ""
@@ -61,6 +65,9 @@ def main() -> int:
         _git("worktree", "add", "--detach", str(tree), base)
         try:
             (tree / ".venv").symlink_to(ROOT / ".venv")
+            modules = ROOT / "client_js" / "node_modules"
+            if modules.is_dir():  # the JS clients' packages, for the benchmarks that run node
+                (tree / "client_js" / "node_modules").symlink_to(modules)
             for bench in args.benchmarks:
                 for turn in range(args.turns):
                     order = [(base, tree), (head + dirty, ROOT)]

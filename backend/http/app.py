@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Match, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -93,6 +93,22 @@ class CollapseSlashes:
         if path.startswith("//"):
             scope = dict(scope, path="/" + path.lstrip("/"))
         await self.app(scope, receive, send)
+
+
+class WebApp(Mount):
+    """The built web app at ``/``, for every path but the API's. Starlette answers a path that
+    matched a route by path but not by method (``GET /api/query``) with 405 only when no later
+    route matches fully; a catch-all static mount would match it and answer a bare 404, so the
+    API's coded refusals would depend on whether a web app was built."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__("/", app=app, name="web")
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path: str = scope.get("path", "")
+        if path == "/api" or path.startswith("/api/"):
+            return Match.NONE, {}
+        return super().matches(scope)
 
 
 def create_app(
@@ -234,7 +250,7 @@ def create_app(
         engine.services.register(AdminKey, AdminKey(admin_key))
     web = Path(settings.web_dir)
     if web.is_dir():  # the demo web app, after the API routes so they win
-        routes.append(Mount("/", StaticFiles(directory=web, html=True), name="web"))
+        routes.append(WebApp(StaticFiles(directory=web, html=True)))
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(TrustedHosts, allowed_hosts=settings.served_hosts()),

@@ -4,6 +4,7 @@ answer a failed call alike, and every HTTP refusal takes its status from the err
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -142,17 +143,33 @@ async def test_every_refusal_takes_its_status_from_the_table_and_says_when_to_co
     assert (plain.status_code, plain.json()["code"]) == (400, "ERROR")
 
 
+@pytest.mark.parametrize("built", [False, True], ids=["no web app", "a built web app"])
 async def test_starlettes_own_refusals_are_coded_under_api_and_plain_for_pages(
-    server: LiveServer,
+    tmp_path: Path, built: bool
 ) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as http:
+    """The API's refusals are the same whether or not a web app is built and served at ``/``:
+    the web app's catch-all never answers for a path under ``/api``."""
+    web = tmp_path / "web"
+    if built:
+        web.mkdir()
+        (web / "index.html").write_text("<!doctype html><title>app</title>")
+    async with (
+        live_server(None, dev_mode=False, web_dir=str(web)) as server,
+        httpx.AsyncClient(base_url=server.url) as http,
+    ):
         wrong_method = await http.get("/api/query")
         no_route = await http.post("/api/no/such/thing", json={})
+        no_get_route = await http.get("/api/no/such/thing")
         page = await http.get("/no/such/page.html")
+        home = await http.get("/")
     assert wrong_method.status_code == 405
     assert wrong_method.json() == {"code": "METHOD_NOT_ALLOWED", "message": "Method Not Allowed"}
     assert wrong_method.headers["allow"] == "POST"
-    assert no_route.status_code in (404, 405)  # 405: the web app's static files take GETs only
-    assert no_route.json()["code"] in ("NOT_FOUND", "METHOD_NOT_ALLOWED")
+    for missing in (no_route, no_get_route):
+        assert missing.status_code == 404
+        assert missing.json() == {"code": "NOT_FOUND", "message": "Not Found"}
     assert page.status_code == 404
     assert page.headers["content-type"].startswith("text/plain")
+    assert home.status_code == (200 if built else 404)
+    if built:
+        assert "<title>app</title>" in home.text
