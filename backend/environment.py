@@ -37,7 +37,6 @@ from backend.schema_definition import TableDef, table
 from backend.storage.store import StoreReader
 from backend.transactions.readset import WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
-from backend.values.ids import is_id_of
 from backend.values.index_key import KeyRange, encode_key
 
 if TYPE_CHECKING:
@@ -137,7 +136,7 @@ class Environment:
             self._stale = True
 
     def _touches(self, writes: WriteSet) -> bool:
-        return any(is_id_of(doc_id, TABLE) for doc_id in writes.ids)
+        return writes.touches(TABLE)
 
     async def _load(self, db: SystemDatabase) -> None:
         values: dict[str, str] = {}

@@ -83,7 +83,7 @@ class SchedulerWorker:
         engine.add_commit_listener(self._on_commit)
 
     def _on_commit(self, _ts: int, write_set: WriteSet) -> None:
-        if any(name.startswith(TABLE + ".") for name in write_set.keys):
+        if write_set.touches(TABLE):
             self._wake.set()
 
     async def _due(self, limit: int) -> list[dict[str, Any]]:

@@ -87,6 +87,12 @@ class WriteSet:
     def is_empty(self) -> bool:
         return not self.ids
 
+    def touches(self, table: str) -> bool:
+        """Whether a document of ``table`` was written: every write notes the keys of all its
+        table's indexes, ``by_id`` among them, under names qualified by the table."""
+        prefix = table + "."
+        return any(name.startswith(prefix) for name in self.keys)
+
     def to_json(self) -> str:
         return _COMPACT.encode(
             {

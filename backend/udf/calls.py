@@ -26,6 +26,7 @@ the logger's level is above INFO: silencing the server's log must not blank the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -112,6 +113,14 @@ def _write(
         entry["error"] = record.error
     lines = list(record.logs.lines)
     entry["logLines"] = lines
+    if not logged and recent is not None:
+        # only the ring wants it: a small record's size is estimated rather than encoded (the
+        # ring's byte budget bounds memory, to which the exact text length is no closer)
+        size = _ENTRY_OVERHEAD + len(path or "") + len(entry["caller"] or "")
+        size += len(record.error or "") + sum(len(line) + 3 for line in lines)
+        if size <= MAX_RECORD_BYTES // 4:
+            recent.add(entry, size)
+            return
     text = _ENCODER.encode(entry)
     while len(text) > MAX_RECORD_BYTES // 4 and len(text.encode()) > MAX_RECORD_BYTES and lines:
         lines.pop()
@@ -123,12 +132,20 @@ def _write(
         log.info("%s", text)
 
 
+# the JSON around a record's strings: its keys, its time, duration, kind and outcome
+_ENTRY_OVERHEAD: Final = 150
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False)  # built once: ``dumps`` builds one a call
 
 
 def _iso_now() -> str:
     now = time.time()  # the wall clock: when the line was written, for operators
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    return _iso_second(int(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _iso_second(second: int) -> str:
+    """The ISO text of one second (every call within it shares it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
 class CallLogFile(logging.Handler):

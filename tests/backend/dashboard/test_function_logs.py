@@ -218,6 +218,29 @@ async def test_the_ring_is_fed_when_the_logger_is_quiet(dev: LiveServer) -> None
     assert dev.engine.recent_calls.after(None).entries[-1]["path"] == "chatty:hello"
 
 
+async def test_a_quiet_logger_still_bounds_the_ring_by_the_records_sizes(
+    database_url: str | None,
+) -> None:
+    """With the log quiet a small record's size is estimated, not encoded: near its text's
+    length all the same; a flood of lines is still cut to the record limit."""
+    logger = logging.getLogger("backend.functions")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        async with TestBackend(database_url, app=basic_app()) as t:
+            await t.query("chatty:hello", {"name": "ada"})
+            await t.query("chatty:flood", {"n": 300, "size": 400})
+            kept = list(t.engine.recent_calls._records)
+    finally:
+        logger.setLevel(level)
+    (hello, hello_size), (flood, flood_size) = kept[-2:]
+    text = json.dumps({k: v for k, v in hello.items() if k != "cursor"}, ensure_ascii=False)
+    assert 0.8 * len(text) <= hello_size <= 1.5 * len(text)
+    assert flood["logLines"][-1].startswith("[WARN] (more lines were written")
+    flood_text = json.dumps({k: v for k, v in flood.items() if k != "cursor"})
+    assert flood_size == len(flood_text) <= 64 * 1024
+
+
 async def test_the_ring_keeps_the_very_records_the_log_file_gets(
     database_url: str | None, tmp_path: Path
 ) -> None:
