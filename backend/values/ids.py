@@ -9,6 +9,7 @@ it refuse an id of a system table handed to an app function.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 
@@ -17,7 +18,9 @@ _RANDOM_BYTES = 16
 _TAG_BYTES = 4
 
 
+@functools.lru_cache(maxsize=1024)
 def table_tag(table: str) -> bytes:
+    """The 4-byte tag of ``table``'s name (a schema has a few dozen tables: remembered)."""
     return hashlib.blake2s(table.encode("utf-8"), digest_size=_TAG_BYTES).digest()
 
 
