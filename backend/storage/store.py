@@ -232,12 +232,6 @@ class CommitRecord:
 # every call cost about 15 µs each (BENCHMARKS.md); values travel as bind parameters.
 
 _COMMITS_AFTER = select(commits).where(commits.c.ts > bindparam("after")).order_by(commits.c.ts)
-_FIND_OUTCOME = select(
-    mutation_outcomes.c.ts, mutation_outcomes.c.outcome, mutation_outcomes.c.owner
-).where(
-    mutation_outcomes.c.session_id == bindparam("session_id"),
-    mutation_outcomes.c.request_id == bindparam("request_id"),
-)
 _INSERT_OUTCOME = insert(mutation_outcomes)
 
 
@@ -631,8 +625,8 @@ class StoreWriter(StoreReader):
             key = (session_id, request_id)
             row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_FIND_OUTCOME, key)
         else:
-            params = {"session_id": session_id, "request_id": request_id}
-            row = (await self.conn.execute(_FIND_OUTCOME, params)).first()
+            rows = await self._pg_fetch(_PG_FIND_OUTCOME, session_id, request_id)
+            row = rows[0] if rows else None
         return None if row is None else StoredOutcome(int(row[0]), str(row[1]), row[2])
 
     async def current_ts(self) -> int:
@@ -882,13 +876,19 @@ class MutationWriter(StoreReader):
     async def find_outcome(self, session_id: str, request_id: int) -> StoredOutcome | None:
         """The remembered answer to ``(session_id, request_id)`` in this snapshot. (One made
         after it is found by the commit: its row's key is unique, and the retry reads again.)"""
-        await self._learn_ts()
+        if not self._opened:
+            await self._open()
         if self._sqlite:
+            await self._learn_ts()
             key = (session_id, request_id)
             row = await _in_worker(self.conn, _sqlite_fetchone, _SQLITE_FIND_OUTCOME, key)
+        elif self._snapshot_ts is None:  # a wire mutation's first statement: learn ts with it
+            (first,) = await self._pg_fetch(_PG_FIRST_OUTCOME, session_id, request_id)
+            self._snapshot_ts = int(first[0] or 0)
+            row = None if first[1] is None else (first[1], first[2], first[3])
         else:
-            params = {"session_id": session_id, "request_id": request_id}
-            row = (await self.conn.execute(_FIND_OUTCOME, params)).first()
+            rows = await self._pg_fetch(_PG_FIND_OUTCOME, session_id, request_id)
+            row = rows[0] if rows else None
         return None if row is None else StoredOutcome(int(row[0]), str(row[1]), row[2])
 
     def pending(
@@ -920,6 +920,14 @@ class MutationWriter(StoreReader):
 
 # A mutation's first read on PostgreSQL also learns its snapshot's timestamp, in the same
 # statement (one round trip fewer); sent through asyncpg itself, prepared once per connection.
+_PG_FIND_OUTCOME = (
+    "SELECT ts, outcome, owner FROM mutation_outcomes"
+    " WHERE session_id = $1::text AND request_id = $2::bigint"
+)
+_PG_FIRST_OUTCOME = (
+    "SELECT m.snap, o.ts, o.outcome, o.owner FROM (SELECT max(ts) AS snap FROM commits) AS m"
+    " LEFT JOIN mutation_outcomes AS o ON o.session_id = $1::text AND o.request_id = $2::bigint"
+)
 _PG_FIRST_GET = (
     "SELECT m.snap, d.table_name, d.value FROM (SELECT max(ts) AS snap FROM commits) AS m"
     " LEFT JOIN documents AS d ON d.doc_id = $1::text"
