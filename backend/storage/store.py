@@ -1179,6 +1179,10 @@ class Store:
         if isinstance(exc, OSError | asyncpg.InterfaceError) or unavailable_cause(exc):
             with contextlib.suppress(Exception):
                 await conn.invalidate()
+            # the pool's other connections went the same way, as SQLAlchemy assumes of a
+            # disconnect it sees itself: start the pool afresh, or the next caller may still
+            # get one that works for a moment and report the database back too soon
+            self.engine.sync_engine.dispose(close=False)
             return self._unavailable(f"connection lost ({_describe(exc)})")
         state = getattr(exc, "sqlstate", None)
         if state in RETRYABLE_SQLSTATES:
