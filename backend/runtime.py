@@ -58,6 +58,29 @@ class Timers(Protocol):
         ...
 
 
+async def wait_for_event(timers: Timers, event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` have passed on ``timers``; whether the event
+    was set. (``asyncio.wait_for(event.wait(), seconds)`` on the loop's own clock, but on the
+    injected timers, so a fake clock ends the wait.)"""
+    if event.is_set():
+        return True
+    timed_out = asyncio.get_running_loop().create_future()
+
+    def expire() -> None:
+        if not timed_out.done():
+            timed_out.set_result(None)
+
+    handle = timers.call_later(seconds, expire)
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({waiter, timed_out}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        handle.cancel()
+        waiter.cancel()
+        timed_out.cancel()
+    return event.is_set()
+
+
 class LoopTimers:
     """The event loop's own timers and ``time.monotonic``."""
 

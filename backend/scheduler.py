@@ -27,12 +27,11 @@ do. So a job scheduled by a session that has since been revoked runs as nobody t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from backend.errors import ConvexError
-from backend.runtime import from_ms, to_ms
+from backend.runtime import from_ms, to_ms, wait_for_event
 from backend.storage.store import StoreUnavailable
 from backend.transactions.readset import WriteSet
 from backend.transactions.transaction import SystemDatabase, Transaction
@@ -221,8 +220,7 @@ class SchedulerWorker:
             wait = self.poll_interval
             if next_ms is not None:
                 wait = min(wait, max(0.0, (next_ms - to_ms(self.engine.runtime.now())) / 1000))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            await wait_for_event(self.engine.runtime.timers, self._wake, wait)
 
 
 def _kind_of(engine: Engine, path: str) -> FunctionKind:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend.crons import jobs
 from backend.errors import ConvexError
-from backend.runtime import to_ms
+from backend.runtime import to_ms, wait_for_event
 from backend.scheduler import describe_failure
 from backend.storage.store import StoreUnavailable
 from backend.transactions.readset import WriteSet
@@ -292,8 +292,7 @@ class CronTicker:
                 if next_ms is not None:
                     now = to_ms(self.engine.runtime.now())
                     wait = min(wait, max(0.0, (next_ms - now) / 1000))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                await wait_for_event(self.engine.runtime.timers, self._wake, wait)
         finally:
             running = list(self._running.values())
             for task in running:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import pytest
 
 from backend.errors import ConvexError
+from backend.runtime import FakeClock, wait_for_event
+from backend.scheduler import SchedulerWorker
 from backend.testing import TestBackend
 from tests.apps.basic.functions import jobs
 from tests.conftest import basic_app
@@ -136,3 +140,53 @@ async def test_scheduled_jobs_never_carry_their_schedulers_identity(
             }
             for job in jobs_left
         )
+
+
+async def test_the_workers_wait_for_a_later_job_is_on_the_runtimes_timers() -> None:
+    """``run_forever`` waits for the next due job on the engine's timers: with fake ones, a job
+    due in 30 s runs once the fake clock passes it, though the poll interval is an hour of real
+    time and no commit wakes the worker."""
+    async with TestBackend(app=basic_app(), hold_scheduled=True) as t:
+        timers = t.clock.timers()
+        t.engine.runtime.timers = timers
+        await t.mutation("counters:create", {"name": "c"})
+        await t.mutation("counters:schedule_bump", {"name": "c", "seconds": 30})
+        worker = SchedulerWorker(t.engine, poll_interval=3600)
+        running = asyncio.create_task(worker.run_forever())
+        try:
+            for _ in range(200):  # until the worker has looked and set its timer
+                await asyncio.sleep(0.01)
+                if timers.waiting():
+                    break
+            assert timers.waiting() == 1
+            t.clock.advance(seconds=29)
+            await asyncio.sleep(0.2)
+            assert (await t.query("counters:get", {"name": "c"}))["value"] == 0
+            t.clock.advance(seconds=1)
+            for _ in range(500):
+                if (await t.query("counters:get", {"name": "c"}))["value"] == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert (await t.query("counters:get", {"name": "c"}))["value"] == 1
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+
+async def test_wait_for_event_ends_on_the_event_or_on_the_fake_clock() -> None:
+    clock = FakeClock()
+    timers = clock.timers()
+    event = asyncio.Event()
+    waiting = asyncio.create_task(wait_for_event(timers, event, 10))
+    await asyncio.sleep(0)
+    clock.advance(seconds=9.9)
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    clock.advance(seconds=0.1)
+    assert await asyncio.wait_for(waiting, 1) is False
+    waiting = asyncio.create_task(wait_for_event(timers, event, 10))
+    await asyncio.sleep(0)
+    event.set()
+    assert await asyncio.wait_for(waiting, 1) is True
+    assert timers.waiting() == 0  # the timer of a wait the event ended is cancelled
