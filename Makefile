@@ -53,7 +53,10 @@ pytest: install $(JS_STAMP)
 jstest: $(JS_STAMP) install
 	cd client_js && npm test
 
-test: lint typecheck pytest jstest
+# pytest and the client_js tests run side by side (each starts its own servers; both pass with
+# the other core busy), each one's output printed whole when it ends
+test: lint typecheck
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest jstest
 
 bench: install
 	$(PY) -m benchmarks.bench_engine
