@@ -519,16 +519,9 @@ class StoreReader:
         return [CommitRecord(int(r.ts), r.function_path, r.identity, r.write_set) for r in rows]
 
     async def _pg_fetch(self, sql: str, *args: Any) -> list[Any]:
-        """Rows of one statement sent through the transaction's asyncpg connection itself, which
-        prepares it once per connection: SQLAlchemy's compile, cursor and result layers cost
-        more than the round trip for the small statements a function's reads are."""
-        try:
-            driver = (await self.conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            rows: list[Any] = await driver.fetch(sql, *args)
-        except _ASYNCPG_ERRORS as exc:
-            raise await self._store._driver_failure_on(self.conn, exc) from exc
-        return rows
+        """Rows of one statement sent through the transaction's asyncpg connection itself
+        (``Store._driver_rows``)."""
+        return await self._store._driver_rows(self.conn, sql, *args)
 
 
 class StoreWriter(StoreReader):
@@ -1173,6 +1166,18 @@ class Store:
             await conn.close()
         self.health.succeeded()
 
+    async def _driver_rows(self, conn: AsyncConnection, sql: str, *args: Any) -> list[Any]:
+        """Rows of one statement sent through ``conn``'s asyncpg connection itself, which
+        prepares it once per connection: SQLAlchemy's compile, cursor and result layers cost
+        more than the round trip for the small statements a function's reads are."""
+        try:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            rows: list[Any] = await driver.fetch(sql, *args)
+        except _ASYNCPG_ERRORS as exc:
+            raise await self._driver_failure_on(conn, exc) from exc
+        return rows
+
     async def _driver_failure_on(self, conn: AsyncConnection, exc: BaseException) -> BaseException:
         """What an error of a statement sent through asyncpg itself means; a connection it
         found dead is taken out of the pool (SQLAlchemy only notices for its own statements)."""
@@ -1684,12 +1689,7 @@ class Store:
         if self.kind is DatabaseKind.SQLITE:
             (value,) = await _in_worker(conn, _sqlite_fetchone, _LATEST_TS, ())
         else:
-            try:
-                driver = (await conn.get_raw_connection()).driver_connection
-                assert driver is not None
-                value = await driver.fetchval(_LATEST_TS)
-            except _ASYNCPG_ERRORS as exc:
-                raise await self._driver_failure_on(conn, exc) from exc
+            ((value,),) = await self._driver_rows(conn, _LATEST_TS)
         return int(value or 0)
 
     async def latest_ts(self) -> int:
