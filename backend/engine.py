@@ -540,6 +540,8 @@ class Engine:
                     self.retries += 1
                     hot.add(exc.conflict.key)
                     foreign = foreign or exc.foreign
+                    if exc.foreign:
+                        self.store.note_met_elsewhere(exc.conflict.key)
                     if hint is not None:
                         if len(self._last_hot) > 10_000:
                             self._last_hot.clear()

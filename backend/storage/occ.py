@@ -378,12 +378,104 @@ def pg_commit_params(member: PendingCommit, channel: str) -> dict[str, Any]:
     }
 
 
-# ``PG_COMMIT_ONE`` for the first member of a batch checked before the lock: it takes the lock
-# and writes only if the newest timestamp drawn is still ``:expected`` and the fence still
-# ``:fence`` (every write depends on ``stamp``, which is empty otherwise). It answers the
-# newest timestamp, the fence and its own timestamp (NULL when the guard failed: nothing was
-# written, and the caller holds the lock).
-PG_GUARDED_COMMIT = f"""
+def batch_stamps(members: Sequence[PendingCommit], newest: int) -> list[int]:
+    """The timestamps ``members`` commit at, in order, after ``newest`` (the newest drawn):
+    what ``setval(GREATEST(nextval(...), now))`` would draw for each in turn. Only the lock
+    holder advances the sequence, so under the lock (``PG_GUARDED_BATCH``'s guard checks that
+    the newest is still ``newest``) these are exactly the next timestamps."""
+    stamps: list[int] = []
+    last = newest
+    for m in members:
+        last = max(last + 1, m.now_ns)
+        stamps.append(last)
+    return stamps
+
+
+def disjoint(members: Sequence[PendingCommit]) -> bool:
+    """Whether no two of ``members`` write the same document (so their projection rows can go
+    into one statement: a statement cannot update one row twice). Members that read what
+    they write never overlap once validated; only blind writes can."""
+    if len(members) == 1:
+        return True
+    seen: set[str] = set()
+    total = 0
+    for m in members:
+        ids = m.write_set.ids
+        seen.update(ids)
+        total += len(ids)
+    return len(seen) == total
+
+
+def pg_batch_params(
+    members: Sequence[PendingCommit], stamps: Sequence[int], channel: str
+) -> dict[str, Any]:
+    """``PG_GUARDED_BATCH``'s rows for ``members`` committing at ``stamps`` (disjoint)."""
+    new_docs: list[tuple[str, str, str]] = []
+    updated_docs: list[tuple[str, str]] = []
+    deleted_docs: list[str] = []
+    new_keys: list[tuple[str, bytes, str]] = []
+    deleted_keys: list[tuple[str, bytes]] = []
+    log: list[tuple[int, int, str, str, str | None]] = []
+    outcomes: list[tuple[str, int, int, str, int, str | None]] = []
+    for m, ts in zip(members, stamps, strict=True):
+        rows = m.rows
+        new_docs += rows.new_docs
+        updated_docs += rows.updated_docs
+        deleted_docs += rows.deleted_docs
+        new_keys += rows.new_keys
+        deleted_keys += rows.deleted_keys
+        log += [(ts, seq, *entry) for seq, entry in enumerate(m.log)]
+        o = m.outcome
+        if o is not None:
+            outcomes.append((o.session_id, o.request_id, ts, o.outcome_json, o.created_ms, o.owner))
+    doc_ids, doc_tables, doc_values = columns(new_docs, 3)
+    changed_values, changed_ids = columns(updated_docs, 2)
+    gone_key_indexes, gone_key_keys = columns(deleted_keys, 2)
+    key_indexes, key_keys, key_doc_ids = columns(new_keys, 3)
+    log_ts, log_seqs, log_tables, log_doc_ids, log_values = columns(log, 5)
+    o_sessions, o_requests, o_ts, o_outcomes, o_created, o_owners = columns(outcomes, 6)
+    return {
+        "last_ts": stamps[-1],
+        "gone_ids": deleted_docs,
+        "changed_values": changed_values,
+        "changed_ids": changed_ids,
+        "doc_ids": doc_ids,
+        "doc_tables": doc_tables,
+        "doc_values": doc_values,
+        "gone_key_indexes": gone_key_indexes,
+        "gone_key_keys": gone_key_keys,
+        "key_indexes": key_indexes,
+        "key_keys": key_keys,
+        "key_doc_ids": key_doc_ids,
+        "commit_ts": list(stamps),
+        "function_paths": [m.function_path for m in members],
+        "identities": [m.identity for m in members],
+        "write_sets": [m.write_set_json for m in members],
+        "log_ts": log_ts,
+        "log_seqs": log_seqs,
+        "log_tables": log_tables,
+        "log_doc_ids": log_doc_ids,
+        "log_values": log_values,
+        "outcome_sessions": o_sessions,
+        "outcome_requests": o_requests,
+        "outcome_ts": o_ts,
+        "outcomes": o_outcomes,
+        "outcome_created_ms": o_created,
+        "outcome_owners": o_owners,
+        "channel": channel,
+    }
+
+
+# A whole batch of commits as one statement, checked before the lock: it takes the lock and
+# writes only if the newest timestamp drawn is still ``:expected`` and the fence still
+# ``:fence`` (every write depends on ``stamp``, which is empty otherwise). The timestamps come
+# with the rows (``batch_stamps``, from ``:expected``); ``stamp`` moves the sequence to the
+# last of them. It answers the newest timestamp and the fence it found, and the last timestamp
+# (NULL when the guard failed: nothing was written). In autocommit the lock is released when
+# the statement ends; inside a transaction that holds the lock already (``pg_advisory_xact_lock``
+# is re-entrant) the guard holds by construction. One notification stands for the batch: a
+# listener re-reads whatever is new, whatever the payload.
+PG_GUARDED_BATCH = """
 WITH lock AS MATERIALIZED (
     SELECT pg_advisory_xact_lock(CAST(:lock_key AS bigint))
 ),
@@ -393,7 +485,7 @@ guard AS MATERIALIZED (
     FROM lock
 ),
 stamp AS MATERIALIZED (
-    SELECT setval('commit_ts_seq', GREATEST(nextval('commit_ts_seq'), CAST(:now AS bigint))) AS ts
+    SELECT setval('commit_ts_seq', CAST(:last_ts AS bigint)) AS ts
     FROM guard
     WHERE COALESCE(guard.newest, 0) = CAST(:expected AS bigint)
         AND guard.fence IS NOT DISTINCT FROM CAST(:fence AS bigint)
@@ -425,9 +517,30 @@ new_keys AS (
         CAST(:key_indexes AS text[]), CAST(:key_keys AS bytea[]), CAST(:key_doc_ids AS text[])
     ) AS k (index_name, key, doc_id)
 ),
-{PG_RECORD_CTES},
+new_commits AS (
+    INSERT INTO commits (ts, function_path, identity, write_set)
+    SELECT c.ts, c.function_path, c.identity, c.write_set FROM stamp, unnest(
+        CAST(:commit_ts AS bigint[]), CAST(:function_paths AS text[]),
+        CAST(:identities AS text[]), CAST(:write_sets AS text[])
+    ) AS c (ts, function_path, identity, write_set)
+),
+new_log AS (
+    INSERT INTO log (ts, seq, table_name, doc_id, value)
+    SELECT e.ts, e.seq, e.table_name, e.doc_id, e.value FROM stamp, unnest(
+        CAST(:log_ts AS bigint[]), CAST(:log_seqs AS integer[]), CAST(:log_tables AS text[]),
+        CAST(:log_doc_ids AS text[]), CAST(:log_values AS text[])
+    ) AS e (ts, seq, table_name, doc_id, value)
+),
+new_outcomes AS (
+    INSERT INTO mutation_outcomes (session_id, request_id, ts, outcome, created_ms, owner)
+    SELECT o.session_id, o.request_id, o.ts, o.outcome, o.created_ms, o.owner FROM stamp, unnest(
+        CAST(:outcome_sessions AS text[]), CAST(:outcome_requests AS bigint[]),
+        CAST(:outcome_ts AS bigint[]), CAST(:outcomes AS text[]),
+        CAST(:outcome_created_ms AS bigint[]), CAST(:outcome_owners AS text[])
+    ) AS o (session_id, request_id, ts, outcome, created_ms, owner)
+),
 notified AS MATERIALIZED (
     SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
 )
 SELECT guard.newest, guard.fence, notified.ts FROM guard LEFT JOIN notified ON true
-"""  # noqa: S608 - splices a constant, no input
+"""

@@ -49,6 +49,7 @@ import hashlib
 import itertools
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass
@@ -68,13 +69,16 @@ from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.health import StoreHealth
 from backend.storage.occ import (
     PG_COMMIT_ONE,
-    PG_GUARDED_COMMIT,
+    PG_GUARDED_BATCH,
     PG_LOCK,
     PG_RECORD_CTES,
     PG_WRITE_SETS_AFTER,
     NetWrites,
     PendingCommit,
     RecentWrites,
+    batch_stamps,
+    disjoint,
+    pg_batch_params,
     pg_commit_params,
 )
 from backend.storage.readset import ReadConflict, ReadSet, WriteSet
@@ -1032,7 +1036,16 @@ _SQLITE_NEWEST_AND_FENCE = "SELECT (SELECT max(ts) FROM commits), (SELECT value 
 _PG_LOCK = text(PG_LOCK)
 _PG_WRITE_SETS_AFTER = text(PG_WRITE_SETS_AFTER)
 _PG_COMMIT_ONE = text(PG_COMMIT_ONE)
-_PG_GUARDED_COMMIT = text(PG_GUARDED_COMMIT)
+_PG_GUARDED_BATCH = text(PG_GUARDED_BATCH)
+_PG_WRITE_SETS_BETWEEN = (
+    "SELECT ts, write_set FROM commits WHERE ts > $1::bigint AND ts <= $2::bigint ORDER BY ts"
+)
+# How many times a batch checked before the lock is sent again after another process's commit
+# failed its guard, before it takes the lock first.
+GUARD_TRIES = 3
+# How long after a retry met another process's commit on a key that key's turns are taken
+# across processes (``Store.note_met_elsewhere``).
+ELSEWHERE_SECONDS = 10.0
 
 
 def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -1048,7 +1061,7 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r"(?<![:\w]):([a-z_]+)\b", number, sql), tuple(names)
 
 
-_PG_GUARDED_SQL, _PG_GUARDED_NAMES = _positional(PG_GUARDED_COMMIT)
+_PG_BATCH_SQL, _PG_BATCH_NAMES = _positional(PG_GUARDED_BATCH)
 _PG_TURN_LOCK = text("SELECT pg_advisory_lock(CAST(:ns AS integer), CAST(:k AS integer))")
 _PG_TURN_UNLOCK = text("SELECT pg_advisory_unlock(CAST(:ns AS integer), CAST(:k AS integer))")
 
@@ -1109,11 +1122,11 @@ class Store:
         )
         self._queue: list[PendingCommit] = []
         self._drainer: asyncio.Task[None] | None = None
-        self._others_commit = False  # the last batch met commits of other processes
         self._busy = False  # a batch is being committed (by a caller itself, or the drainer)
         self.recent = RecentWrites()
         self.commit_stats = CommitStats()
         self._turns: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._elsewhere: dict[str, float] = {}  # key -> when a retry last met another process
         self.health = StoreHealth()
         self.notify_channel = f"commits_{pg_schema or 'public'}"[:63]
         self._lock_key = int.from_bytes(
@@ -1361,13 +1374,14 @@ class Store:
                     raise
                 self.health.succeeded()
         else:
-            single = await self._pg_single(batch, after, results)
-            if single is not None:
-                accepted = single
+            optimistic = await self._pg_optimistic(batch, after, results)
+            if optimistic is not None:
+                accepted = optimistic
             else:
                 results.clear()
+                after = self._read_after(needed)  # it may have learned commits meanwhile
                 async with self._transaction(self._commit_engine, write=True) as conn:
-                    accepted = await self._pg_batch(conn, batch, after, results)
+                    accepted = await self._pg_locked(conn, batch, after, results)
         # committed: later batches check against these too
         for m in accepted:
             ts = results[m]
@@ -1454,101 +1468,82 @@ class Store:
             and all(m.fence == fence for m in batch)
         )
 
-    async def _pg_single(
+    async def _pg_optimistic(
         self,
         batch: Sequence[PendingCommit],
         after: int | None,
         results: dict[PendingCommit, int | BaseException],
     ) -> list[PendingCommit] | None:
-        """A batch that leaves one commit to write, checked before the lock: written by one
-        statement on its own (no ``BEGIN``, no ``COMMIT``: a statement is a transaction, and
-        the lock it takes is released when it ends), one round trip in all. None when that
-        does not apply or its guard failed (nothing was written)."""
-        if not self._checkable(batch, after) or self._others_commit:
+        """The batch checked before the lock and written by one statement (``PG_GUARDED_BATCH``:
+        no ``BEGIN``, no ``COMMIT``; the lock lasts as long as the statement), one round trip
+        in all, whatever the batch's size. If another process committed since the newest commit
+        this process knows, the guard fails and nothing is written: its write sets are read
+        (without the lock), the members checked against them, and the statement sent again.
+        None when that does not apply, or after ``GUARD_TRIES`` failed guards (the caller
+        then takes the lock first); the members rejected are counted only when it applies."""
+        if not self._checkable(batch, after):
             return None
         fence = batch[0].fence
-        accepted = self._validate(batch, fence, results, count=False)
-        if not accepted:  # every one met a commit this process knows: nothing to write
-            self.commit_stats.conflicts += len(batch)
-            return []
-        if len(accepted) > 1:
-            return None
-        (member,) = accepted
-        params = pg_commit_params(member, self.notify_channel)
-        params.update(lock_key=self._lock_key, expected=self.recent.through, fence=fence)
-        values = [params[name] for name in _PG_GUARDED_NAMES]
+        pending: Sequence[PendingCommit] = batch
         async with self._transaction(self._autocommit_engine, write=True) as conn:
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
-            try:  # through asyncpg itself: SQLAlchemy's handling of 25 parameters costs more
-                _newest, _fence, ts = await driver.fetchrow(_PG_GUARDED_SQL, *values)
-            except _ASYNCPG_ERRORS as exc:
-                raise await self._driver_failure_on(conn, exc) from exc
-        if ts is None:  # another process committed meanwhile: the way with the lock first
-            self._others_commit = True
+            for _ in range(GUARD_TRIES):
+                through = self.recent.through
+                assert through is not None
+                accepted = self._validate(pending, fence, results, count=False)
+                if not accepted or not disjoint(accepted):
+                    break
+                stamps = batch_stamps(accepted, through)
+                params = pg_batch_params(accepted, stamps, self.notify_channel)
+                params.update(lock_key=self._lock_key, expected=through, fence=fence)
+                values = [params[name] for name in _PG_BATCH_NAMES]
+                rows: Sequence[Any] = ()
+                try:  # through asyncpg itself: SQLAlchemy's handling of 30 parameters costs more
+                    newest, now_fence, last = await driver.fetchrow(_PG_BATCH_SQL, *values)
+                    if last is None and now_fence == fence:
+                        rows = await driver.fetch(_PG_WRITE_SETS_BETWEEN, through, newest)
+                except _ASYNCPG_ERRORS as exc:
+                    raise await self._driver_failure_on(conn, exc) from exc
+                if last is not None:
+                    results.update(zip(accepted, stamps, strict=True))
+                    break
+                if now_fence != fence:  # a deploy moved the fence: checked under the lock
+                    return None
+                self._learn(through, int(newest or 0), rows)
+                pending = accepted
+            else:
+                return None
+        if accepted and not disjoint(accepted):  # blind writes to one document: one by one
             return None
-        self.commit_stats.conflicts += len(batch) - 1
-        results[member] = int(ts)
+        self.commit_stats.conflicts += len(batch) - len(accepted)
         return accepted
 
-    async def _pg_batch(
+    async def _pg_locked(
         self,
         conn: AsyncConnection,
         batch: Sequence[PendingCommit],
         after: int | None,
         results: dict[PendingCommit, int | BaseException],
     ) -> list[PendingCommit]:
-        """The batch on PostgreSQL, inside its transaction; the members written.
-
-        When this process knows every commit up to now (``recent.through``), the members are
-        checked before the lock and the first one's statement takes the lock itself, writing
-        only if the newest timestamp and the fence are still what the check assumed
-        (``PG_GUARDED_COMMIT``): one round trip fewer. Otherwise, or if that guard fails, the
-        lock comes first, then the commits this process does not know, then the check."""
-        through = self.recent.through
-        fence = batch[0].fence
-        if through is not None and self._checkable(batch, after):
-            accepted = self._validate(batch, fence, results, count=False)
-            if not accepted:  # every one met a commit this process knows: nothing to write
-                self.commit_stats.conflicts += len(batch)
-                return []
-            if accepted:
-                first = accepted[0]
-                params = pg_commit_params(first, self.notify_channel)
-                params.update(lock_key=self._lock_key, expected=through, fence=fence)
-                newest, current_fence, ts = (await conn.execute(_PG_GUARDED_COMMIT, params)).one()
-                if ts is not None:
-                    self.commit_stats.conflicts += len(batch) - len(accepted)
-                    results[first] = int(ts)
-                    for m in accepted[1:]:
-                        params = pg_commit_params(m, self.notify_channel)
-                        ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
-                        results[m] = int(ts)
-                    return accepted
-                # someone else committed meanwhile: we hold the lock now; check the slow way
-                results.clear()
-                newest = int(newest or 0)
-                return await self._pg_checked(conn, batch, after, newest, current_fence, results)
-            results.clear()
+        """The batch on PostgreSQL inside its transaction, the lock first: learn the commits
+        after ``after`` this process does not know, check, write; the members written."""
         lock = await conn.execute(_PG_LOCK, {"lock_key": self._lock_key})
         newest, fence = lock.one()
-        return await self._pg_checked(conn, batch, after, int(newest or 0), fence, results)
-
-    async def _pg_checked(
-        self,
-        conn: AsyncConnection,
-        batch: Sequence[PendingCommit],
-        after: int | None,
-        newest: int,
-        fence: Any,
-        results: dict[PendingCommit, int | BaseException],
-    ) -> list[PendingCommit]:
-        """Holding the lock: learn the commits after ``after``, check, write."""
+        newest = int(newest or 0)
         rows: Sequence[Any] = []
         if after is not None and newest > after:
             rows = (await conn.execute(_PG_WRITE_SETS_AFTER, {"after": after})).all()
         self._learn(after, newest, rows)
         accepted = self._validate(batch, fence, results)
+        if accepted and disjoint(accepted):
+            stamps = batch_stamps(accepted, newest)
+            params = pg_batch_params(accepted, stamps, self.notify_channel)
+            params.update(lock_key=self._lock_key, expected=newest, fence=fence)
+            _newest, _fence, last = (await conn.execute(_PG_GUARDED_BATCH, params)).one()
+            assert last is not None, "the guard holds: this transaction holds the lock"
+            results.update(zip(accepted, stamps, strict=True))
+            return accepted
         for m in accepted:
             params = pg_commit_params(m, self.notify_channel)
             ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
@@ -1568,9 +1563,6 @@ class Store:
         ``(after, newest]``."""
         if rows:
             self.commit_stats.foreign_reads += 1
-        # while other processes keep committing, a commit checked before the lock would
-        # mostly find its guard failed: try that again only once a batch found none of theirs
-        self._others_commit = bool(rows)
         parsed = [(int(ts), WriteSet.from_json(ws)) for ts, ws in rows]
         if after is None:
             self.recent.reset(newest, [], newest)
@@ -1650,6 +1642,20 @@ class Store:
                     return key
         return None
 
+    def note_met_elsewhere(self, key: str) -> None:
+        """A retry met another process's commit on ``key``: for a while, every turn of
+        ``key`` in this process is taken across processes too (not only the turns of retries
+        that met the other process themselves), so the processes' lines take turns instead of
+        one line's fresh attempts starving the other's."""
+        if len(self._elsewhere) > 10_000:
+            self._elsewhere.clear()
+        self._elsewhere[key] = time.monotonic()
+
+    def met_elsewhere(self, key: str) -> bool:
+        """Whether a retry met another process's commit on ``key`` lately."""
+        when = self._elsewhere.get(key)
+        return when is not None and time.monotonic() - when < ELSEWHERE_SECONDS
+
     @asynccontextmanager
     async def turn(self, key: str, *, across_processes: bool = False) -> AsyncIterator[None]:
         """Wait for the turn of ``key`` (a hot document or read range, ``ReadConflict.key``):
@@ -1658,6 +1664,7 @@ class Store:
         advisory lock, taken by the first in this process's line, ``across_processes``: when the
         commit it met was another process's). A retry that waits here runs once the retry
         before it has committed, instead of sleeping blindly."""
+        across_processes = across_processes or self.met_elsewhere(key)
         entry = self._turns.get(key)
         if entry is None:
             entry = self._turns[key] = (asyncio.Lock(), [0])

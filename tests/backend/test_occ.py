@@ -365,3 +365,93 @@ async def test_writers_that_each_read_two_hot_documents_all_finish(basic: TestBa
         *(engine.write(bump(ids[i % 2]), function_path="t:bump") for i in range(40))
     )
     assert await _counter(basic, "a") + await _counter(basic, "b") == 40
+
+
+async def test_a_batch_of_commits_keeps_each_one_s_timestamp_rows_and_outcome(
+    basic: TestBackend,
+) -> None:
+    """Commits queued while the committer is busy go in one batch (on PostgreSQL one statement
+    for all of them): each keeps its own timestamp, commit row, log rows and remembered answer,
+    and a resend of any of them is answered from its own outcome."""
+    engine = basic.engine
+    store = engine.store
+    start = await store.latest_ts()
+    batches_before = store.commit_stats.batches
+    store._busy = True  # the committer is busy: what comes meanwhile waits in its queue
+    try:
+        calls = [
+            asyncio.create_task(
+                engine.run_mutation(
+                    "notes:add", {"author": f"a{k}", "body": str(k)}, request=("batch", k)
+                )
+            )
+            for k in range(5)
+        ]
+        for _ in range(500):
+            if len(store._queue) == 5:
+                break
+            await asyncio.sleep(0.01)
+        assert len(store._queue) == 5
+    finally:
+        store._drainer = asyncio.create_task(store._drain())
+    results = await asyncio.gather(*calls)
+    assert store.commit_stats.batches == batches_before + 1
+
+    stamps = [r.ts for r in results]
+    assert len(set(stamps)) == 5
+    assert min(stamps) > start
+    assert await store.latest_ts() == max(stamps)
+    records = await store.commits_after(start)
+    assert sorted(stamps) == [r.ts for r in records]
+    assert all(r.function_path == "notes:add" for r in records)
+    async with store.mutation() as snap:
+        for k, result in enumerate(results):
+            found = await snap.get(result.value)
+            assert found is not None
+            assert found[1]["author"] == f"a{k}"
+            stored = await snap.find_outcome("batch", k)
+            assert stored is not None
+            assert stored.ts == result.ts
+    report = await verify_log(store)
+    assert report.difference is None
+    assert report.commits >= 5
+    again = await engine.run_mutation(
+        "notes:add", {"author": "x", "body": "x"}, request=("batch", 3)
+    )
+    assert again.replayed
+    assert again.value == results[3].value
+    assert again.ts == results[3].ts
+
+
+async def test_a_commit_after_another_process_s_commit_on_other_documents_does_not_retry(
+    basic: TestBackend,
+) -> None:
+    """Another process committed since the newest commit this one knows: the commit's guard
+    fails, the other's write sets are read, nothing met, and it is written, with no retry."""
+    from backend.engine import Engine
+    from backend.storage.store import Store
+    from backend.system import system_functions, system_schema
+
+    engine = basic.engine
+    await basic.mutation("counters:create", {"name": "mine"})
+    await basic.mutation("counters:create", {"name": "theirs"})
+    other_store = Store(engine.store.url, pg_schema=engine.store.pg_schema)
+    other = Engine(
+        other_store,
+        basic_app(),
+        system_schema=system_schema(),
+        system_functions=system_functions(),
+    )
+    try:
+        theirs = await other.run_mutation("counters:increment", {"name": "theirs"})
+        retries = engine.retries
+        reads = engine.store.commit_stats.foreign_reads
+        mine = await engine.run_mutation("counters:increment", {"name": "mine"})
+        assert engine.retries == retries
+        assert engine.store.commit_stats.foreign_reads == reads + 1
+        assert mine.ts > theirs.ts
+        assert engine.store.write_sets_between(theirs.ts - 1, mine.ts) is not None
+        assert await _counter(basic, "mine") == 1
+        assert await _counter(basic, "theirs") == 1
+    finally:
+        await other_store.close()
