@@ -27,8 +27,9 @@ processes: one committer per process drains a queue; what Convex checks against 
 writes, ours checks against the members of the same batch validated before it; the window is
 ``RecentWrites``, and instead of refusing a snapshot older than the window, ours reads the
 missing write sets from ``commits`` (the table Convex does not need: it has one committer per
-deployment). Convex pipelines validation ahead of persistence; ours writes a whole batch in one
-database transaction (one fsync), each commit with its own timestamp and outcome.
+deployment). Convex pipelines validation ahead of persistence; ours writes a whole batch at
+once (one fsync; on PostgreSQL one statement, ``PG_GUARDED_BATCH``), each commit with its own
+timestamp and outcome.
 """
 
 from __future__ import annotations
@@ -294,45 +295,6 @@ new_outcome AS (
 
 PG_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > :after ORDER BY ts"
 
-# One commit of a batch, as one statement: its timestamp (drawn under the lock the batch
-# holds), its projection rows, its commit and log rows, a wire mutation's outcome, and the
-# notification. Its text never changes (rows travel as arrays), so it is prepared once per
-# connection. The row sets are disjoint (net writes), so the order in which the data-modifying
-# CTEs run does not matter.
-PG_COMMIT_ONE = f"""
-WITH stamp AS MATERIALIZED (
-    SELECT setval('commit_ts_seq', GREATEST(nextval('commit_ts_seq'), CAST(:now AS bigint))) AS ts
-),
-gone_documents AS (
-    DELETE FROM documents WHERE doc_id = ANY(CAST(:gone_ids AS text[]))
-),
-changed_documents AS (
-    UPDATE documents AS d SET value = u.value
-    FROM unnest(CAST(:changed_values AS text[]), CAST(:changed_ids AS text[])) AS u (value, doc_id)
-    WHERE d.doc_id = u.doc_id
-),
-new_documents AS (
-    INSERT INTO documents (doc_id, table_name, value)
-    SELECT * FROM unnest(
-        CAST(:doc_ids AS text[]), CAST(:doc_tables AS text[]), CAST(:doc_values AS text[])
-    )
-),
-gone_keys AS (
-    DELETE FROM index_entries AS e
-    USING unnest(CAST(:gone_key_indexes AS text[]), CAST(:gone_key_keys AS bytea[]))
-        AS g (index_name, key)
-    WHERE e.index_name = g.index_name AND e.key = g.key
-),
-new_keys AS (
-    INSERT INTO index_entries (index_name, key, doc_id)
-    SELECT * FROM unnest(
-        CAST(:key_indexes AS text[]), CAST(:key_keys AS bytea[]), CAST(:key_doc_ids AS text[])
-    )
-),
-{PG_RECORD_CTES}
-SELECT ts, pg_notify(CAST(:channel AS text), CAST(ts AS text)) FROM stamp
-"""  # noqa: S608 - splices a constant, no input
-
 
 def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     """Rows as one list per column (the arrays the commit statement unnests)."""
@@ -341,41 +303,8 @@ def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
     )
 
 
-def pg_commit_params(member: PendingCommit, channel: str) -> dict[str, Any]:
-    rows = member.rows
-    doc_ids, doc_tables, doc_values = columns(rows.new_docs, 3)
-    changed_values, changed_ids = columns(rows.updated_docs, 2)
-    gone_key_indexes, gone_key_keys = columns(rows.deleted_keys, 2)
-    key_indexes, key_keys, key_doc_ids = columns(rows.new_keys, 3)
-    log_tables, log_doc_ids, log_values = columns(member.log, 3)
-    outcome = member.outcome
-    return {
-        "now": member.now_ns,
-        "gone_ids": list(rows.deleted_docs),
-        "changed_values": changed_values,
-        "changed_ids": changed_ids,
-        "doc_ids": doc_ids,
-        "doc_tables": doc_tables,
-        "doc_values": doc_values,
-        "gone_key_indexes": gone_key_indexes,
-        "gone_key_keys": gone_key_keys,
-        "key_indexes": key_indexes,
-        "key_keys": key_keys,
-        "key_doc_ids": key_doc_ids,
-        "function_path": member.function_path,
-        "identity": member.identity,
-        "write_set": member.write_set_json,
-        "log_seqs": list(range(len(member.log))),
-        "log_tables": log_tables,
-        "log_doc_ids": log_doc_ids,
-        "log_values": log_values,
-        "outcome_session": outcome.session_id if outcome else None,
-        "outcome_request": outcome.request_id if outcome else None,
-        "outcome": outcome.outcome_json if outcome else None,
-        "outcome_created_ms": outcome.created_ms if outcome else None,
-        "outcome_owner": outcome.owner if outcome else None,
-        "channel": channel,
-    }
+class OverlappingWrites(Exception):
+    """Two members of a batch write one document (``pg_batch_params``)."""
 
 
 def batch_stamps(members: Sequence[PendingCommit], newest: int) -> list[int]:
@@ -391,25 +320,20 @@ def batch_stamps(members: Sequence[PendingCommit], newest: int) -> list[int]:
     return stamps
 
 
-def disjoint(members: Sequence[PendingCommit]) -> bool:
-    """Whether no two of ``members`` write the same document (so their projection rows can go
-    into one statement: a statement cannot update one row twice). Members that read what
-    they write never overlap once validated; only blind writes can."""
-    if len(members) == 1:
-        return True
-    seen: set[str] = set()
-    total = 0
-    for m in members:
-        ids = m.write_set.ids
-        seen.update(ids)
-        total += len(ids)
-    return len(seen) == total
-
-
 def pg_batch_params(
     members: Sequence[PendingCommit], stamps: Sequence[int], channel: str
 ) -> dict[str, Any]:
-    """``PG_GUARDED_BATCH``'s rows for ``members`` committing at ``stamps`` (disjoint)."""
+    """``PG_GUARDED_BATCH``'s rows for ``members`` committing at ``stamps``.
+
+    No two members may write one document: one statement cannot update a row twice. Members
+    of a validated batch never do (every write reads its document first, so a member writing
+    what an earlier one wrote has met it and been refused); if they did, ``OverlappingWrites``
+    breaks the batch before anything is sent, and the committer writes its members one by one.
+    """
+    if len(members) > 1:
+        written = [doc_id for m in members for doc_id in m.write_set.ids]
+        if len(set(written)) != len(written):
+            raise OverlappingWrites("two commits of one batch write the same document")
     new_docs: list[tuple[str, str, str]] = []
     updated_docs: list[tuple[str, str]] = []
     deleted_docs: list[str] = []

@@ -68,7 +68,6 @@ from backend.errors import ConvexError, ErrorCode
 from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.health import StoreHealth
 from backend.storage.occ import (
-    PG_COMMIT_ONE,
     PG_GUARDED_BATCH,
     PG_LOCK,
     PG_RECORD_CTES,
@@ -77,9 +76,7 @@ from backend.storage.occ import (
     PendingCommit,
     RecentWrites,
     batch_stamps,
-    disjoint,
     pg_batch_params,
-    pg_commit_params,
 )
 from backend.storage.readset import ReadConflict, ReadSet, WriteSet
 from backend.storage.tables import commits, documents, index_entries, mutation_outcomes
@@ -1035,7 +1032,6 @@ _SQLITE_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > ? ORDER
 _SQLITE_NEWEST_AND_FENCE = "SELECT (SELECT max(ts) FROM commits), (SELECT value FROM schema_fence)"
 _PG_LOCK = text(PG_LOCK)
 _PG_WRITE_SETS_AFTER = text(PG_WRITE_SETS_AFTER)
-_PG_COMMIT_ONE = text(PG_COMMIT_ONE)
 _PG_GUARDED_BATCH = text(PG_GUARDED_BATCH)
 _PG_WRITE_SETS_BETWEEN = (
     "SELECT ts, write_set FROM commits WHERE ts > $1::bigint AND ts <= $2::bigint ORDER BY ts"
@@ -1492,7 +1488,7 @@ class Store:
                 through = self.recent.through
                 assert through is not None
                 accepted = self._validate(pending, fence, results, count=False)
-                if not accepted or not disjoint(accepted):
+                if not accepted:
                     break
                 stamps = batch_stamps(accepted, through)
                 params = pg_batch_params(accepted, stamps, self.notify_channel)
@@ -1514,8 +1510,6 @@ class Store:
                 pending = accepted
             else:
                 return None
-        if accepted and not disjoint(accepted):  # blind writes to one document: one by one
-            return None
         self.commit_stats.conflicts += len(batch) - len(accepted)
         return accepted
 
@@ -1536,18 +1530,13 @@ class Store:
             rows = (await conn.execute(_PG_WRITE_SETS_AFTER, {"after": after})).all()
         self._learn(after, newest, rows)
         accepted = self._validate(batch, fence, results)
-        if accepted and disjoint(accepted):
+        if accepted:
             stamps = batch_stamps(accepted, newest)
             params = pg_batch_params(accepted, stamps, self.notify_channel)
             params.update(lock_key=self._lock_key, expected=newest, fence=fence)
             _newest, _fence, last = (await conn.execute(_PG_GUARDED_BATCH, params)).one()
             assert last is not None, "the guard holds: this transaction holds the lock"
             results.update(zip(accepted, stamps, strict=True))
-            return accepted
-        for m in accepted:
-            params = pg_commit_params(m, self.notify_channel)
-            ts, _notified = (await conn.execute(_PG_COMMIT_ONE, params)).one()
-            results[m] = int(ts)
         return accepted
 
     def _read_after(self, needed: int | None) -> int | None:

@@ -9,13 +9,19 @@ serializable: write skew is refused, counters count exactly, also across process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from backend.storage.store import ReadSetConflict
+from backend.engine import Engine
+from backend.storage.occ import OverlappingWrites, PendingCommit, SqlRows, pg_batch_params
+from backend.storage.readset import ReadSet, WriteSet
+from backend.storage.store import ReadSetConflict, Store
 from backend.storage.verify import verify_log
+from backend.system import system_functions, system_schema
 from backend.testing import TestBackend
 from backend.transactions.transaction import Transaction
 from backend.values.index_key import KeyRange
@@ -26,6 +32,22 @@ from tests.conftest import basic_app
 async def _counter(t: TestBackend, name: str) -> int:
     counter: Any = await t.query("counters:get", {"name": name})
     return int(counter["value"])
+
+
+@contextlib.asynccontextmanager
+async def _other_process(basic: TestBackend) -> AsyncIterator[Engine]:
+    """A second engine with its own store on the same database: another process, as far as
+    the committer can tell."""
+    store = Store(basic.engine.store.url, pg_schema=basic.engine.store.pg_schema)
+    try:
+        yield Engine(
+            store,
+            basic_app(),
+            system_schema=system_schema(),
+            system_functions=system_functions(),
+        )
+    finally:
+        await store.close()
 
 
 async def test_sixty_four_writers_on_one_document_all_succeed_and_count_exactly(
@@ -204,20 +226,9 @@ async def test_a_snapshot_older_than_the_window_is_checked_against_the_commits_t
 async def test_a_commit_made_by_another_process_is_checked(basic: TestBackend) -> None:
     """Another process's commit is in no write set this process keeps: the ``commits`` table
     under the lock is where it is found (here a second store stands for the other process)."""
-    from backend.engine import Engine
-    from backend.storage.store import Store
-    from backend.system import system_functions, system_schema
-
     engine = basic.engine
     counter_id = await basic.mutation("counters:create", {"name": "c"})
-    other_store = Store(engine.store.url, pg_schema=engine.store.pg_schema)
-    other = Engine(
-        other_store,
-        basic_app(),
-        system_schema=system_schema(),
-        system_functions=system_functions(),
-    )
-    try:
+    async with _other_process(basic) as other:
         has_read = asyncio.Event()
         go_on = asyncio.Event()
         runs = 0
@@ -238,8 +249,6 @@ async def test_a_commit_made_by_another_process_is_checked(basic: TestBackend) -
         await task
         assert runs == 2
         assert await _counter(basic, "c") == 101
-    finally:
-        await other_store.close()
 
 
 async def test_the_coordinator_learns_this_process_s_write_sets_without_reading_the_log(
@@ -428,21 +437,10 @@ async def test_a_commit_after_another_process_s_commit_on_other_documents_does_n
 ) -> None:
     """Another process committed since the newest commit this one knows: the commit's guard
     fails, the other's write sets are read, nothing met, and it is written, with no retry."""
-    from backend.engine import Engine
-    from backend.storage.store import Store
-    from backend.system import system_functions, system_schema
-
     engine = basic.engine
     await basic.mutation("counters:create", {"name": "mine"})
     await basic.mutation("counters:create", {"name": "theirs"})
-    other_store = Store(engine.store.url, pg_schema=engine.store.pg_schema)
-    other = Engine(
-        other_store,
-        basic_app(),
-        system_schema=system_schema(),
-        system_functions=system_functions(),
-    )
-    try:
+    async with _other_process(basic) as other:
         theirs = await other.run_mutation("counters:increment", {"name": "theirs"})
         retries = engine.retries
         reads = engine.store.commit_stats.foreign_reads
@@ -453,5 +451,27 @@ async def test_a_commit_after_another_process_s_commit_on_other_documents_does_n
         assert engine.store.write_sets_between(theirs.ts - 1, mine.ts) is not None
         assert await _counter(basic, "mine") == 1
         assert await _counter(basic, "theirs") == 1
-    finally:
-        await other_store.close()
+
+
+def _pending(*ids: str) -> PendingCommit:
+    return PendingCommit(
+        snapshot_ts=None,
+        read_set=ReadSet(),
+        write_set=WriteSet(ids=set(ids)),
+        write_set_json="{}",
+        rows=SqlRows(),
+        log=[],
+        now_ns=0,
+        function_path=None,
+        identity=None,
+        outcome=None,
+        fence=None,
+    )
+
+
+def test_one_statement_never_carries_two_commits_of_one_document() -> None:
+    """A statement cannot update one row twice: a batch whose members write one document is
+    refused before anything is sent (the committer then writes them one by one)."""
+    assert pg_batch_params([_pending("a"), _pending("b")], [1, 2], "c")["commit_ts"] == [1, 2]
+    with pytest.raises(OverlappingWrites):
+        pg_batch_params([_pending("a", "b"), _pending("b")], [1, 2], "c")
