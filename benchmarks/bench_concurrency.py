@@ -11,8 +11,10 @@ concurrent callers, each calling back to back for a few seconds:
 Each cell runs in one server process, then in two (the callers split between them), each a
 separate Python process with its own engine (``--child``), on the same database. Printed per
 cell: commits/s, p50 and p99 latency of a call, retries per commit (attempts run again, from
-``Engine.retries``), and ``CONFLICT`` errors (a caller that ran out of attempts). Then each goal
-of the concurrency issue with "met" or "missed".
+``Engine.retries``), ``CONFLICT`` errors (a caller that ran out of attempts), and how busy the
+machine's CPU was over the cell (every core: the server processes, PostgreSQL and the benchmark
+itself; from ``/proc/stat``), which says when the cores, not the design, are the limit. Then
+each goal of the concurrency issue with "met" or "missed".
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class Cell:
     conflicts: int
     p50: float
     p99: float
+    cpu: float  # the machine's CPU busy over the cell, 0-1 (all cores: server, database, all)
 
     @property
     def rate(self) -> float:
@@ -202,9 +205,11 @@ async def measure(servers: list[Server], mode: str, callers: int, seconds: float
     ]
     firsts = [sum(share[:i]) for i in range(len(servers))]
     busy = [(s, n, f) for s, n, f in zip(servers, share, firsts, strict=True) if n]
+    before = _cpu_times()
     results = await asyncio.gather(
         *(s.run({"mode": mode, "callers": n, "first": f, "seconds": seconds}) for s, n, f in busy)
     )
+    after = _cpu_times()
     latencies = [x for r in results for x in r["latencies"]]
     commits = sum(r["commits"] for r in results)
     return Cell(
@@ -217,7 +222,24 @@ async def measure(servers: list[Server], mode: str, callers: int, seconds: float
         conflicts=sum(r["conflicts"] for r in results),
         p50=_percentile(latencies, 0.5),
         p99=_percentile(latencies, 0.99),
+        cpu=_busy(before, after),
     )
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine (Linux ``/proc/stat``; (0, 0) elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else float("nan")
 
 
 async def setup(url: str) -> str:
@@ -268,6 +290,7 @@ def render(cells: list[Cell]) -> str:
         "p99 ms",
         "retries/commit",
         "CONFLICT",
+        "machine CPU",
     )
     lines = [header]
     for c in cells:
@@ -281,6 +304,7 @@ def render(cells: list[Cell]) -> str:
                 f"{c.p99:.1f}",
                 f"{c.retries_per_commit:.2f}",
                 str(c.conflicts),
+                f"{c.cpu:.0%}",
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
