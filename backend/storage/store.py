@@ -69,6 +69,7 @@ from backend.storage.database import DatabaseKind, create_db_engine, kind_of
 from backend.storage.health import StoreHealth
 from backend.storage.occ import (
     PG_GUARDED_BATCH,
+    PG_GUARDED_ONE,
     PG_LOCK,
     PG_RECORD_CTES,
     PG_WRITE_SETS_AFTER,
@@ -1032,7 +1033,7 @@ _SQLITE_WRITE_SETS_AFTER = "SELECT ts, write_set FROM commits WHERE ts > ? ORDER
 _SQLITE_NEWEST_AND_FENCE = "SELECT (SELECT max(ts) FROM commits), (SELECT value FROM schema_fence)"
 _PG_LOCK = text(PG_LOCK)
 _PG_WRITE_SETS_AFTER = text(PG_WRITE_SETS_AFTER)
-_PG_GUARDED_BATCH = text(PG_GUARDED_BATCH)
+_PG_GUARDED = {False: text(PG_GUARDED_ONE), True: text(PG_GUARDED_BATCH)}  # by "several"
 _PG_WRITE_SETS_BETWEEN = (
     "SELECT ts, write_set FROM commits WHERE ts > $1::bigint AND ts <= $2::bigint ORDER BY ts"
 )
@@ -1057,7 +1058,7 @@ def _positional(sql: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r"(?<![:\w]):([a-z_]+)\b", number, sql), tuple(names)
 
 
-_PG_BATCH_SQL, _PG_BATCH_NAMES = _positional(PG_GUARDED_BATCH)
+_PG_GUARDED_SQL = {False: _positional(PG_GUARDED_ONE), True: _positional(PG_GUARDED_BATCH)}
 _PG_TURN_LOCK = text("SELECT pg_advisory_lock(CAST(:ns AS integer), CAST(:k AS integer))")
 _PG_TURN_UNLOCK = text("SELECT pg_advisory_unlock(CAST(:ns AS integer), CAST(:k AS integer))")
 
@@ -1493,10 +1494,11 @@ class Store:
                 stamps = batch_stamps(accepted, through)
                 params = pg_batch_params(accepted, stamps, self.notify_channel)
                 params.update(lock_key=self._lock_key, expected=through, fence=fence)
-                values = [params[name] for name in _PG_BATCH_NAMES]
+                sql, names = _PG_GUARDED_SQL[len(accepted) > 1]
+                values = [params[name] for name in names]
                 rows: Sequence[Any] = ()
                 try:  # through asyncpg itself: SQLAlchemy's handling of 30 parameters costs more
-                    newest, now_fence, last = await driver.fetchrow(_PG_BATCH_SQL, *values)
+                    newest, now_fence, last = await driver.fetchrow(sql, *values)
                     if last is None and now_fence == fence:
                         rows = await driver.fetch(_PG_WRITE_SETS_BETWEEN, through, newest)
                 except _ASYNCPG_ERRORS as exc:
@@ -1534,7 +1536,8 @@ class Store:
             stamps = batch_stamps(accepted, newest)
             params = pg_batch_params(accepted, stamps, self.notify_channel)
             params.update(lock_key=self._lock_key, expected=newest, fence=fence)
-            _newest, _fence, last = (await conn.execute(_PG_GUARDED_BATCH, params)).one()
+            statement = _PG_GUARDED[len(accepted) > 1]
+            _newest, _fence, last = (await conn.execute(statement, params)).one()
             assert last is not None, "the guard holds: this transaction holds the lock"
             results.update(zip(accepted, stamps, strict=True))
         return accepted
