@@ -507,7 +507,6 @@ class Engine:
             last = self._last_hot.get(hint)
             if last is not None and self.store.has_line(last):
                 hot.add(last)
-        foreign = False  # ... and whether one of those commits was another process's
         try:
             for attempt in range(policy.max_attempts):
                 try:
@@ -517,9 +516,7 @@ class Engine:
                         )
                     async with contextlib.AsyncExitStack() as turns:
                         for key in sorted(hot):  # one order for all: no two wait on each other
-                            await turns.enter_async_context(
-                                self.store.turn(key, across_processes=foreign)
-                            )
+                            await turns.enter_async_context(self.store.turn(key))
                         return await self._attempt(
                             body,
                             function_path,
@@ -539,8 +536,7 @@ class Engine:
                     # line behind the other retries that met the same document or range
                     self.retries += 1
                     hot.add(exc.conflict.key)
-                    foreign = foreign or exc.foreign
-                    if exc.foreign:
+                    if exc.foreign:  # its turns are taken across processes for a while
                         self.store.note_met_elsewhere(exc.conflict.key)
                     if hint is not None:
                         if len(self._last_hot) > 10_000:

@@ -172,6 +172,7 @@ class Server:
             schema,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            limit=1 << 26,  # a cell's result is one line with every call's latency
         )
         server = cls(proc)
         assert (await server._read())["ready"]

@@ -323,15 +323,16 @@ def batch_stamps(members: Sequence[PendingCommit], newest: int) -> list[int]:
 def pg_batch_params(
     members: Sequence[PendingCommit], stamps: Sequence[int], channel: str
 ) -> dict[str, Any]:
-    """``PG_GUARDED_BATCH``'s rows for ``members`` committing at ``stamps`` (and
-    ``PG_GUARDED_ONE``'s, for the first of them alone).
+    """The parameters of ``PG_GUARDED_BATCH`` for ``members`` committing at ``stamps``, or of
+    ``PG_GUARDED_ONE`` for a batch of one (without the lock, ``:expected`` and ``:fence``).
 
     No two members may write one document: one statement cannot update a row twice. Members
     of a validated batch never do (every write reads its document first, so a member writing
     what an earlier one wrote has met it and been refused); if they did, ``OverlappingWrites``
     breaks the batch before anything is sent, and the committer writes its members one by one.
     """
-    if len(members) > 1:
+    several = len(members) > 1
+    if several:
         written = [doc_id for m in members for doc_id in m.write_set.ids]
         if len(set(written)) != len(written):
             raise OverlappingWrites("two commits of one batch write the same document")
@@ -341,7 +342,6 @@ def pg_batch_params(
     new_keys: list[tuple[str, bytes, str]] = []
     deleted_keys: list[tuple[str, bytes]] = []
     log: list[tuple[int, int, str, str, str | None]] = []
-    outcomes: list[tuple[str, int, int, str, int, str | None]] = []
     for m, ts in zip(members, stamps, strict=True):
         rows = m.rows
         new_docs += rows.new_docs
@@ -350,27 +350,12 @@ def pg_batch_params(
         new_keys += rows.new_keys
         deleted_keys += rows.deleted_keys
         log += [(ts, seq, *entry) for seq, entry in enumerate(m.log)]
-        o = m.outcome
-        if o is not None:
-            outcomes.append((o.session_id, o.request_id, ts, o.outcome_json, o.created_ms, o.owner))
     doc_ids, doc_tables, doc_values = columns(new_docs, 3)
     changed_values, changed_ids = columns(updated_docs, 2)
     gone_key_indexes, gone_key_keys = columns(deleted_keys, 2)
     key_indexes, key_keys, key_doc_ids = columns(new_keys, 3)
     log_ts, log_seqs, log_tables, log_doc_ids, log_values = columns(log, 5)
-    o_sessions, o_requests, o_ts, o_outcomes, o_created, o_owners = columns(outcomes, 6)
-    first, first_outcome = members[0], members[0].outcome
-    return {
-        # a batch of one (``PG_GUARDED_ONE``): its record rows as scalars
-        "function_path": first.function_path,
-        "identity": first.identity,
-        "write_set": first.write_set_json,
-        "outcome_session": first_outcome.session_id if first_outcome else None,
-        "outcome_request": first_outcome.request_id if first_outcome else None,
-        "outcome": first_outcome.outcome_json if first_outcome else None,
-        "outcome_created_ms": first_outcome.created_ms if first_outcome else None,
-        "outcome_owner": first_outcome.owner if first_outcome else None,
-        # a batch of several (``PG_GUARDED_BATCH``)
+    params: dict[str, Any] = {
         "last_ts": stamps[-1],
         "gone_ids": deleted_docs,
         "changed_values": changed_values,
@@ -383,23 +368,46 @@ def pg_batch_params(
         "key_indexes": key_indexes,
         "key_keys": key_keys,
         "key_doc_ids": key_doc_ids,
-        "commit_ts": list(stamps),
-        "function_paths": [m.function_path for m in members],
-        "identities": [m.identity for m in members],
-        "write_sets": [m.write_set_json for m in members],
-        "log_ts": log_ts,
         "log_seqs": log_seqs,
         "log_tables": log_tables,
         "log_doc_ids": log_doc_ids,
         "log_values": log_values,
-        "outcome_sessions": o_sessions,
-        "outcome_requests": o_requests,
-        "outcome_ts": o_ts,
-        "outcomes": o_outcomes,
-        "outcomes_created_ms": o_created,
-        "outcome_owners": o_owners,
         "channel": channel,
     }
+    if not several:  # ``PG_GUARDED_ONE``: the record rows as scalars, over ``stamp.ts``
+        (m,) = members
+        o = m.outcome
+        params.update(
+            function_path=m.function_path,
+            identity=m.identity,
+            write_set=m.write_set_json,
+            outcome_session=o.session_id if o else None,
+            outcome_request=o.request_id if o else None,
+            outcome=o.outcome_json if o else None,
+            outcome_created_ms=o.created_ms if o else None,
+            outcome_owner=o.owner if o else None,
+        )
+        return params
+    outcomes = [
+        (o.session_id, o.request_id, ts, o.outcome_json, o.created_ms, o.owner)
+        for m, ts in zip(members, stamps, strict=True)
+        if (o := m.outcome) is not None
+    ]
+    o_sessions, o_requests, o_ts, o_outcomes, o_created, o_owners = columns(outcomes, 6)
+    params.update(
+        commit_ts=list(stamps),
+        function_paths=[m.function_path for m in members],
+        identities=[m.identity for m in members],
+        write_sets=[m.write_set_json for m in members],
+        log_ts=log_ts,
+        outcome_sessions=o_sessions,
+        outcome_requests=o_requests,
+        outcome_ts=o_ts,
+        outcomes=o_outcomes,
+        outcomes_created_ms=o_created,
+        outcome_owners=o_owners,
+    )
+    return params
 
 
 # A whole batch of commits as one statement, checked before the lock: it takes the lock and
@@ -490,8 +498,8 @@ WITH {PG_GUARDED_HEAD},
 """
 
 # ``PG_GUARDED_BATCH`` for a batch of one (the usual case when nobody else commits): its
-# record rows as scalars (``PG_RECORD_CTES``, over ``stamp.ts``), which PostgreSQL plans and
-# runs faster than the same rows unnested from arrays of one.
+# record rows as scalars (``PG_RECORD_CTES``, over ``stamp.ts``). With the same rows unnested
+# from arrays of one, sequential inserts were about a tenth slower (BENCHMARKS.md).
 PG_GUARDED_ONE = f"""
 WITH {PG_GUARDED_HEAD},
 {PG_RECORD_CTES},

@@ -1649,14 +1649,13 @@ class Store:
         return when is not None and time.monotonic() - when < ELSEWHERE_SECONDS
 
     @asynccontextmanager
-    async def turn(self, key: str, *, across_processes: bool = False) -> AsyncIterator[None]:
+    async def turn(self, key: str) -> AsyncIterator[None]:
         """Wait for the turn of ``key`` (a hot document or read range, ``ReadConflict.key``):
         one retry at a time per key, first come first served (``asyncio.Lock`` wakes its
-        waiters in order), and on PostgreSQL one per key across processes too (a session
-        advisory lock, taken by the first in this process's line, ``across_processes``: when the
-        commit it met was another process's). A retry that waits here runs once the retry
+        waiters in order), and on PostgreSQL one per key across processes too while another
+        process's commits meet it (a session advisory lock, taken by the first in this
+        process's line, ``note_met_elsewhere``). A retry that waits here runs once the retry
         before it has committed, instead of sleeping blindly."""
-        across_processes = across_processes or self.met_elsewhere(key)
         entry = self._turns.get(key)
         if entry is None:
             entry = self._turns[key] = (asyncio.Lock(), [0])
@@ -1664,7 +1663,7 @@ class Store:
         users[0] += 1
         try:
             async with lock:
-                if self.kind is DatabaseKind.SQLITE or not across_processes:
+                if self.kind is DatabaseKind.SQLITE or not self.met_elsewhere(key):
                     yield  # (SQLite: the write lock already orders processes)
                     return
                 ids = {"ns": self._lock_key & 0x7FFF_FFFF, "k": _key_hash(key)}
